@@ -1,0 +1,69 @@
+# The quickstart fleet: one MCP server (mcp-notes) run as local processes by
+# the embedded process provider. `make demo` builds mcp-notes in several
+# versions into ./bin and applies this repository.
+
+tend {
+  required_version = ">= 0.1.0"
+  poll_interval    = "30s"
+}
+
+variable "notes_version" {
+  type        = string
+  default     = "1.0.0"
+  description = "The mcp-notes release to run."
+}
+
+variable "bin_dir" {
+  type        = string
+  default     = "bin"
+  description = "Where the mcp-notes builds are, one binary per version."
+}
+
+provider "process" "local" {
+  stop_timeout = "5s"
+}
+
+server "notes" {
+  provider = provider.process.local
+  version  = var.notes_version
+  command  = ["${var.bin_dir}/mcp-notes-${version}", "--config", "config.yaml"]
+  replicas = 2
+  port     = 8410
+
+  env = {
+    NOTES_ENV = "quickstart"
+  }
+
+  config_file "config.yaml" {
+    content = yamlencode({
+      host    = "127.0.0.1"
+      workers = 4
+      rate_limiting = {
+        enabled      = true
+        max_requests = 100
+        window       = 60
+      }
+    })
+  }
+
+  volume "data" {
+    path = "/var/lib/mcp-notes"
+  }
+
+  check "health" {
+    http {
+      path          = "/health"
+      body_contains = "ok"
+    }
+    interval = "1s"
+    timeout  = "500ms"
+  }
+
+  rollout {
+    strategy          = "rolling"
+    max_unavailable   = 1
+    verify_for        = "3s"
+    progress_deadline = "30s"
+    auto_rollback     = true
+  }
+}

@@ -1,0 +1,289 @@
+package spec
+
+import (
+	"fmt"
+	"time"
+	_ "time/tzdata" // window timezones must not depend on the host's zoneinfo
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Defaults of the tend block.
+const (
+	DefaultPollInterval    = 30 * time.Second
+	DefaultParallelism     = 10
+	DefaultMaxPrunePercent = 50
+)
+
+var tendSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "required_version"}, {Name: "poll_interval"}, {Name: "parallelism"},
+		{Name: "schedule"}, {Name: "self_heal"}, {Name: "prune"}, {Name: "max_prune_percent"},
+	},
+}
+
+// decodeTend checks required_version first, before anything else can fail
+// in confusing ways on a repository written for a newer tend.
+func (d *decoder) decodeTend(blocks []*hcl.Block) {
+	d.cfg.Tend = Tend{
+		PollInterval:    DefaultPollInterval,
+		Parallelism:     DefaultParallelism,
+		Prune:           true,
+		MaxPrunePercent: DefaultMaxPrunePercent,
+	}
+	for i, b := range blocks {
+		if i > 0 {
+			d.errorf(b.DefRange.Ptr(), "Duplicate tend block", "Only one tend block is allowed; the first is at %s.", blocks[0].DefRange.String())
+			continue
+		}
+		d.cfg.Tend.DeclRange = b.DefRange
+		content, _, _ := b.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "required_version"}}})
+		a, ok := content.Attributes["required_version"]
+		if !ok {
+			continue
+		}
+		r := d.reader(nil)
+		var c *semver.Constraints
+		if !r.constraint(content.Attributes, "required_version", &c, &d.cfg.Tend.RequiredVersion) || d.opts.TendVersion == "" {
+			continue
+		}
+		bin, err := semver.NewVersion(d.opts.TendVersion)
+		if err != nil {
+			continue
+		}
+		if !c.Check(bin) {
+			d.errorf(a.Expr.Range().Ptr(), "Unsupported tend version",
+				"This repository requires tend %s, but this is tend %s. Upgrade tend, or change required_version.", d.cfg.Tend.RequiredVersion, d.opts.TendVersion)
+		}
+	}
+}
+
+// decodeTendSettings decodes the rest of the tend block, with variables
+// and locals in scope.
+func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
+	if len(blocks) == 0 {
+		return
+	}
+	content, diags := blocks[0].Body.Content(tendSchema)
+	d.diags = append(d.diags, diags...)
+	r := d.reader(d.ctx)
+	t := &d.cfg.Tend
+	if r.duration(content.Attributes, "poll_interval", &t.PollInterval) && t.PollInterval < time.Second {
+		d.errorf(content.Attributes["poll_interval"].Expr.Range().Ptr(), "Invalid value for poll_interval", "poll_interval must be at least 1s.")
+	}
+	r.integer(content.Attributes, "parallelism", &t.Parallelism, 1, 1000)
+	r.cronExpr(content.Attributes, "schedule", &t.Schedule)
+	r.boolean(content.Attributes, "self_heal", &t.SelfHeal)
+	r.boolean(content.Attributes, "prune", &t.Prune)
+	r.integer(content.Attributes, "max_prune_percent", &t.MaxPrunePercent, 0, 100)
+}
+
+// ProviderTypes are the provider types the language knows.
+var ProviderTypes = []string{"docker", "kubernetes", "process", "systemd"}
+
+var providerSchemas = map[string]*hcl.BodySchema{
+	"process": {Attributes: []hcl.AttributeSchema{{Name: "work_dir"}, {Name: "stop_timeout"}, {Name: "host"}}},
+	"docker": {
+		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "api_version"}, {Name: "network"}, {Name: "pull_policy"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "tls"}},
+	},
+	"systemd": {Attributes: []hcl.AttributeSchema{
+		{Name: "unit_dir"}, {Name: "user_mode"}, {Name: "artifact_dir"}, {Name: "keep_artifacts"}, {Name: "user"},
+	}},
+	"kubernetes": {Attributes: []hcl.AttributeSchema{
+		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "in_cluster"},
+	}},
+}
+
+var tlsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"},
+}}
+
+// DefaultProcessProvider is the provider a server gets when the repository
+// declares none: local processes, the embedded default.
+const DefaultProcessProvider = "process.default"
+
+func (d *decoder) decodeProviders(blocks []*hcl.Block) {
+	for _, b := range blocks {
+		typ, name := b.Labels[0], b.Labels[1]
+		schema, ok := providerSchemas[typ]
+		if !ok {
+			d.errorf(b.LabelRanges[0].Ptr(), "Unknown provider type",
+				"%q is not a provider type; tend has %s.%s", typ, quoteList(ProviderTypes), didYouMean(typ, ProviderTypes))
+			continue
+		}
+		if !validName(name) {
+			d.errorf(b.LabelRanges[1].Ptr(), "Invalid provider name", "%q is not a valid name: %s", name, nameRule)
+			continue
+		}
+		key := typ + "." + name
+		if prev, ok := d.cfg.Providers[key]; ok {
+			d.duplicate("provider", key, b, prev.DeclRange)
+			continue
+		}
+		content, diags := b.Body.Content(schema)
+		d.diags = append(d.diags, diags...)
+		p := &Provider{Type: typ, Name: name, DeclRange: b.DefRange}
+		r := d.reader(d.ctx)
+		at := content.Attributes
+		switch typ {
+		case "process":
+			s := &ProcessSettings{StopTimeout: 10 * time.Second, Host: "127.0.0.1"}
+			r.str(at, "work_dir", &s.WorkDir)
+			r.duration(at, "stop_timeout", &s.StopTimeout)
+			r.str(at, "host", &s.Host)
+			p.Process = s
+		case "docker":
+			s := &DockerSettings{Host: "unix:///var/run/docker.sock", PullPolicy: "missing"}
+			r.str(at, "host", &s.Host)
+			r.str(at, "api_version", &s.APIVersion)
+			r.str(at, "network", &s.Network)
+			r.oneOf(at, "pull_policy", &s.PullPolicy, "missing", "always", "never")
+			for _, tb := range content.Blocks {
+				tc, diags := tb.Body.Content(tlsSchema)
+				d.diags = append(d.diags, diags...)
+				s.TLS = &TLSSettings{}
+				r.str(tc.Attributes, "ca_file", &s.TLS.CAFile)
+				r.str(tc.Attributes, "cert_file", &s.TLS.CertFile)
+				r.str(tc.Attributes, "key_file", &s.TLS.KeyFile)
+			}
+			p.Docker = s
+		case "systemd":
+			s := &SystemdSettings{UnitDir: "/etc/systemd/system", ArtifactDir: "/opt/tend", KeepArtifacts: 3}
+			r.str(at, "unit_dir", &s.UnitDir)
+			r.boolean(at, "user_mode", &s.UserMode)
+			r.str(at, "artifact_dir", &s.ArtifactDir)
+			r.integer(at, "keep_artifacts", &s.KeepArtifacts, 1, 100)
+			r.str(at, "user", &s.User)
+			p.Systemd = s
+		case "kubernetes":
+			s := &KubernetesSettings{Namespace: "default"}
+			r.str(at, "kubeconfig", &s.Kubeconfig)
+			r.str(at, "context", &s.Context)
+			r.str(at, "namespace", &s.Namespace)
+			r.boolean(at, "in_cluster", &s.InCluster)
+			if s.InCluster && (s.Kubeconfig != "" || s.Context != "") {
+				d.errorf(b.DefRange.Ptr(), "Conflicting kubernetes settings", "in_cluster = true uses the pod's service account; remove kubeconfig and context, or set in_cluster = false.")
+			}
+			if !validName(s.Namespace) {
+				d.errorf(at["namespace"].Expr.Range().Ptr(), "Invalid namespace", "%q is not a valid namespace: %s", s.Namespace, nameRule)
+			}
+			p.Kubernetes = s
+		}
+		d.cfg.Providers[key] = p
+	}
+}
+
+var windowSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "schedule", Required: true}, {Name: "duration", Required: true},
+	{Name: "action"}, {Name: "servers"}, {Name: "timezone"},
+}}
+
+func (d *decoder) decodeWindows(blocks []*hcl.Block) {
+	for _, b := range blocks {
+		name := b.Labels[0]
+		if prev, ok := d.cfg.Windows[name]; ok {
+			d.duplicate("window", name, b, prev.DeclRange)
+			continue
+		}
+		content, diags := b.Body.Content(windowSchema)
+		d.diags = append(d.diags, diags...)
+		w := &Window{Name: name, Action: "deny", DeclRange: b.DefRange}
+		r := d.reader(d.ctx)
+		at := content.Attributes
+		r.cronExpr(at, "schedule", &w.Schedule)
+		if r.duration(at, "duration", &w.Duration) && w.Duration == 0 {
+			d.errorf(at["duration"].Expr.Range().Ptr(), "Invalid duration", "A window's duration must be longer than zero.")
+		}
+		r.oneOf(at, "action", &w.Action, "allow", "deny")
+		r.refs(at, "servers", "server", &w.Servers)
+		if r.str(at, "timezone", &w.Timezone) {
+			if _, err := time.LoadLocation(w.Timezone); err != nil {
+				d.errorf(at["timezone"].Expr.Range().Ptr(), "Unknown time zone", "%q is not a time zone of the IANA database, such as \"UTC\" or \"Europe/Berlin\".", w.Timezone)
+			}
+		}
+		d.cfg.Windows[name] = w
+	}
+}
+
+var notifySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "url", Required: true}, {Name: "events"}, {Name: "format"}, {Name: "headers"}, {Name: "servers"},
+}}
+
+func (d *decoder) decodeNotifies(blocks []*hcl.Block) {
+	for _, b := range blocks {
+		name := b.Labels[0]
+		if prev, ok := d.cfg.Notifies[name]; ok {
+			d.duplicate("notify", name, b, prev.DeclRange)
+			continue
+		}
+		content, diags := b.Body.Content(notifySchema)
+		d.diags = append(d.diags, diags...)
+		n := &Notify{Name: name, Format: "json", Events: append([]string(nil), NotifyEvents...), DeclRange: b.DefRange}
+		r := d.reader(d.ctx)
+		at := content.Attributes
+		if r.value(at, "url", &n.URL) && n.URL.IsKnown() {
+			if !validURL(n.URL.Reveal()) {
+				// Do not echo a sensitive URL: webhook URLs often carry a token.
+				d.errorf(at["url"].Expr.Range().Ptr(), "Invalid URL", "url must be an http:// or https:// URL, not %s.", displayQuoted(n.URL))
+			}
+		}
+		if r.strings(at, "events", &n.Events) {
+			for _, e := range n.Events {
+				if !contains(NotifyEvents, e) {
+					d.errorf(at["events"].Expr.Range().Ptr(), "Unknown event", "%q is not an event; events are %s.%s", e, quoteList(NotifyEvents), didYouMean(e, NotifyEvents))
+				}
+			}
+		}
+		r.oneOf(at, "format", &n.Format, "json", "slack")
+		r.valueMap(at, "headers", &n.Headers)
+		r.refs(at, "servers", "server", &n.Servers)
+		d.cfg.Notifies[name] = n
+	}
+}
+
+func displayQuoted(v Value) string {
+	if v.IsSensitive() {
+		return Redacted
+	}
+	return fmt.Sprintf("%q", v.Reveal())
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func validURL(s string) bool {
+	for _, p := range []string{"http://", "https://"} {
+		if len(s) > len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// nameRule says what a name of a server, provider or namespace may be.
+const nameRule = "use lower-case letters, digits and '-', start with a letter, end with a letter or digit, at most 63 characters (it becomes a unit, container and Kubernetes object name)."
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		case c == '-' && i > 0 && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}

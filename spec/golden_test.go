@@ -1,0 +1,162 @@
+package spec_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/tendhq/tend/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fixtures is where the language fixtures are; TestMain makes it the
+// working directory, so file names in diagnostics read "invalid/CASE/main.hcl".
+const fixtures = "."
+
+func TestMain(m *testing.M) {
+	if err := os.Chdir("../testdata/spec"); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+// caseOptions is testcase.json: how a fixture is loaded. The environment is
+// always a fake one, so the machine's TEND_VAR_ and TEND_SECRET_ variables
+// never reach a fixture.
+type caseOptions struct {
+	Env         string            `json:"env"`
+	Vars        map[string]string `json:"vars"`
+	Environ     map[string]string `json:"environ"`
+	Strict      bool              `json:"strict"`
+	TendVersion string            `json:"tend_version"`
+	// NoSubject lists summaries of errors that have no source range by
+	// nature (a missing file, a flag).
+	NoSubject []string `json:"no_subject"`
+}
+
+func loadCase(t *testing.T, dir string) (*spec.Config, map[string]*hcl.File, hcl.Diagnostics, caseOptions) {
+	t.Helper()
+	var co caseOptions
+	if b, err := os.ReadFile(filepath.Join(dir, "testcase.json")); err == nil {
+		if err := json.Unmarshal(b, &co); err != nil {
+			t.Fatalf("testcase.json: %v", err)
+		}
+	}
+	environ := func(k string) (string, bool) { v, ok := co.Environ[k]; return v, ok }
+	tv := co.TendVersion
+	if tv == "" {
+		tv = "0.1.0"
+	}
+	cfg, files, diags := spec.Load(dir, spec.Options{
+		Env: co.Env, Vars: co.Vars, Environ: environ, Strict: co.Strict, TendVersion: tv,
+	})
+	return cfg, files, diags, co
+}
+
+func renderDiags(t *testing.T, files map[string]*hcl.File, diags hcl.Diagnostics) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w := hcl.NewDiagnosticTextWriter(&buf, files, 78, false)
+	if err := w.WriteDiagnostics(diags); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("missing golden file (run go test ./spec -update): %v", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run go test ./spec -update to accept):\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+func caseDirs(t *testing.T, kind string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(fixtures, kind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	return dirs
+}
+
+// TestInvalid loads every fixture under testdata/spec/invalid and compares
+// its diagnostics with diagnostics.golden, exactly.
+func TestInvalid(t *testing.T) {
+	names := caseDirs(t, "invalid")
+	if len(names) < 40 {
+		t.Errorf("only %d invalid fixtures; the language keeps at least 40", len(names))
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(fixtures, "invalid", name)
+			_, files, diags, co := loadCase(t, dir)
+			if !diags.HasErrors() {
+				t.Fatalf("an invalid fixture loaded without errors: %s", renderDiags(t, files, diags))
+			}
+			for _, d := range diags {
+				if d.Severity == hcl.DiagError && d.Subject == nil && !containsStr(co.NoSubject, d.Summary) {
+					t.Errorf("error without a source range: %s: %s", d.Summary, d.Detail)
+				}
+			}
+			checkGolden(t, filepath.Join(dir, "diagnostics.golden"), renderDiags(t, files, diags))
+		})
+	}
+}
+
+// TestValid loads every fixture under testdata/spec/valid, requires no
+// errors, and compares the decoded configuration with decoded.golden.json.
+func TestValid(t *testing.T) {
+	for _, name := range caseDirs(t, "valid") {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(fixtures, "valid", name)
+			cfg, files, diags, _ := loadCase(t, dir)
+			if diags.HasErrors() {
+				t.Fatalf("valid fixture has errors:\n%s", renderDiags(t, files, diags))
+			}
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(cfg); err != nil {
+				t.Fatal(err)
+			}
+			warnings := renderDiags(t, files, diags)
+			got := buf.String()
+			if warnings != "" {
+				got += "\n# warnings\n" + warnings
+			}
+			checkGolden(t, filepath.Join(dir, "decoded.golden.json"), got)
+		})
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,293 @@
+package spec
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// EnvironmentsDir is the folder of a state repository that holds one
+// variable-values file per environment (environments/NAME.hcl). It is not
+// read as part of the desired state.
+const EnvironmentsDir = "environments"
+
+// Options change how a repository is loaded.
+type Options struct {
+	// Env names the environment whose values file (environments/ENV.hcl)
+	// supplies variable values.
+	Env string
+	// Vars are values given on the command line (--var NAME=VALUE). A value
+	// is taken as a string for string variables and as an HCL expression
+	// otherwise.
+	Vars map[string]string
+	// Environ looks up the reconciler's environment: env() and TEND_VAR_*.
+	// os.LookupEnv when nil.
+	Environ func(string) (string, bool)
+	// Secrets resolves secret(). EnvSecrets{} when nil.
+	Secrets SecretSource
+	// Strict makes a secret that cannot be resolved an error (apply) rather
+	// than a warning (validate, plan of the structure).
+	Strict bool
+	// ResolveVersion resolves a version constraint to a version; nil leaves
+	// constraints unresolved (and the values that use ${version} unknown).
+	ResolveVersion func(server string, c *semver.Constraints) (string, error)
+	// TendVersion is the version of the running binary, checked against
+	// tend { required_version }; empty skips the check.
+	TendVersion string
+}
+
+// Loader reads state repositories. It keeps every file it parsed, so that
+// diagnostics can be printed with source snippets.
+type Loader struct {
+	opts   Options
+	parser *hclparse.Parser
+}
+
+// NewLoader returns a Loader with the given options.
+func NewLoader(opts Options) *Loader {
+	if opts.Environ == nil {
+		opts.Environ = os.LookupEnv
+	}
+	if opts.Secrets == nil {
+		opts.Secrets = EnvSecrets{Lookup: opts.Environ}
+	}
+	return &Loader{opts: opts, parser: hclparse.NewParser()}
+}
+
+// Files returns the parsed files by name, for hcl.NewDiagnosticTextWriter.
+func (l *Loader) Files() map[string]*hcl.File { return l.parser.Files() }
+
+// Load reads the repository at dir with the given options.
+func Load(dir string, opts Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+	l := NewLoader(opts)
+	cfg, diags := l.LoadDir(dir)
+	return cfg, l.Files(), diags
+}
+
+// FindFiles lists the *.hcl files of a repository relative to dir, in a
+// deterministic order: sorted by path, depth-first. Hidden folders and the
+// environments folder are skipped.
+func FindFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			if rel != "." && (strings.HasPrefix(d.Name(), ".") || rel == EnvironmentsDir) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(d.Name(), ".hcl") && !strings.HasPrefix(d.Name(), ".") {
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+// LoadDir reads every *.hcl file under dir.
+func (l *Loader) LoadDir(dir string) (*Config, hcl.Diagnostics) {
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read the state repository",
+			Detail:   fmt.Sprintf("%s is not a readable directory.", dir),
+		}}
+	}
+	names, err := FindFiles(dir)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the state repository", Detail: err.Error()}}
+	}
+	if len(names) == 0 {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No configuration files",
+			Detail:   fmt.Sprintf("%s holds no .hcl files: a state repository describes its servers in *.hcl files.", dir),
+		}}
+	}
+	var files []*hcl.File
+	var diags hcl.Diagnostics
+	for _, n := range names {
+		f, d := l.parser.ParseHCLFile(filepath.Join(dir, filepath.FromSlash(n)))
+		diags = append(diags, d...)
+		if f != nil {
+			files = append(files, f)
+		}
+	}
+	var envFile *hcl.File
+	if l.opts.Env != "" {
+		envFile, diags = l.envFile(diags, filepath.Join(dir, EnvironmentsDir, l.opts.Env+".hcl"), nil)
+	}
+	fe := &funcEnv{root: dir, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
+	cfg, d := l.decode(dir, names, files, envFile, fe)
+	return cfg, append(diags, d...)
+}
+
+// LoadFiles reads an in-memory repository: names are slash-separated paths
+// relative to root, which is used only for file names in diagnostics.
+func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.Diagnostics) {
+	var names []string
+	for n := range files {
+		if strings.HasSuffix(n, ".hcl") && !strings.HasPrefix(n, EnvironmentsDir+"/") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var parsed []*hcl.File
+	var diags hcl.Diagnostics
+	for _, n := range names {
+		f, d := l.parser.ParseHCL(files[n], filepath.Join(root, filepath.FromSlash(n)))
+		diags = append(diags, d...)
+		if f != nil {
+			parsed = append(parsed, f)
+		}
+	}
+	var envFile *hcl.File
+	if l.opts.Env != "" {
+		envFile, diags = l.envFile(diags, filepath.Join(root, EnvironmentsDir, l.opts.Env+".hcl"), files[EnvironmentsDir+"/"+l.opts.Env+".hcl"])
+	}
+	fe := &funcEnv{root: root, files: files, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
+	return l.decodeWith(root, names, parsed, envFile, fe, diags)
+}
+
+func (l *Loader) decodeWith(root string, names []string, files []*hcl.File, envFile *hcl.File, fe *funcEnv, diags hcl.Diagnostics) (*Config, hcl.Diagnostics) {
+	cfg, d := l.decode(root, names, files, envFile, fe)
+	return cfg, append(diags, d...)
+}
+
+// envFile parses an environment's values file; src nil means read it from disk.
+func (l *Loader) envFile(diags hcl.Diagnostics, path string, src []byte) (*hcl.File, hcl.Diagnostics) {
+	var f *hcl.File
+	var d hcl.Diagnostics
+	if src != nil {
+		f, d = l.parser.ParseHCL(src, path)
+	} else if _, err := os.Stat(path); err == nil {
+		f, d = l.parser.ParseHCLFile(path)
+	} else {
+		return nil, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Unknown environment",
+			Detail:   fmt.Sprintf("The environment %q has no values file: %s does not exist.", l.opts.Env, path),
+		})
+	}
+	return f, append(diags, d...)
+}
+
+// rootSchema is the set of top-level blocks.
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "tend"},
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "provider", LabelNames: []string{"type", "name"}},
+		{Type: "server", LabelNames: []string{"name"}},
+		{Type: "window", LabelNames: []string{"name"}},
+		{Type: "notify", LabelNames: []string{"name"}},
+	},
+}
+
+// decoder holds the state of one decode.
+type decoder struct {
+	opts  Options
+	cfg   *Config
+	ctx   *hcl.EvalContext
+	fe    *funcEnv
+	diags hcl.Diagnostics
+	files []*hcl.File
+}
+
+func (l *Loader) decode(root string, names []string, files []*hcl.File, envFile *hcl.File, fe *funcEnv) (*Config, hcl.Diagnostics) {
+	d := &decoder{
+		opts:  l.opts,
+		fe:    fe,
+		files: files,
+		cfg: &Config{
+			Dir:       root,
+			Env:       l.opts.Env,
+			Files:     names,
+			Variables: map[string]*Variable{},
+			Locals:    map[string]cty.Value{},
+			Providers: map[string]*Provider{},
+			Servers:   map[string]*Server{},
+			Windows:   map[string]*Window{},
+			Notifies:  map[string]*Notify{},
+		},
+	}
+	blocks := map[string][]*hcl.Block{}
+	for _, f := range files {
+		content, diags := f.Body.Content(rootSchema)
+		d.diags = append(d.diags, diags...)
+		for _, b := range content.Blocks {
+			blocks[b.Type] = append(blocks[b.Type], b)
+		}
+	}
+	d.ctx = &hcl.EvalContext{Functions: fe.functions(), Variables: map[string]cty.Value{}}
+
+	d.decodeTend(blocks["tend"])
+	d.decodeVariables(blocks["variable"], envFile)
+	d.decodeLocals(blocks["locals"])
+	d.decodeTendSettings(blocks["tend"])
+	d.decodeProviders(blocks["provider"])
+	d.decodeServers(blocks["server"])
+	d.decodeWindows(blocks["window"])
+	d.decodeNotifies(blocks["notify"])
+	d.validate()
+	d.reportUnresolvedSecrets()
+	return d.cfg, d.diags
+}
+
+func (d *decoder) errorf(rng *hcl.Range, summary, detail string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detail, args...),
+		Subject:  rng,
+	})
+}
+
+func (d *decoder) warnf(rng *hcl.Range, summary, detail string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detail, args...),
+		Subject:  rng,
+	})
+}
+
+func (d *decoder) reader(ctx *hcl.EvalContext) *reader {
+	return &reader{ctx: ctx, diags: &d.diags}
+}
+
+// duplicate reports a second declaration of the same name.
+func (d *decoder) duplicate(kind, name string, b *hcl.Block, first hcl.Range) {
+	d.errorf(b.DefRange.Ptr(), "Duplicate "+kind+" "+fmt.Sprintf("%q", name),
+		"A %s named %q was already declared at %s. Names must be unique across all files of the repository.", kind, name, first.String())
+}
+
+// reportUnresolvedSecrets warns, at each call site, about secrets that could
+// not be resolved while validating.
+func (d *decoder) reportUnresolvedSecrets() {
+	if len(d.fe.unresolved) == 0 {
+		return
+	}
+	for _, site := range secretCallSites(d.files) {
+		if d.fe.unresolved[site.name] {
+			rng := site.rng
+			d.warnf(&rng, "Secret not available",
+				"The secret %q cannot be resolved here: set %s or put a file %q in the secrets directory. Validation goes on, but apply will fail until it is set.", site.name, SecretEnvName(site.name), site.name)
+		}
+	}
+}

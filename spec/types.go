@@ -1,0 +1,426 @@
+package spec
+
+import (
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Config is the typed desired state decoded from one state repository.
+//
+// Every block keeps the range it was declared at (DeclRange), so that a later
+// stage (the planner, the engine) can still point a person at the line a
+// problem comes from. Ranges are not part of the JSON form.
+type Config struct {
+	// Dir is the repository directory the configuration was loaded from.
+	Dir string `json:"-"`
+	// Env is the environment chosen with --env (empty for none).
+	Env string `json:"env,omitempty"`
+
+	Tend      Tend                 `json:"tend"`
+	Variables map[string]*Variable `json:"variables,omitempty"`
+	Locals    map[string]cty.Value `json:"-"`
+	Providers map[string]*Provider `json:"providers,omitempty"` // keyed by "TYPE.NAME"
+	Servers   map[string]*Server   `json:"servers,omitempty"`
+	Windows   map[string]*Window   `json:"windows,omitempty"`
+	Notifies  map[string]*Notify   `json:"notify,omitempty"`
+
+	// Files lists the files that were read, relative to Dir, in load order.
+	Files []string `json:"files"`
+}
+
+// ServerNames returns the names of all servers in a stable order.
+func (c *Config) ServerNames() []string { return sortedKeys(c.Servers) }
+
+// Tend is the `tend {}` block: settings of the reconciler itself.
+type Tend struct {
+	RequiredVersion string        `json:"required_version,omitempty"`
+	PollInterval    time.Duration `json:"poll_interval"`
+	Parallelism     int           `json:"parallelism"`
+	Schedule        string        `json:"schedule,omitempty"` // cron: an extra reconcile schedule
+	SelfHeal        bool          `json:"self_heal"`
+	Prune           bool          `json:"prune"`
+	// MaxPrunePercent refuses a change that would delete more than this
+	// share of the servers (a broken or empty commit must not wipe the fleet).
+	MaxPrunePercent int `json:"max_prune_percent"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Variable is a `variable "NAME" {}` block and the value it received.
+type Variable struct {
+	Name        string    `json:"name"`
+	Type        cty.Type  `json:"-"`
+	TypeName    string    `json:"type"`
+	Description string    `json:"description,omitempty"`
+	Sensitive   bool      `json:"sensitive"`
+	Default     cty.Value `json:"-"`
+	// Value is the final value (default, environment file, TEND_VAR_ or --var).
+	Value cty.Value `json:"-"`
+	// Source says where Value came from: default, env-file, environment, flag.
+	Source string `json:"source"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Provider is a `provider "TYPE" "NAME" {}` block. Exactly one of the typed
+// settings pointers is set, the one matching Type.
+type Provider struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+
+	Process    *ProcessSettings    `json:"process,omitempty"`
+	Docker     *DockerSettings     `json:"docker,omitempty"`
+	Systemd    *SystemdSettings    `json:"systemd,omitempty"`
+	Kubernetes *KubernetesSettings `json:"kubernetes,omitempty"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Key is the provider's reference name, "TYPE.NAME".
+func (p *Provider) Key() string { return p.Type + "." + p.Name }
+
+// ProcessSettings configures the process provider (local supervised processes).
+type ProcessSettings struct {
+	// WorkDir is where replicas' working directories, logs and pid files go;
+	// empty means the reconciler's state directory.
+	WorkDir     string        `json:"work_dir,omitempty"`
+	StopTimeout time.Duration `json:"stop_timeout"`
+	Host        string        `json:"host"` // the address checks reach replicas at
+}
+
+// DockerSettings configures the docker provider.
+type DockerSettings struct {
+	Host       string       `json:"host"`
+	APIVersion string       `json:"api_version,omitempty"`
+	Network    string       `json:"network,omitempty"`
+	TLS        *TLSSettings `json:"tls,omitempty"`
+	PullPolicy string       `json:"pull_policy"` // missing | always | never
+}
+
+// TLSSettings is a client certificate set.
+type TLSSettings struct {
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+}
+
+// SystemdSettings configures the systemd provider.
+type SystemdSettings struct {
+	UnitDir       string `json:"unit_dir"`
+	UserMode      bool   `json:"user_mode"`
+	ArtifactDir   string `json:"artifact_dir"`
+	KeepArtifacts int    `json:"keep_artifacts"`
+	User          string `json:"user,omitempty"`
+}
+
+// KubernetesSettings configures the kubernetes provider.
+type KubernetesSettings struct {
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+	Namespace  string `json:"namespace"`
+	InCluster  bool   `json:"in_cluster"`
+}
+
+// Server is a `server "NAME" {}` block: one long-running service and how to
+// run, check, roll out, scale and back it up.
+type Server struct {
+	Name string `json:"name"`
+
+	// Provider is the "TYPE.NAME" key of the provider that runs the server.
+	Provider      string    `json:"provider"`
+	ProviderType  string    `json:"-"`
+	ProviderRange hcl.Range `json:"-"`
+
+	// Version is the exact version to run. When the server gave a
+	// constraint and no resolver was available, Version is empty and
+	// VersionConstraint holds the constraint.
+	Version           string              `json:"version,omitempty"`
+	VersionConstraint string              `json:"version_constraint,omitempty"`
+	Constraint        *semver.Constraints `json:"-"`
+	VersionRange      hcl.Range           `json:"-"`
+
+	// Artifact: an image (docker, kubernetes), or a command and an optional
+	// downloadable artifact (process, systemd).
+	Image    string    `json:"image,omitempty"`
+	Command  []Value   `json:"command,omitempty"`
+	Args     []Value   `json:"args,omitempty"`
+	Artifact *Artifact `json:"artifact,omitempty"`
+	WorkDir  string    `json:"work_dir,omitempty"`
+	User     string    `json:"user,omitempty"`
+
+	Replicas    int               `json:"replicas"`
+	Ports       []Port            `json:"ports,omitempty"`
+	Env         map[string]Value  `json:"env,omitempty"`
+	ConfigFiles []*ConfigFile     `json:"config_files,omitempty"`
+	Resources   *Resources        `json:"resources,omitempty"`
+	Volumes     []*Volume         `json:"volumes,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Selector    map[string]string `json:"selector,omitempty"`
+
+	DependsOn []Ref       `json:"depends_on,omitempty"`
+	Requires  []*Requires `json:"requires,omitempty"`
+
+	Checks   []*Check `json:"checks,omitempty"`
+	Rollout  Rollout  `json:"rollout"`
+	Hooks    *Hooks   `json:"hooks,omitempty"`
+	Scaling  *Scaling `json:"scaling,omitempty"`
+	Backup   *Backup  `json:"backup,omitempty"`
+	Contract string   `json:"contract"`              // enforce | warn | off
+	Drift    string   `json:"drift_check,omitempty"` // cron: an extra drift check schedule
+	SelfHeal *bool    `json:"self_heal,omitempty"`   // overrides tend.self_heal
+
+	// Unresolved lists fields whose values are known only once the version
+	// constraint is resolved or a secret is available.
+	Unresolved []string `json:"unresolved,omitempty"`
+
+	DeclRange     hcl.Range `json:"-"`
+	portsDeclared bool
+}
+
+// Ref is a reference to another block, such as server.db, with its range.
+type Ref struct {
+	Name  string    `json:"name"`
+	Range hcl.Range `json:"-"`
+}
+
+// MarshalText lets a Ref appear as a plain name in JSON.
+func (r Ref) MarshalText() ([]byte, error) { return []byte(r.Name), nil }
+
+// Artifact is a downloadable release of a server, checked by its digest.
+type Artifact struct {
+	URL     string `json:"url"`
+	SHA256  string `json:"sha256"`
+	Extract bool   `json:"extract"` // unpack a .tar.gz / .zip
+}
+
+// Port is one named port. With several replicas on one host, replica i
+// listens on Number+i.
+type Port struct {
+	Name     string    `json:"name"`
+	Number   int       `json:"number"`
+	Protocol string    `json:"protocol"` // tcp | udp
+	Range    hcl.Range `json:"-"`
+}
+
+// ConfigFile is a file written for every replica before it starts.
+type ConfigFile struct {
+	Path    string `json:"path"`
+	Content Value  `json:"content"`
+	Mode    uint32 `json:"mode"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Resources are the limits of one replica.
+type Resources struct {
+	// MilliCPU is the CPU limit in thousandths of a core.
+	MilliCPU int64 `json:"milli_cpu,omitempty"`
+	// MemoryBytes is the memory limit.
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+}
+
+// Volume is a data path that outlives replicas (a docker volume, a host
+// directory, a persistent volume claim).
+type Volume struct {
+	Name      string `json:"name"`
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes,omitempty"`
+	Source    string `json:"source,omitempty"` // a host path; empty means provider-managed
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Requires is a dependency pin: this server needs OTHER at a version
+// satisfying Constraint.
+type Requires struct {
+	Server     string              `json:"server"`
+	Version    string              `json:"version"`
+	Constraint *semver.Constraints `json:"-"`
+
+	DeclRange    hcl.Range `json:"-"`
+	VersionRange hcl.Range `json:"-"`
+}
+
+// Check kinds.
+const (
+	CheckHTTP = "http"
+	CheckTCP  = "tcp"
+	CheckExec = "exec"
+	CheckMCP  = "mcp"
+)
+
+// Check is a `check "NAME" {}` block: exactly one of the kind pointers is set.
+type Check struct {
+	Name             string        `json:"name"`
+	Kind             string        `json:"kind"`
+	Interval         time.Duration `json:"interval"`
+	Timeout          time.Duration `json:"timeout"`
+	InitialDelay     time.Duration `json:"initial_delay"`
+	SuccessThreshold int           `json:"success_threshold"`
+	FailureThreshold int           `json:"failure_threshold"`
+
+	HTTP *HTTPCheck `json:"http,omitempty"`
+	TCP  *TCPCheck  `json:"tcp,omitempty"`
+	Exec *ExecCheck `json:"exec,omitempty"`
+	MCP  *MCPCheck  `json:"mcp,omitempty"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// HTTPCheck asks an HTTP endpoint of every replica.
+type HTTPCheck struct {
+	Port         string           `json:"port"` // a port name of the server
+	Path         string           `json:"path"`
+	Method       string           `json:"method"`
+	Scheme       string           `json:"scheme"`
+	Headers      map[string]Value `json:"headers,omitempty"`
+	Status       []int            `json:"status"`
+	BodyContains string           `json:"body_contains,omitempty"`
+	BodyRegex    string           `json:"body_regex,omitempty"`
+}
+
+// TCPCheck opens a connection to a port of every replica.
+type TCPCheck struct {
+	Port string `json:"port"`
+}
+
+// ExecCheck runs a command in (or beside) every replica; exit 0 passes.
+type ExecCheck struct {
+	Command []Value `json:"command"`
+}
+
+// MCPCheck connects to every replica as an MCP client.
+type MCPCheck struct {
+	Port            string        `json:"port"`
+	Path            string        `json:"path"`
+	Transport       string        `json:"transport"` // streamable-http | sse | stdio
+	ProtocolVersion string        `json:"protocol_version,omitempty"`
+	CheckVersion    bool          `json:"check_version"`
+	Tools           []string      `json:"tools,omitempty"`
+	Resources       []string      `json:"resources,omitempty"`
+	Prompts         []string      `json:"prompts,omitempty"`
+	MaxLatency      time.Duration `json:"max_latency,omitempty"`
+	Call            *MCPCall      `json:"call,omitempty"`
+}
+
+// MCPCall is a smoke call of one tool.
+type MCPCall struct {
+	Tool      string `json:"tool"`
+	Arguments Value  `json:"arguments"` // JSON text
+	Expect    string `json:"expect,omitempty"`
+}
+
+// Rollout strategies.
+const (
+	StrategyRecreate = "recreate"
+	StrategyRolling  = "rolling"
+	StrategyCanary   = "canary"
+)
+
+// Backup-before policies.
+const (
+	BackupNever  = "never"
+	BackupAlways = "always"
+	BackupMajor  = "major"
+)
+
+// Rollout says how a change reaches the replicas and when it counts as done.
+type Rollout struct {
+	Strategy         string         `json:"strategy"`
+	MaxUnavailable   IntOrPercent   `json:"max_unavailable"`
+	MaxSurge         IntOrPercent   `json:"max_surge"`
+	CanarySteps      []IntOrPercent `json:"canary_steps,omitempty"`
+	VerifyFor        time.Duration  `json:"verify_for"`
+	ProgressDeadline time.Duration  `json:"progress_deadline"`
+	AutoRollback     bool           `json:"auto_rollback"`
+	BackupBefore     string         `json:"backup_before"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// IntOrPercent is a replica count, or a share of the replicas.
+type IntOrPercent struct {
+	Value   int  `json:"value"`
+	Percent bool `json:"percent,omitempty"`
+}
+
+// Of resolves the value against a replica count, rounding percentages up.
+func (v IntOrPercent) Of(replicas int) int {
+	if !v.Percent {
+		return v.Value
+	}
+	return (replicas*v.Value + 99) / 100
+}
+
+// Hooks are one-off tasks run around a change, through the provider.
+type Hooks struct {
+	PreDeploy  []Value       `json:"pre_deploy,omitempty"`
+	Migrate    []Value       `json:"migrate,omitempty"`
+	PostDeploy []Value       `json:"post_deploy,omitempty"`
+	Timeout    time.Duration `json:"timeout"`
+}
+
+// Scaling is the autoscaling rule of a server.
+type Scaling struct {
+	Min             int           `json:"min"`
+	Max             int           `json:"max"`
+	CPUPercent      int           `json:"cpu_percent,omitempty"`
+	MemoryPercent   int           `json:"memory_percent,omitempty"`
+	Metrics         []*Metric     `json:"metrics,omitempty"`
+	ScaleUpWindow   time.Duration `json:"scale_up_window"`
+	ScaleDownWindow time.Duration `json:"scale_down_window"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Metric is a custom scaling metric, read from a Prometheus text endpoint of
+// the replicas.
+type Metric struct {
+	Name   string  `json:"name"`
+	Port   string  `json:"port"`
+	Path   string  `json:"path"`
+	Target float64 `json:"target"`
+}
+
+// Backup is the backup rule of a server.
+type Backup struct {
+	Schedule    string        `json:"schedule"`
+	KeepCount   int           `json:"keep_count"`
+	KeepAge     time.Duration `json:"keep_age,omitempty"`
+	Paths       []string      `json:"paths,omitempty"`
+	Command     []Value       `json:"command,omitempty"` // a dump command whose stdout is the backup
+	Destination string        `json:"destination"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Window is a change window: when changes may (allow) or may not (deny) be
+// applied to some servers.
+type Window struct {
+	Name     string        `json:"name"`
+	Schedule string        `json:"schedule"`
+	Duration time.Duration `json:"duration"`
+	Action   string        `json:"action"` // allow | deny
+	Servers  []Ref         `json:"servers,omitempty"`
+	Timezone string        `json:"timezone,omitempty"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Notify is an outgoing notification target.
+type Notify struct {
+	Name    string           `json:"name"`
+	URL     Value            `json:"url"`
+	Events  []string         `json:"events"`
+	Format  string           `json:"format"` // json | slack
+	Headers map[string]Value `json:"headers,omitempty"`
+	Servers []Ref            `json:"servers,omitempty"`
+
+	DeclRange hcl.Range `json:"-"`
+}
+
+// Notification events.
+var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup"}

@@ -1,0 +1,11 @@
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+  config_file "config.yaml" {
+    content = "x: 1"
+    mode    = "rw-r--r--"
+  }
+}

@@ -1,0 +1,5 @@
+provider "process" "local" {}
+
+provider "process" "local" {
+  stop_timeout = "5s"
+}

@@ -1,0 +1,15 @@
+tend {
+  parallelism = 4
+}
+
+tend {
+  parallelism = 8
+}
+
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+}

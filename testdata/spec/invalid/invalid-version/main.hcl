@@ -1,0 +1,7 @@
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "latest"
+  command  = ["./bin/server"]
+}

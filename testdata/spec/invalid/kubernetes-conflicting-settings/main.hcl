@@ -1,0 +1,4 @@
+provider "kubernetes" "prod" {
+  in_cluster = true
+  context    = "prod"
+}

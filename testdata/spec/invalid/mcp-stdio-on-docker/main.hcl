@@ -1,0 +1,11 @@
+provider "docker" "local" {}
+
+server "a" {
+  version = "1.0.0"
+  image   = "registry.example.com/a:${version}"
+  check "mcp" {
+    mcp {
+      transport = "stdio"
+    }
+  }
+}

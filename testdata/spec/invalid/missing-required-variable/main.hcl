@@ -1,0 +1,11 @@
+variable "notes_version" {
+  type = string
+}
+
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+}

@@ -1,0 +1,5 @@
+provider "process" "local" {}
+
+server "a" {
+  version = "1.0.0"
+}

@@ -1,0 +1,3 @@
+provider "docker" "local" {
+  hots = "unix:///var/run/docker.sock"
+}

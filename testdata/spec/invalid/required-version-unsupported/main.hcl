@@ -1,0 +1,11 @@
+tend {
+  required_version = ">= 9.0"
+}
+
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+}

@@ -1,0 +1,8 @@
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+  imgae = "registry/a:1.0.0"
+}

@@ -1,0 +1,5 @@
+provider "process" "local" {}
+
+servr "a" {
+  version = "1.0.0"
+}

@@ -1,0 +1,7 @@
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.locl
+  version  = "1.0.0"
+  command  = ["x"]
+}

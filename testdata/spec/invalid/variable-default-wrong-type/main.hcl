@@ -1,0 +1,12 @@
+variable "replicas" {
+  type    = number
+  default = "many"
+}
+
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+}
