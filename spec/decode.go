@@ -364,7 +364,7 @@ func (r *reader) constraint(attrs hcl.Attributes, name string, dst **semver.Cons
 	if !r.str(attrs, name, &s) {
 		return false
 	}
-	c, err := semver.NewConstraint(s)
+	c, err := ParseConstraint(s)
 	if err != nil {
 		r.attrError(attrs[name], "Invalid version constraint",
 			"%q is not a valid version constraint: %s. Write constraints such as \">= 1.2, < 2.0\", \"~> 1.4\" or \"^3\".", s, err)
@@ -716,7 +716,10 @@ func quoteList(ws []string) string {
 	for i, w := range ws {
 		q[i] = strconv.Quote(w)
 	}
-	if len(q) == 1 {
+	switch len(q) {
+	case 0:
+		return "none"
+	case 1:
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]

@@ -371,7 +371,7 @@ var semverSatisfiesFunc = function.New(&function.Spec{
 		if err != nil {
 			return cty.NilVal, err
 		}
-		c, err := semver.NewConstraint(args[1].AsString())
+		c, err := ParseConstraint(args[1].AsString())
 		if err != nil {
 			return cty.NilVal, function.NewArgErrorf(1, "%q is not a version constraint: %v", args[1].AsString(), err)
 		}
@@ -439,6 +439,9 @@ var yamlEncodeFunc = function.New(&function.Spec{
 	Params:      []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowNull: true}},
 	Type:        function.StaticReturnType(cty.String),
 	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		if !args[0].IsWhollyKnown() {
+			return cty.UnknownVal(cty.String), nil
+		}
 		node, err := ctyToYAML(args[0])
 		if err != nil {
 			return cty.NilVal, function.NewArgError(0, err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -14,16 +15,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// fixtures is where the language fixtures are; TestMain makes it the
-// working directory, so file names in diagnostics read "invalid/CASE/main.hcl".
-const fixtures = "."
-
-func TestMain(m *testing.M) {
-	if err := os.Chdir("../testdata/spec"); err != nil {
-		panic(err)
-	}
-	os.Exit(m.Run())
-}
+// fixtures is where the language fixtures are. Diagnostics in golden files
+// name files relative to it ("invalid/CASE/main.hcl").
+const fixtures = "../testdata/spec"
 
 // caseOptions is testcase.json: how a fixture is loaded. The environment is
 // always a fake one, so the machine's TEND_VAR_ and TEND_SECRET_ variables
@@ -60,8 +54,29 @@ func loadCase(t *testing.T, dir string) (*spec.Config, map[string]*hcl.File, hcl
 
 func renderDiags(t *testing.T, files map[string]*hcl.File, diags hcl.Diagnostics) string {
 	t.Helper()
+	rel := func(name string) string { return strings.TrimPrefix(name, fixtures+"/") }
+	relFiles := make(map[string]*hcl.File, len(files))
+	for name, f := range files {
+		relFiles[rel(name)] = f
+	}
+	relRange := func(r *hcl.Range) *hcl.Range {
+		if r == nil {
+			return nil
+		}
+		c := *r
+		c.Filename = rel(c.Filename)
+		return &c
+	}
+	relDiags := make(hcl.Diagnostics, len(diags))
+	for i, d := range diags {
+		c := *d
+		c.Subject, c.Context = relRange(d.Subject), relRange(d.Context)
+		c.Detail = strings.ReplaceAll(d.Detail, fixtures+"/", "")
+		relDiags[i] = &c
+	}
+	diags = relDiags
 	var buf bytes.Buffer
-	w := hcl.NewDiagnosticTextWriter(&buf, files, 78, false)
+	w := hcl.NewDiagnosticTextWriter(&buf, relFiles, 78, false)
 	if err := w.WriteDiagnostics(diags); err != nil {
 		t.Fatal(err)
 	}

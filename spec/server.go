@@ -239,7 +239,7 @@ func (d *decoder) serverVersion(s *Server, at hcl.Attributes, r *reader) cty.Val
 		}
 		return cty.StringVal(s.Version)
 	}
-	c, err := semver.NewConstraint(text)
+	c, err := ParseConstraint(text)
 	if err != nil {
 		r.attrError(a, "Invalid version",
 			"%q is neither a version (MAJOR.MINOR.PATCH, such as \"1.4.2\") nor a version constraint (such as \"~> 1.4\" or \">= 1.2, < 2.0\").", text)
@@ -638,6 +638,10 @@ func (d *decoder) checkPort(s *Server, kb *hcl.Block, at hcl.Attributes, r *read
 		if p.Name == port {
 			return port
 		}
+	}
+	if len(names) == 0 {
+		d.errorf(at["port"].Expr.Range().Ptr(), "Unknown port", "The server has no port named %q: it declares no ports. Add port = NUMBER or ports = { %s = NUMBER } to the server.", port, port)
+		return port
 	}
 	d.errorf(at["port"].Expr.Range().Ptr(), "Unknown port", "The server has no port named %q; its ports are %s.%s", port, quoteList(names), didYouMean(port, names))
 	return port

@@ -1,0 +1,60 @@
+server "notes" {
+  provider = provider.systemd.hosts
+  version  = var.notes_version
+  command  = ["/opt/tend/notes/${version}/mcp-notes", "--config", "/etc/mcp-notes/config.yaml"]
+  replicas = 2
+  port     = 8410
+  selector = { role = "notes" }
+  labels   = local.common_labels
+
+  artifact {
+    url     = "https://releases.example.com/mcp-notes/${version}/mcp-notes-linux-amd64.tar.gz"
+    sha256  = var.notes_release_sha256
+    extract = true
+  }
+
+  env = {
+    NOTES_API_TOKEN = secret("notes_api_token")
+  }
+
+  config_file "/etc/mcp-notes/config.yaml" {
+    content = templatefile("templates/notes.yaml.tpl", {
+      workers    = local.is_production ? 8 : 2
+      rate_limit = local.rate_limit
+      data_dir   = "/var/lib/mcp-notes"
+    })
+  }
+
+  volume "data" {
+    path = "/var/lib/mcp-notes"
+  }
+
+  resources {
+    cpu    = 1
+    memory = "256Mi"
+  }
+
+  check "health" {
+    http {
+      path = "/health"
+    }
+  }
+
+  check "tools" {
+    mcp {
+      tools = ["add_note", "search_notes", "list_notes"]
+    }
+  }
+
+  rollout {
+    strategy     = "canary"
+    canary_steps = [1, "100%"]
+    verify_for   = "1m"
+  }
+
+  backup {
+    schedule = "0 4 * * *"
+    keep     = { count = 14, age = "14d" }
+    paths    = ["/var/lib/mcp-notes"]
+  }
+}

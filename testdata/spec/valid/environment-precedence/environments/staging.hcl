@@ -1,0 +1,3 @@
+replicas  = 3
+log_level = "debug"
+region    = "eu-2"

@@ -1,0 +1,2 @@
+workers: ${workers}
+version: ${version}
