@@ -24,6 +24,20 @@ type reader struct {
 	// not known yet (a version constraint or secret resolved later).
 	unresolved *[]string
 	prefix     string
+	// constraints caches parsed constraints: a fleet repeats the same few
+	// pins thousands of times, and parsing one is costly.
+	constraints map[string]*semver.Constraints
+}
+
+func (r *reader) parseConstraint(s string) (*semver.Constraints, error) {
+	if c, ok := r.constraints[s]; ok {
+		return c, nil
+	}
+	c, err := ParseConstraint(s)
+	if err == nil && r.constraints != nil {
+		r.constraints[s] = c
+	}
+	return c, err
 }
 
 func (r *reader) errorf(rng hcl.Range, summary, detail string, args ...any) {
@@ -364,7 +378,7 @@ func (r *reader) constraint(attrs hcl.Attributes, name string, dst **semver.Cons
 	if !r.str(attrs, name, &s) {
 		return false
 	}
-	c, err := ParseConstraint(s)
+	c, err := r.parseConstraint(s)
 	if err != nil {
 		r.attrError(attrs[name], "Invalid version constraint",
 			"%q is not a valid version constraint: %s. Write constraints such as \">= 1.2, < 2.0\", \"~> 1.4\" or \"^3\".", s, err)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 
@@ -442,75 +441,13 @@ var yamlEncodeFunc = function.New(&function.Spec{
 		if !args[0].IsWhollyKnown() {
 			return cty.UnknownVal(cty.String), nil
 		}
-		node, err := ctyToYAML(args[0])
+		out, err := encodeYAML(args[0])
 		if err != nil {
 			return cty.NilVal, function.NewArgError(0, err)
 		}
-		var b strings.Builder
-		enc := yaml.NewEncoder(&b)
-		enc.SetIndent(2)
-		if err := enc.Encode(node); err != nil {
-			return cty.NilVal, function.NewArgError(0, err)
-		}
-		_ = enc.Close()
-		return cty.StringVal(b.String()), nil
+		return cty.StringVal(out), nil
 	},
 })
-
-func ctyToYAML(v cty.Value) (*yaml.Node, error) {
-	if v.IsNull() {
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
-	}
-	if !v.IsKnown() {
-		return nil, fmt.Errorf("value is not known yet")
-	}
-	ty := v.Type()
-	switch {
-	case ty == cty.String:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v.AsString()}, nil
-	case ty == cty.Bool:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(v.True())}, nil
-	case ty == cty.Number:
-		bf := v.AsBigFloat()
-		tag := "!!float"
-		if bf.IsInt() {
-			tag = "!!int"
-		}
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: bf.Text('f', -1)}, nil
-	case ty.IsListType() || ty.IsTupleType() || ty.IsSetType():
-		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for it := v.ElementIterator(); it.Next(); {
-			_, e := it.Element()
-			c, err := ctyToYAML(e)
-			if err != nil {
-				return nil, err
-			}
-			n.Content = append(n.Content, c)
-		}
-		return n, nil
-	case ty.IsMapType() || ty.IsObjectType():
-		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		type kv struct {
-			k string
-			v cty.Value
-		}
-		var kvs []kv
-		for it := v.ElementIterator(); it.Next(); {
-			k, e := it.Element()
-			kvs = append(kvs, kv{k.AsString(), e})
-		}
-		sort.Slice(kvs, func(i, j int) bool { return kvs[i].k < kvs[j].k })
-		for _, p := range kvs {
-			c, err := ctyToYAML(p.v)
-			if err != nil {
-				return nil, err
-			}
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: p.k}, c)
-		}
-		return n, nil
-	}
-	return nil, fmt.Errorf("cannot encode %s as YAML", ty.FriendlyName())
-}
 
 var yamlDecodeFunc = function.New(&function.Spec{
 	Description: "Decodes YAML into a value.",

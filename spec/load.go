@@ -207,6 +207,8 @@ type decoder struct {
 	fe    *funcEnv
 	diags hcl.Diagnostics
 	files []*hcl.File
+
+	constraints map[string]*semver.Constraints
 }
 
 func (l *Loader) decode(root string, names []string, files []*hcl.File, envFile *hcl.File, fe *funcEnv) (*Config, hcl.Diagnostics) {
@@ -268,7 +270,10 @@ func (d *decoder) warnf(rng *hcl.Range, summary, detail string, args ...any) {
 }
 
 func (d *decoder) reader(ctx *hcl.EvalContext) *reader {
-	return &reader{ctx: ctx, diags: &d.diags}
+	if d.constraints == nil {
+		d.constraints = map[string]*semver.Constraints{}
+	}
+	return &reader{ctx: ctx, diags: &d.diags, constraints: d.constraints}
 }
 
 // duplicate reports a second declaration of the same name.

@@ -239,7 +239,7 @@ func (d *decoder) serverVersion(s *Server, at hcl.Attributes, r *reader) cty.Val
 		}
 		return cty.StringVal(s.Version)
 	}
-	c, err := ParseConstraint(text)
+	c, err := r.parseConstraint(text)
 	if err != nil {
 		r.attrError(a, "Invalid version",
 			"%q is neither a version (MAJOR.MINOR.PATCH, such as \"1.4.2\") nor a version constraint (such as \"~> 1.4\" or \">= 1.2, < 2.0\").", text)

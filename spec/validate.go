@@ -178,6 +178,7 @@ func (d *decoder) checkHostPorts() {
 	type claim struct {
 		server *Server
 		port   Port
+		lo, hi int
 	}
 	byProvider := map[string][]claim{}
 	for _, n := range sortedKeys(d.cfg.Servers) {
@@ -186,27 +187,35 @@ func (d *decoder) checkHostPorts() {
 			continue
 		}
 		for _, p := range s.Ports {
-			byProvider[s.Provider] = append(byProvider[s.Provider], claim{s, p})
+			byProvider[s.Provider] = append(byProvider[s.Provider], claim{s, p, p.Number, p.Number + replicaSpan(s) - 1})
 		}
 	}
+	// Sweep the port ranges in order: only ranges still open when the next
+	// one starts can overlap it, so a fleet of thousands of servers costs
+	// O(n log n), not a comparison of every pair.
 	for _, prov := range sortedKeys(byProvider) {
 		claims := byProvider[prov]
-		for i := 0; i < len(claims); i++ {
-			for j := i + 1; j < len(claims); j++ {
-				a, b := claims[i], claims[j]
-				if a.server == b.server || !selectorsOverlap(a.server.Selector, b.server.Selector) {
-					continue
+		sort.SliceStable(claims, func(i, j int) bool { return claims[i].lo < claims[j].lo })
+		var open []claim
+		for _, b := range claims {
+			kept := open[:0]
+			for _, a := range open {
+				if a.hi >= b.lo {
+					kept = append(kept, a)
 				}
-				aLo, aHi := a.port.Number, a.port.Number+replicaSpan(a.server)-1
-				bLo, bHi := b.port.Number, b.port.Number+replicaSpan(b.server)-1
-				if aLo > bHi || bLo > aHi {
+			}
+			open = kept
+			for _, a := range open {
+				if a.server == b.server || !selectorsOverlap(a.server.Selector, b.server.Selector) {
 					continue
 				}
 				rng := b.port.Range
 				d.errorf(&rng, "Port already claimed on this host",
 					"The servers %q and %q both listen on port %d of the hosts of %s (%q uses %s, %q uses %s). Give one of them another port, or selectors that put them on different hosts.",
-					a.server.Name, b.server.Name, max(aLo, bLo), prov, a.server.Name, portSpan(aLo, aHi), b.server.Name, portSpan(bLo, bHi))
+					a.server.Name, b.server.Name, max(a.lo, b.lo), prov, a.server.Name, portSpan(a.lo, a.hi), b.server.Name, portSpan(b.lo, b.hi))
+				break // one report per port is enough
 			}
+			open = append(open, b)
 		}
 	}
 }
