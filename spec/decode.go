@@ -40,15 +40,6 @@ func (r *reader) parseConstraint(s string) (*semver.Constraints, error) {
 	return c, err
 }
 
-func (r *reader) errorf(rng hcl.Range, summary, detail string, args ...any) {
-	*r.diags = append(*r.diags, &hcl.Diagnostic{
-		Severity: hcl.DiagError,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(detail, args...),
-		Subject:  rng.Ptr(),
-	})
-}
-
 func (r *reader) attrError(a *hcl.Attribute, summary, detail string, args ...any) {
 	*r.diags = append(*r.diags, &hcl.Diagnostic{
 		Severity:    hcl.DiagError,

@@ -160,11 +160,7 @@ func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.D
 		envFile, diags = l.envFile(diags, filepath.Join(root, EnvironmentsDir, l.opts.Env+".hcl"), files[EnvironmentsDir+"/"+l.opts.Env+".hcl"])
 	}
 	fe := &funcEnv{root: root, files: files, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
-	return l.decodeWith(root, names, parsed, envFile, fe, diags)
-}
-
-func (l *Loader) decodeWith(root string, names []string, files []*hcl.File, envFile *hcl.File, fe *funcEnv, diags hcl.Diagnostics) (*Config, hcl.Diagnostics) {
-	cfg, d := l.decode(root, names, files, envFile, fe)
+	cfg, d := l.decode(root, names, parsed, envFile, fe)
 	return cfg, append(diags, d...)
 }
 

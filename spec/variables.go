@@ -114,7 +114,8 @@ func (d *decoder) decodeVariables(blocks []*hcl.Block, envFile *hcl.File) {
 			if diags.HasErrors() {
 				continue
 			}
-			d.setVariable(v, val, "env-file", a.Expr.Range())
+			rng := a.Expr.Range()
+			d.setVariable(v, val, "env-file", &rng, "")
 			valueRanges[name] = a.Expr.Range()
 		}
 	}
@@ -206,11 +207,17 @@ func (d *decoder) runValidation(v *Variable, c validation, valueRanges map[strin
 	d.errorf(&rng, "Invalid value for variable", "%s\n\nThis was checked by the validation rule at %s.", text, c.rng.String())
 }
 
-// setVariable converts and stores a value for a variable.
-func (d *decoder) setVariable(v *Variable, val cty.Value, source string, rng hcl.Range) bool {
+// setVariable converts and stores a value for a variable. rng is where the
+// value is written (nil for a value from the environment or a flag, which
+// origin then names).
+func (d *decoder) setVariable(v *Variable, val cty.Value, source string, rng *hcl.Range, origin string) bool {
 	conv, err := convert.Convert(val, v.Type)
 	if err != nil {
-		d.errorf(&rng, "Invalid value for variable", "The value for %q does not match its type %s: %s.", v.Name, v.TypeName, err)
+		from := ""
+		if origin != "" {
+			from = " given by " + origin
+		}
+		d.errorf(rng, "Invalid value for variable", "The value for %q%s does not match its type %s: %s.", v.Name, from, v.TypeName, err)
 		return false
 	}
 	v.Value = conv
@@ -218,25 +225,24 @@ func (d *decoder) setVariable(v *Variable, val cty.Value, source string, rng hcl
 	return true
 }
 
-// setRaw stores a value given as text (environment or flag). For string
-// variables it is the string itself; otherwise it is parsed as HCL.
+// setRaw stores a value given as text (environment or flag). For variables
+// of a primitive type the text is converted ("3" to a number, "true" to a
+// bool); for collections it is parsed as HCL ('["a", "b"]').
 func (d *decoder) setRaw(v *Variable, s, source, origin string) (hcl.Range, bool) {
 	name := fmt.Sprintf("<value for var.%s from %s>", v.Name, origin)
 	rng := hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.Pos{Line: 1, Column: len(s) + 1, Byte: len(s)}}
-	if v.Type == cty.String || (v.Type == cty.DynamicPseudoType && !looksLikeHCL(s)) {
-		return rng, d.setVariable(v, cty.StringVal(s), source, rng)
+	if v.Type.IsPrimitiveType() || (v.Type == cty.DynamicPseudoType && !looksLikeHCL(s)) {
+		return rng, d.setVariable(v, cty.StringVal(s), source, nil, origin)
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(s), name, hcl.InitialPos)
-	d.diags = append(d.diags, diags...)
-	if diags.HasErrors() {
-		return rng, false
+	if !diags.HasErrors() {
+		var val cty.Value
+		if val, diags = expr.Value(nil); !diags.HasErrors() {
+			return rng, d.setVariable(v, val, source, nil, origin)
+		}
 	}
-	val, diags := expr.Value(nil)
-	d.diags = append(d.diags, diags...)
-	if diags.HasErrors() {
-		return rng, false
-	}
-	return rng, d.setVariable(v, val, source, rng)
+	d.errorf(nil, "Invalid value for variable", "The value for %q given by %s is not a valid %s: write it as HCL, such as [\"a\", \"b\"] or { key = \"value\" }.", v.Name, origin, v.TypeName)
+	return rng, false
 }
 
 func looksLikeHCL(s string) bool {

@@ -1,0 +1,49 @@
+# tend: make build | test | lint | fuzz | bench | demo
+GO          ?= go
+BIN         := bin
+CACHE       := .cache
+VERSION     ?= 0.1.0
+LDFLAGS     := -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+FUZZTIME    ?= 20s
+BENCHTIME   ?= 5x
+
+.PHONY: all build test test-unit fuzz-short fuzz bench lint demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/tend ./cmd/tend
+
+## test: every test, then each fuzz target for a short while.
+test: test-unit fuzz-short
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz-short:
+	$(GO) test ./spec -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+
+## fuzz: a longer fuzzing session (FUZZTIME=10m make fuzz).
+fuzz: FUZZTIME = 5m
+fuzz: fuzz-short
+
+## bench: the performance targets; see the figures in the README.
+bench:
+	$(GO) test ./spec -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## demo: the main job on the embedded defaults (process provider, SQLite store).
+demo: build
+	./hack/demo.sh
+
+clean:
+	rm -rf $(BIN) demo
