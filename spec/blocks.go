@@ -122,10 +122,9 @@ func (d *decoder) decodeProviders(blocks []*hcl.Block) {
 			d.duplicate("provider", key, b, prev.DeclRange)
 			continue
 		}
-		content, diags := b.Body.Content(schema)
-		d.diags = append(d.diags, diags...)
-		p := &Provider{Type: typ, Name: name, DeclRange: b.DefRange}
 		r := d.reader(d.ctx)
+		content := d.blockContent(r, b.Body, schema)
+		p := &Provider{Type: typ, Name: name, DeclRange: b.DefRange}
 		at := content.Attributes
 		switch typ {
 		case "process":
@@ -140,9 +139,12 @@ func (d *decoder) decodeProviders(blocks []*hcl.Block) {
 			r.str(at, "api_version", &s.APIVersion)
 			r.str(at, "network", &s.Network)
 			r.oneOf(at, "pull_policy", &s.PullPolicy, "missing", "always", "never")
-			for _, tb := range content.Blocks {
-				tc, diags := tb.Body.Content(tlsSchema)
-				d.diags = append(d.diags, diags...)
+			for i, tb := range content.Blocks {
+				if i > 0 {
+					d.errorf(tb.DefRange.Ptr(), "Duplicate tls block", "A docker provider has at most one tls block; the first is at %s.", content.Blocks[0].DefRange.String())
+					continue
+				}
+				tc := d.blockContent(r, tb.Body, tlsSchema)
 				s.TLS = &TLSSettings{}
 				r.str(tc.Attributes, "ca_file", &s.TLS.CAFile)
 				r.str(tc.Attributes, "cert_file", &s.TLS.CertFile)
@@ -150,9 +152,12 @@ func (d *decoder) decodeProviders(blocks []*hcl.Block) {
 			}
 			p.Docker = s
 		case "systemd":
-			s := &SystemdSettings{UnitDir: "/etc/systemd/system", ArtifactDir: "/opt/tend", KeepArtifacts: 3}
-			r.str(at, "unit_dir", &s.UnitDir)
+			s := &SystemdSettings{ArtifactDir: "/opt/tend", KeepArtifacts: 3}
 			r.boolean(at, "user_mode", &s.UserMode)
+			if s.UnitDir = "/etc/systemd/system"; s.UserMode {
+				s.UnitDir = "~/.config/systemd/user" // the provider expands ~
+			}
+			r.str(at, "unit_dir", &s.UnitDir)
 			r.str(at, "artifact_dir", &s.ArtifactDir)
 			r.integer(at, "keep_artifacts", &s.KeepArtifacts, 1, 100)
 			r.str(at, "user", &s.User)
@@ -183,14 +188,17 @@ var windowSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 func (d *decoder) decodeWindows(blocks []*hcl.Block) {
 	for _, b := range blocks {
 		name := b.Labels[0]
+		if !validName(name) {
+			d.errorf(b.LabelRanges[0].Ptr(), "Invalid window name", "%q is not a valid name: %s", name, nameRule)
+			continue
+		}
 		if prev, ok := d.cfg.Windows[name]; ok {
 			d.duplicate("window", name, b, prev.DeclRange)
 			continue
 		}
-		content, diags := b.Body.Content(windowSchema)
-		d.diags = append(d.diags, diags...)
-		w := &Window{Name: name, Action: "deny", DeclRange: b.DefRange}
 		r := d.reader(d.ctx)
+		content := d.blockContent(r, b.Body, windowSchema)
+		w := &Window{Name: name, Action: "deny", DeclRange: b.DefRange}
 		at := content.Attributes
 		r.cronExpr(at, "schedule", &w.Schedule)
 		if r.duration(at, "duration", &w.Duration) && w.Duration == 0 {
@@ -214,14 +222,17 @@ var notifySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 func (d *decoder) decodeNotifies(blocks []*hcl.Block) {
 	for _, b := range blocks {
 		name := b.Labels[0]
+		if !validName(name) {
+			d.errorf(b.LabelRanges[0].Ptr(), "Invalid notify name", "%q is not a valid name: %s", name, nameRule)
+			continue
+		}
 		if prev, ok := d.cfg.Notifies[name]; ok {
 			d.duplicate("notify", name, b, prev.DeclRange)
 			continue
 		}
-		content, diags := b.Body.Content(notifySchema)
-		d.diags = append(d.diags, diags...)
-		n := &Notify{Name: name, Format: "json", Events: append([]string(nil), NotifyEvents...), DeclRange: b.DefRange}
 		r := d.reader(d.ctx)
+		content := d.blockContent(r, b.Body, notifySchema)
+		n := &Notify{Name: name, Format: "json", Events: append([]string(nil), NotifyEvents...), DeclRange: b.DefRange}
 		at := content.Attributes
 		if r.value(at, "url", &n.URL) && n.URL.IsKnown() {
 			if !validURL(n.URL.Reveal()) {

@@ -24,6 +24,9 @@ type reader struct {
 	// not known yet (a version constraint or secret resolved later).
 	unresolved *[]string
 	prefix     string
+	// required names the attributes of the block being decoded that must
+	// not be null.
+	required map[string]bool
 	// constraints caches parsed constraints: a fleet repeats the same few
 	// pins thousands of times, and parsing one is costly.
 	constraints map[string]*semver.Constraints
@@ -52,17 +55,35 @@ func (r *reader) attrError(a *hcl.Attribute, summary, detail string, args ...any
 	})
 }
 
-// eval evaluates an attribute. It returns ok=false when evaluation failed
-// (the error is recorded) or the value is null; known=false when the value
-// is not known yet.
-func (r *reader) eval(a *hcl.Attribute) (v cty.Value, ok bool) {
+// eval evaluates an attribute whose value is shown in plans, logs or object
+// labels, so it must not be sensitive. It returns ok=false when evaluation
+// failed (the error is recorded), the value is null, or it is not known yet.
+func (r *reader) eval(a *hcl.Attribute) (cty.Value, bool) {
+	return r.evalAttr(a, false)
+}
+
+// evalSensitive is eval for attributes that may hold sensitive values.
+func (r *reader) evalSensitive(a *hcl.Attribute) (cty.Value, bool) {
+	return r.evalAttr(a, true)
+}
+
+func (r *reader) evalAttr(a *hcl.Attribute, allowSensitive bool) (v cty.Value, ok bool) {
 	v, d := a.Expr.Value(r.ctx)
 	if d.HasErrors() {
 		*r.diags = append(*r.diags, r.explainRefs(a.Expr, d)...)
 		return cty.NilVal, false
 	}
 	*r.diags = append(*r.diags, d...)
+	// Sensitivity is checked before knownness: a secret that cannot be
+	// resolved while validating is still a secret.
+	if !allowSensitive && v.ContainsMarked() {
+		r.plain(a, v)
+		return cty.NilVal, false
+	}
 	if v.IsNull() {
+		if r.required[a.Name] {
+			r.attrError(a, "Missing value for "+a.Name, "%s is required and must not be null.", a.Name)
+		}
 		return v, false
 	}
 	if !v.IsWhollyKnown() {
@@ -171,9 +192,6 @@ func (r *reader) str(attrs hcl.Attributes, name string, dst *string) bool {
 	if !ok {
 		return false
 	}
-	if v, ok = r.plain(a, v); !ok {
-		return false
-	}
 	if v, ok = r.typed(a, v, cty.String, "string"); !ok {
 		return false
 	}
@@ -204,7 +222,7 @@ func (r *reader) value(attrs hcl.Attributes, name string, dst *Value) bool {
 	if !ok {
 		return false
 	}
-	v, ok := r.eval(a)
+	v, ok := r.evalSensitive(a)
 	if !ok {
 		if v != cty.NilVal && !v.IsKnown() {
 			*dst = unknownValue(v.IsMarked())
@@ -239,7 +257,7 @@ func (r *reader) boolean(attrs hcl.Attributes, name string, dst *bool) bool {
 	if !ok {
 		return false
 	}
-	if v, ok = r.typed(a, unmarked(v), cty.Bool, "bool"); !ok {
+	if v, ok = r.typed(a, v, cty.Bool, "bool"); !ok {
 		return false
 	}
 	*dst = v.True()
@@ -256,7 +274,7 @@ func (r *reader) integer(attrs hcl.Attributes, name string, dst *int, min, max i
 	if !ok {
 		return false
 	}
-	if v, ok = r.typed(a, unmarked(v), cty.Number, "number"); !ok {
+	if v, ok = r.typed(a, v, cty.Number, "number"); !ok {
 		return false
 	}
 	bf := v.AsBigFloat()
@@ -282,7 +300,7 @@ func (r *reader) float(attrs hcl.Attributes, name string, dst *float64) bool {
 	if !ok {
 		return false
 	}
-	if v, ok = r.typed(a, unmarked(v), cty.Number, "number"); !ok {
+	if v, ok = r.typed(a, v, cty.Number, "number"); !ok {
 		return false
 	}
 	f, _ := v.AsBigFloat().Float64()
@@ -389,9 +407,6 @@ func (r *reader) strings(attrs hcl.Attributes, name string, dst *[]string) bool 
 	if !ok {
 		return false
 	}
-	if v, ok = r.plain(a, v); !ok {
-		return false
-	}
 	if v, ok = r.typed(a, v, cty.List(cty.String), "list of string"); !ok {
 		return false
 	}
@@ -414,7 +429,7 @@ func (r *reader) values(attrs hcl.Attributes, name string, dst *[]Value) bool {
 	if !ok {
 		return false
 	}
-	v, ok := r.eval(a)
+	v, ok := r.evalSensitive(a)
 	if !ok {
 		return false
 	}
@@ -442,8 +457,12 @@ func (r *reader) valueMap(attrs hcl.Attributes, name string, dst *map[string]Val
 		return false
 	}
 	v, d := a.Expr.Value(r.ctx)
+	if d.HasErrors() {
+		*r.diags = append(*r.diags, r.explainRefs(a.Expr, d)...)
+		return false
+	}
 	*r.diags = append(*r.diags, d...)
-	if d.HasErrors() || v.IsNull() {
+	if v.IsNull() {
 		return false
 	}
 	mv, ok := r.typed(a, v, cty.Map(cty.String), "map of string")
@@ -489,9 +508,6 @@ func (r *reader) stringMap(attrs hcl.Attributes, name string, dst *map[string]st
 	if !ok {
 		return false
 	}
-	if v, ok = r.plain(a, v); !ok {
-		return false
-	}
 	if v, ok = r.typed(a, v, cty.Map(cty.String), "map of string"); !ok {
 		return false
 	}
@@ -518,7 +534,7 @@ func (r *reader) intOrPercent(attrs hcl.Attributes, name string, dst *IntOrPerce
 	if !ok {
 		return false
 	}
-	out, err := toIntOrPercent(unmarked(v))
+	out, err := toIntOrPercent(v)
 	if err != nil {
 		r.attrError(a, "Invalid value for "+name, "%s: %s.", name, err)
 		return false
@@ -649,7 +665,6 @@ func (r *reader) size(attrs hcl.Attributes, name string, dst *int64) bool {
 	if !ok {
 		return false
 	}
-	v = unmarked(v)
 	if v.Type() == cty.Number {
 		f, _ := v.AsBigFloat().Int64()
 		if f <= 0 {
@@ -685,7 +700,6 @@ func (r *reader) cpu(attrs hcl.Attributes, name string, dst *int64) bool {
 	if !ok {
 		return false
 	}
-	v = unmarked(v)
 	var milli float64
 	switch v.Type() {
 	case cty.Number:
@@ -708,8 +722,8 @@ func (r *reader) cpu(attrs hcl.Attributes, name string, dst *int64) bool {
 	default:
 		milli = -1
 	}
-	if milli <= 0 {
-		r.attrError(a, "Invalid CPU limit", "%s must be a positive number of cores (0.5) or millicores (\"500m\").", name)
+	if milli < 1 {
+		r.attrError(a, "Invalid CPU limit", "%s must be at least one millicore: a number of cores (0.5) or of millicores (\"500m\").", name)
 		return false
 	}
 	*dst = int64(milli)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/hashicorp/hcl/v2"
@@ -100,7 +101,7 @@ func (fe *funcEnv) functions() map[string]function.Function {
 		// string
 		"chomp": stdlib.ChompFunc, "format": stdlib.FormatFunc, "formatlist": stdlib.FormatListFunc,
 		"indent": stdlib.IndentFunc, "join": stdlib.JoinFunc, "lower": stdlib.LowerFunc,
-		"regex": stdlib.RegexFunc, "regexall": stdlib.RegexAllFunc, "replace": stdlib.ReplaceFunc,
+		"regex": stdlib.RegexFunc, "regexall": stdlib.RegexAllFunc, "replace": replaceFunc,
 		"split": stdlib.SplitFunc, "strlen": stdlib.StrlenFunc, "strrev": stdlib.ReverseFunc,
 		"substr": stdlib.SubstrFunc, "title": stdlib.TitleFunc, "trim": stdlib.TrimFunc,
 		"trimprefix": stdlib.TrimPrefixFunc, "trimsuffix": stdlib.TrimSuffixFunc,
@@ -109,8 +110,8 @@ func (fe *funcEnv) functions() map[string]function.Function {
 		"chunklist": stdlib.ChunklistFunc, "coalesce": stdlib.CoalesceFunc,
 		"coalescelist": stdlib.CoalesceListFunc, "compact": stdlib.CompactFunc,
 		"concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc, "distinct": stdlib.DistinctFunc,
-		"element": stdlib.ElementFunc, "flatten": stdlib.FlattenFunc, "index": stdlib.IndexFunc,
-		"keys": stdlib.KeysFunc, "length": stdlib.LengthFunc, "lookup": stdlib.LookupFunc,
+		"element": stdlib.ElementFunc, "flatten": stdlib.FlattenFunc, "index": indexFunc,
+		"keys": stdlib.KeysFunc, "length": lengthFunc, "lookup": stdlib.LookupFunc,
 		"merge": stdlib.MergeFunc, "range": stdlib.RangeFunc, "reverse": stdlib.ReverseListFunc,
 		"setintersection": stdlib.SetIntersectionFunc, "setproduct": stdlib.SetProductFunc,
 		"setsubtract": stdlib.SetSubtractFunc, "setunion": stdlib.SetUnionFunc,
@@ -166,7 +167,18 @@ func (fe *funcEnv) readFile(p string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	b, err := os.ReadFile(filepath.Join(fe.root, clean))
+	full := filepath.Join(fe.root, clean)
+	// A symbolic link inside the repository must not lead out of it.
+	if real, err := filepath.EvalSymlinks(full); err == nil {
+		root, rerr := filepath.EvalSymlinks(fe.root)
+		if rerr != nil {
+			root = fe.root
+		}
+		if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return nil, fmt.Errorf("%q leads outside the repository (through a symbolic link); only files inside it can be read", p)
+		}
+	}
+	b, err := os.ReadFile(full)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, fmt.Errorf("no file %q in the repository", p)
@@ -266,6 +278,9 @@ func (fe *funcEnv) envFunc() function.Function {
 		Type:        function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			name := args[0].AsString()
+			if len(args) > 2 {
+				return cty.NilVal, function.NewArgErrorf(2, "env takes a name and at most one default value")
+			}
 			if v, ok := fe.environ(name); ok {
 				return cty.StringVal(v), nil
 			}
@@ -509,6 +524,8 @@ func goToCty(x any) (cty.Value, error) {
 			vals[k] = v
 		}
 		return cty.ObjectVal(vals), nil
+	case time.Time:
+		return cty.StringVal(t.UTC().Format(time.RFC3339Nano)), nil
 	case map[any]any:
 		m := make(map[string]any, len(t))
 		for k, e := range t {
@@ -519,3 +536,62 @@ func goToCty(x any) (cty.Value, error) {
 	// Anything else (timestamps, for instance) becomes its text.
 	return cty.StringVal(fmt.Sprint(x)), nil
 }
+
+// indexFunc is Terraform's index(list, value): the position of the first
+// element equal to value (cty's own index(collection, key) is element lookup).
+var indexFunc = function.New(&function.Spec{
+	Description: "Returns the position of the first element of list equal to value.",
+	Params: []function.Parameter{
+		{Name: "list", Type: cty.DynamicPseudoType},
+		{Name: "value", Type: cty.DynamicPseudoType},
+	},
+	Type: function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		list := args[0]
+		ty := list.Type()
+		if !(ty.IsListType() || ty.IsTupleType()) {
+			return cty.NilVal, function.NewArgErrorf(0, "a list or tuple is required")
+		}
+		if !list.IsWhollyKnown() || !args[1].IsWhollyKnown() {
+			return cty.UnknownVal(cty.Number), nil
+		}
+		i := 0
+		for it := list.ElementIterator(); it.Next(); i++ {
+			_, e := it.Element()
+			if eq := e.Equals(args[1]); eq.IsKnown() && eq.True() {
+				return cty.NumberIntVal(int64(i)), nil
+			}
+		}
+		return cty.NilVal, function.NewArgErrorf(1, "the value is not in the list")
+	},
+})
+
+// lengthFunc counts a string's characters, or a collection's elements.
+var lengthFunc = function.New(&function.Spec{
+	Description: "Returns the number of characters of a string, or of elements of a collection.",
+	Params:      []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowDynamicType: true, AllowUnknown: true}},
+	Type:        function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		if args[0].Type() == cty.String {
+			return stdlib.Strlen(args[0])
+		}
+		return stdlib.Length(args[0])
+	},
+})
+
+// replaceFunc is Terraform's replace: a search string written as /RE/ is a
+// regular expression.
+var replaceFunc = function.New(&function.Spec{
+	Description: "Replaces every occurrence of substr (or of the regular expression /substr/) in str.",
+	Params: []function.Parameter{
+		{Name: "str", Type: cty.String}, {Name: "substr", Type: cty.String}, {Name: "replace", Type: cty.String},
+	},
+	Type: function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		sub := args[1].AsString()
+		if len(sub) > 1 && sub[0] == '/' && sub[len(sub)-1] == '/' {
+			return stdlib.RegexReplace(args[0], cty.StringVal(sub[1:len(sub)-1]), args[2])
+		}
+		return stdlib.Replace(args[0], args[1], args[2])
+	},
+})

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/hashicorp/hcl/v2"
@@ -166,6 +167,13 @@ func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.D
 
 // envFile parses an environment's values file; src nil means read it from disk.
 func (l *Loader) envFile(diags hcl.Diagnostics, path string, src []byte) (*hcl.File, hcl.Diagnostics) {
+	if !validEnvironmentName(l.opts.Env) {
+		return nil, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid environment name",
+			Detail:   fmt.Sprintf("%q is not an environment name: use letters, digits, '-', '_' and '.', not starting with '.'.", l.opts.Env),
+		})
+	}
 	var f *hcl.File
 	var d hcl.Diagnostics
 	if src != nil {
@@ -180,6 +188,18 @@ func (l *Loader) envFile(diags hcl.Diagnostics, path string, src []byte) (*hcl.F
 		})
 	}
 	return f, append(diags, d...)
+}
+
+func validEnvironmentName(s string) bool {
+	if s == "" || s[0] == '.' || len(s) > 100 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // rootSchema is the set of top-level blocks.
@@ -263,6 +283,31 @@ func (d *decoder) warnf(rng *hcl.Range, summary, detail string, args ...any) {
 		Detail:   fmt.Sprintf(detail, args...),
 		Subject:  rng,
 	})
+}
+
+// blockContent decodes a block's body against its schema and tells r which
+// attributes of it are required, so that an explicit null is reported.
+func (d *decoder) blockContent(r *reader, body hcl.Body, schema *hcl.BodySchema) *hcl.BodyContent {
+	c, diags := body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	r.required = requiredNames(schema)
+	return c
+}
+
+var requiredCache sync.Map // *hcl.BodySchema → map[string]bool
+
+func requiredNames(schema *hcl.BodySchema) map[string]bool {
+	if m, ok := requiredCache.Load(schema); ok {
+		return m.(map[string]bool)
+	}
+	m := map[string]bool{}
+	for _, a := range schema.Attributes {
+		if a.Required {
+			m[a.Name] = true
+		}
+	}
+	requiredCache.Store(schema, m)
+	return m
 }
 
 func (d *decoder) reader(ctx *hcl.EvalContext) *reader {

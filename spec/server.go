@@ -105,8 +105,8 @@ func (d *decoder) decodeServers(blocks []*hcl.Block) {
 }
 
 func (d *decoder) decodeServer(b *hcl.Block) *Server {
-	content, diags := b.Body.Content(serverSchema)
-	d.diags = append(d.diags, diags...)
+	r := d.reader(d.ctx)
+	content := d.blockContent(r, b.Body, serverSchema)
 	s := &Server{
 		Name:      b.Labels[0],
 		Replicas:  1,
@@ -114,7 +114,6 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 		DeclRange: b.DefRange,
 	}
 	at := content.Attributes
-	r := d.reader(d.ctx)
 	r.unresolved = &s.Unresolved
 
 	d.serverProvider(s, at)
@@ -129,7 +128,7 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	r.ctx = ctx
 
 	r.str(at, "image", &s.Image)
-	r.values(at, "command", &s.Command)
+	s.commandOK = r.values(at, "command", &s.Command)
 	r.values(at, "args", &s.Args)
 	r.str(at, "work_dir", &s.WorkDir)
 	r.str(at, "user", &s.User)
@@ -179,6 +178,8 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 		}
 	}
 	d.serverRollout(s, seen["rollout"], r)
+	d.checkBackupPaths(s)
+	d.checkMetricPorts(s)
 	d.serverArtifactRules(s, at)
 	sort.Strings(s.Unresolved)
 	return s
@@ -289,7 +290,6 @@ func fullVersion(s string) string {
 func (d *decoder) serverPorts(s *Server, at hcl.Attributes, r *reader) {
 	pa, hasPort := at["port"]
 	psa, hasPorts := at["ports"]
-	s.portsDeclared = hasPort || hasPorts
 	if hasPort && hasPorts {
 		d.errorf(psa.NameRange.Ptr(), "Conflicting port settings", "Use either port (one port, named \"http\") or ports (named ports), not both.")
 		return
@@ -298,6 +298,8 @@ func (d *decoder) serverPorts(s *Server, at hcl.Attributes, r *reader) {
 		var n int
 		if r.integer(at, "port", &n, 1, 65535) {
 			s.Ports = []Port{{Name: "http", Number: n, Protocol: "tcp", Range: pa.Expr.Range()}}
+		} else {
+			s.portsFailed = true
 		}
 		return
 	}
@@ -306,10 +308,11 @@ func (d *decoder) serverPorts(s *Server, at hcl.Attributes, r *reader) {
 	}
 	v, ok := r.eval(psa)
 	if !ok {
+		s.portsFailed = true
 		return
 	}
-	v = unmarked(v)
 	if !v.Type().IsObjectType() && !v.Type().IsMapType() {
+		s.portsFailed = true
 		r.attrError(psa, "Incorrect attribute value type", "ports must be a map of port names to numbers, such as { http = 8080, metrics = 9090 }.")
 		return
 	}
@@ -373,8 +376,7 @@ func validEnvName(s string) bool {
 }
 
 func (d *decoder) serverArtifact(s *Server, b *hcl.Block, r *reader) {
-	c, diags := b.Body.Content(artifactSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, artifactSchema)
 	a := &Artifact{}
 	if r.str(c.Attributes, "url", &a.URL) && !validURL(a.URL) && !strings.HasPrefix(a.URL, "file://") {
 		d.errorf(c.Attributes["url"].Expr.Range().Ptr(), "Invalid URL", "An artifact url must be an http://, https:// or file:// URL, not %q.", a.URL)
@@ -417,7 +419,7 @@ func (d *decoder) serverArtifactRules(s *Server, at hcl.Attributes) {
 		}
 		if _, ok := at["command"]; !ok {
 			d.errorf(s.DeclRange.Ptr(), "Missing command", "A server on the %s provider needs a command, such as command = [\"./bin/server\", \"--port\", \"$(PORT)\"].", s.ProviderType)
-		} else if len(s.Command) == 0 && !contains(s.Unresolved, "command") {
+		} else if s.commandOK && len(s.Command) == 0 {
 			d.errorf(at["command"].Expr.Range().Ptr(), "Empty command", "command must name at least the program to run.")
 		}
 	}
@@ -425,7 +427,7 @@ func (d *decoder) serverArtifactRules(s *Server, at hcl.Attributes) {
 
 func (d *decoder) serverConfigFile(s *Server, b *hcl.Block, r *reader) {
 	p := b.Labels[0]
-	if p == "" || strings.Contains(p, "\x00") || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
+	if p == "" || p == "." || p == "/" || strings.Contains(p, "\x00") || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
 		d.errorf(b.LabelRanges[0].Ptr(), "Invalid config file path", "%q is not a clean file path: write an absolute path, or one relative to the replica's working directory, without \"..\".", p)
 		return
 	}
@@ -435,8 +437,7 @@ func (d *decoder) serverConfigFile(s *Server, b *hcl.Block, r *reader) {
 			return
 		}
 	}
-	c, diags := b.Body.Content(configFileSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, configFileSchema)
 	f := &ConfigFile{Path: p, Mode: 0o644, DeclRange: b.DefRange}
 	r.value(c.Attributes, "content", &f.Content)
 	var mode string
@@ -456,8 +457,7 @@ func (d *decoder) serverConfigFile(s *Server, b *hcl.Block, r *reader) {
 }
 
 func (d *decoder) serverResources(s *Server, b *hcl.Block, r *reader) {
-	c, diags := b.Body.Content(resourcesSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, resourcesSchema)
 	res := &Resources{}
 	r.cpu(c.Attributes, "cpu", &res.MilliCPU)
 	r.size(c.Attributes, "memory", &res.MemoryBytes)
@@ -470,8 +470,7 @@ func (d *decoder) serverVolume(s *Server, b *hcl.Block, r *reader) {
 		d.errorf(b.LabelRanges[0].Ptr(), "Invalid volume name", "%q is not a valid volume name: %s", name, nameRule)
 		return
 	}
-	c, diags := b.Body.Content(volumeSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, volumeSchema)
 	v := &Volume{Name: name, DeclRange: b.DefRange}
 	if r.str(c.Attributes, "path", &v.Path) && (!path.IsAbs(v.Path) || path.Clean(v.Path) != v.Path) {
 		d.errorf(c.Attributes["path"].Expr.Range().Ptr(), "Invalid volume path", "A volume path must be a clean absolute path such as \"/data\", not %q.", v.Path)
@@ -492,8 +491,7 @@ func (d *decoder) serverVolume(s *Server, b *hcl.Block, r *reader) {
 }
 
 func (d *decoder) serverRequires(s *Server, b *hcl.Block, r *reader) {
-	c, diags := b.Body.Content(requiresSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, requiresSchema)
 	req := &Requires{Server: b.Labels[0], DeclRange: b.DefRange}
 	for _, o := range s.Requires {
 		if o.Server == req.Server {
@@ -516,8 +514,7 @@ func (d *decoder) serverCheck(s *Server, b *hcl.Block, r *reader) {
 			return
 		}
 	}
-	c, diags := b.Body.Content(checkSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, checkSchema)
 	ck := &Check{
 		Name: name, Interval: DefaultCheckInterval, Timeout: DefaultCheckTimeout,
 		SuccessThreshold: 1, FailureThreshold: 3, DeclRange: b.DefRange,
@@ -552,8 +549,7 @@ func (d *decoder) serverCheck(s *Server, b *hcl.Block, r *reader) {
 	ck.Kind = kb.Type
 	switch kb.Type {
 	case CheckHTTP:
-		kc, diags := kb.Body.Content(httpCheckSchema)
-		d.diags = append(d.diags, diags...)
+		kc := d.blockContent(r, kb.Body, httpCheckSchema)
 		h := &HTTPCheck{Path: "/", Method: "GET", Scheme: "http", Status: []int{200}}
 		h.Port = d.checkPort(s, kb, kc.Attributes, r)
 		r.str(kc.Attributes, "path", &h.Path)
@@ -572,12 +568,10 @@ func (d *decoder) serverCheck(s *Server, b *hcl.Block, r *reader) {
 		}
 		ck.HTTP = h
 	case CheckTCP:
-		kc, diags := kb.Body.Content(tcpCheckSchema)
-		d.diags = append(d.diags, diags...)
+		kc := d.blockContent(r, kb.Body, tcpCheckSchema)
 		ck.TCP = &TCPCheck{Port: d.checkPort(s, kb, kc.Attributes, r)}
 	case CheckExec:
-		kc, diags := kb.Body.Content(execCheckSchema)
-		d.diags = append(d.diags, diags...)
+		kc := d.blockContent(r, kb.Body, execCheckSchema)
 		e := &ExecCheck{}
 		if r.values(kc.Attributes, "command", &e.Command) && len(e.Command) == 0 {
 			d.errorf(kc.Attributes["command"].Expr.Range().Ptr(), "Empty command", "command must name at least the program to run.")
@@ -598,7 +592,6 @@ func (d *decoder) checkStatus(h *HTTPCheck, at hcl.Attributes, r *reader) {
 	if !ok {
 		return
 	}
-	v = unmarked(v)
 	var list []cty.Value
 	switch {
 	case v.Type() == cty.Number:
@@ -625,7 +618,7 @@ func (d *decoder) checkPort(s *Server, kb *hcl.Block, at hcl.Attributes, r *read
 	var port string
 	if !r.str(at, "port", &port) {
 		if len(s.Ports) == 0 {
-			if !s.portsDeclared {
+			if !s.portsFailed {
 				d.errorf(kb.DefRange.Ptr(), "Check needs a port", "This %s check reaches the server over the network, but the server declares no port: add port = NUMBER to the server.", kb.Type)
 			}
 			return ""
@@ -648,8 +641,7 @@ func (d *decoder) checkPort(s *Server, kb *hcl.Block, at hcl.Attributes, r *read
 }
 
 func (d *decoder) mcpCheck(s *Server, kb *hcl.Block, r *reader) *MCPCheck {
-	kc, diags := kb.Body.Content(mcpCheckSchema)
-	d.diags = append(d.diags, diags...)
+	kc := d.blockContent(r, kb.Body, mcpCheckSchema)
 	m := &MCPCheck{Path: "/mcp", Transport: "streamable-http", CheckVersion: true}
 	at := kc.Attributes
 	r.oneOf(at, "transport", &m.Transport, "streamable-http", "sse", "stdio")
@@ -670,12 +662,11 @@ func (d *decoder) mcpCheck(s *Server, kb *hcl.Block, r *reader) *MCPCheck {
 			d.errorf(cb.DefRange.Ptr(), "Duplicate call block", "An mcp check makes at most one smoke call.")
 			continue
 		}
-		cc, diags := cb.Body.Content(mcpCallSchema)
-		d.diags = append(d.diags, diags...)
+		cc := d.blockContent(r, cb.Body, mcpCallSchema)
 		call := &MCPCall{Arguments: Plain("{}")}
 		r.str(cc.Attributes, "tool", &call.Tool)
 		if a, ok := cc.Attributes["arguments"]; ok {
-			if v, ok := r.eval(a); ok {
+			if v, ok := r.evalSensitive(a); ok {
 				if !v.Type().IsObjectType() && !v.Type().IsMapType() {
 					r.attrError(a, "Incorrect attribute value type", "arguments must be an object, such as { query = \"ping\" }.")
 				} else {
@@ -703,8 +694,7 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 		return
 	}
 	ro.DeclRange = b.DefRange
-	c, diags := b.Body.Content(rolloutSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, rolloutSchema)
 	at := c.Attributes
 	r.oneOf(at, "strategy", &ro.Strategy, StrategyRecreate, StrategyRolling, StrategyCanary)
 	r.intOrPercent(at, "max_unavailable", &ro.MaxUnavailable)
@@ -747,7 +737,6 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 }
 
 func (d *decoder) canarySteps(ro *Rollout, a *hcl.Attribute, v cty.Value, r *reader) {
-	v = unmarked(v)
 	if !v.CanIterateElements() || v.Type().IsMapType() || v.Type().IsObjectType() {
 		r.attrError(a, "Incorrect attribute value type", "canary_steps must be a list such as [1, \"50%%\"].")
 		return
@@ -777,8 +766,7 @@ func (d *decoder) canarySteps(ro *Rollout, a *hcl.Attribute, v cty.Value, r *rea
 }
 
 func (d *decoder) serverHooks(s *Server, b *hcl.Block, r *reader) {
-	c, diags := b.Body.Content(hooksSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, hooksSchema)
 	h := &Hooks{Timeout: DefaultHookTimeout}
 	for _, n := range []string{"pre_deploy", "migrate", "post_deploy"} {
 		var dst *[]Value
@@ -799,8 +787,7 @@ func (d *decoder) serverHooks(s *Server, b *hcl.Block, r *reader) {
 }
 
 func (d *decoder) serverScaling(s *Server, b *hcl.Block, r *reader, replicasSet bool) {
-	c, diags := b.Body.Content(scalingSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, scalingSchema)
 	sc := &Scaling{Min: 1, ScaleDownWindow: DefaultScaleDownWindow, DeclRange: b.DefRange}
 	at := c.Attributes
 	r.integer(at, "min", &sc.Min, 0, 10000)
@@ -810,13 +797,19 @@ func (d *decoder) serverScaling(s *Server, b *hcl.Block, r *reader, replicasSet 
 	r.duration(at, "scale_up_window", &sc.ScaleUpWindow)
 	r.duration(at, "scale_down_window", &sc.ScaleDownWindow)
 	for _, mb := range c.Blocks {
-		mc, diags := mb.Body.Content(metricSchema)
-		d.diags = append(d.diags, diags...)
-		m := &Metric{Name: mb.Labels[0], Path: "/metrics"}
+		mc := d.blockContent(r, mb.Body, metricSchema)
+		m := &Metric{Name: mb.Labels[0], Path: "/metrics", declRange: mb.DefRange, portRange: mb.DefRange}
+		for _, o := range sc.Metrics {
+			if o.Name == m.Name {
+				d.errorf(mb.LabelRanges[0].Ptr(), "Duplicate metric", "The metric %q is already declared at %s.", m.Name, o.declRange.String())
+			}
+		}
 		if len(s.Ports) > 0 {
 			m.Port = s.Ports[0].Name
 		}
-		r.str(mc.Attributes, "port", &m.Port)
+		if r.str(mc.Attributes, "port", &m.Port) {
+			m.portRange = mc.Attributes["port"].Expr.Range()
+		}
 		r.str(mc.Attributes, "path", &m.Path)
 		if r.float(mc.Attributes, "target", &m.Target) && m.Target <= 0 {
 			d.errorf(mc.Attributes["target"].Expr.Range().Ptr(), "Invalid metric target", "target must be greater than zero.")
@@ -851,8 +844,7 @@ func hasAny(at hcl.Attributes, names ...string) bool {
 }
 
 func (d *decoder) serverBackup(s *Server, b *hcl.Block, r *reader) {
-	c, diags := b.Body.Content(backupSchema)
-	d.diags = append(d.diags, diags...)
+	c := d.blockContent(r, b.Body, backupSchema)
 	bk := &Backup{KeepCount: 7, DeclRange: b.DefRange}
 	at := c.Attributes
 	r.cronExpr(at, "schedule", &bk.Schedule)
@@ -860,10 +852,10 @@ func (d *decoder) serverBackup(s *Server, b *hcl.Block, r *reader) {
 		d.backupKeep(bk, a, r)
 	}
 	if r.strings(at, "paths", &bk.Paths) {
+		bk.pathsRange = at["paths"].Expr.Range()
 		for _, p := range bk.Paths {
-			if !d.underVolume(s, p) {
-				d.errorf(at["paths"].Expr.Range().Ptr(), "Backup path is not a data path",
-					"%q is not inside a volume of this server; declare the data path first, such as volume \"data\" { path = \"/data\" }.", p)
+			if !path.IsAbs(p) || path.Clean(p) != p {
+				d.errorf(at["paths"].Expr.Range().Ptr(), "Invalid backup path", "%q is not a clean absolute path such as \"/data\".", p)
 			}
 		}
 	}
@@ -876,6 +868,41 @@ func (d *decoder) serverBackup(s *Server, b *hcl.Block, r *reader) {
 		d.errorf(b.DefRange.Ptr(), "Backup has nothing to back up", "Give paths (data paths to copy), a command (whose output is the backup), or both.")
 	}
 	s.Backup = bk
+}
+
+// checkBackupPaths runs after every block of the server is read, so that a
+// backup block may come before the volumes it copies.
+func (d *decoder) checkBackupPaths(s *Server) {
+	if s.Backup == nil {
+		return
+	}
+	for _, p := range s.Backup.Paths {
+		if path.IsAbs(p) && path.Clean(p) == p && !d.underVolume(s, p) {
+			rng := s.Backup.pathsRange
+			d.errorf(&rng, "Backup path is not a data path",
+				"%q is not inside a volume of this server; declare the data path, such as volume \"data\" { path = \"/data\" }.", p)
+		}
+	}
+}
+
+// checkMetricPorts checks scaling metrics against the server's ports.
+func (d *decoder) checkMetricPorts(s *Server) {
+	if s.Scaling == nil {
+		return
+	}
+	var names []string
+	for _, p := range s.Ports {
+		names = append(names, p.Name)
+	}
+	for _, m := range s.Scaling.Metrics {
+		if m.Port == "" && !s.portsFailed {
+			rng := m.declRange
+			d.errorf(&rng, "Metric needs a port", "The metric %q is read over HTTP, but the server declares no port.", m.Name)
+		} else if m.Port != "" && !contains(names, m.Port) && !s.portsFailed {
+			rng := m.portRange
+			d.errorf(&rng, "Unknown port", "The server has no port named %q; its ports are %s.%s", m.Port, quoteList(names), didYouMean(m.Port, names))
+		}
+	}
 }
 
 func (d *decoder) underVolume(s *Server, p string) bool {
@@ -892,7 +919,6 @@ func (d *decoder) backupKeep(bk *Backup, a *hcl.Attribute, r *reader) {
 	if !ok {
 		return
 	}
-	v = unmarked(v)
 	if !v.Type().IsObjectType() {
 		r.attrError(a, "Incorrect attribute value type", "keep must be an object such as { count = 30, age = \"30d\" }.")
 		return

@@ -176,8 +176,9 @@ type Server struct {
 	// constraint is resolved or a secret is available.
 	Unresolved []string `json:"unresolved,omitempty"`
 
-	DeclRange     hcl.Range `json:"-"`
-	portsDeclared bool
+	DeclRange   hcl.Range `json:"-"`
+	portsFailed bool      // ports did not decode; checks naming a port say nothing more
+	commandOK   bool      // command decoded (so an empty one is worth a word)
 }
 
 // Ref is a reference to another block, such as server.db, with its range.
@@ -201,7 +202,7 @@ type Artifact struct {
 type Port struct {
 	Name     string    `json:"name"`
 	Number   int       `json:"number"`
-	Protocol string    `json:"protocol"` // tcp | udp
+	Protocol string    `json:"protocol"` // tcp (the only protocol so far)
 	Range    hcl.Range `json:"-"`
 }
 
@@ -383,6 +384,8 @@ type Metric struct {
 	Port   string  `json:"port"`
 	Path   string  `json:"path"`
 	Target float64 `json:"target"`
+
+	declRange, portRange hcl.Range
 }
 
 // Backup is the backup rule of a server.
@@ -394,7 +397,8 @@ type Backup struct {
 	Command     []Value       `json:"command,omitempty"` // a dump command whose stdout is the backup
 	Destination string        `json:"destination"`
 
-	DeclRange hcl.Range `json:"-"`
+	DeclRange  hcl.Range `json:"-"`
+	pathsRange hcl.Range
 }
 
 // Window is a change window: when changes may (allow) or may not (deny) be

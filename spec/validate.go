@@ -206,10 +206,20 @@ func (d *decoder) checkHostPorts() {
 			}
 			open = kept
 			for _, a := range open {
-				if a.server == b.server || !selectorsOverlap(a.server.Selector, b.server.Selector) {
+				if a.server == b.server {
+					if a.port.Name == b.port.Name {
+						continue
+					}
+				} else if !selectorsOverlap(a.server.Selector, b.server.Selector) {
 					continue
 				}
 				rng := b.port.Range
+				if a.server == b.server {
+					d.errorf(&rng, "Ports overlap",
+						"With %d replicas, the ports %q (%s) and %q (%s) of %q overlap: replica i listens on each port + i. Leave a gap of at least the replica count between them.",
+						replicaSpan(a.server), a.port.Name, portSpan(a.lo, a.hi), b.port.Name, portSpan(b.lo, b.hi), a.server.Name)
+					break
+				}
 				d.errorf(&rng, "Port already claimed on this host",
 					"The servers %q and %q both listen on port %d of the hosts of %s (%q uses %s, %q uses %s). Give one of them another port, or selectors that put them on different hosts.",
 					a.server.Name, b.server.Name, max(a.lo, b.lo), prov, a.server.Name, portSpan(a.lo, a.hi), b.server.Name, portSpan(b.lo, b.hi))

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/zclconf/go-cty/cty"
 	"sort"
 )
 
@@ -83,10 +82,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// unmarked drops every mark of v, deep.
-func unmarked(v cty.Value) cty.Value {
-	u, _ := v.UnmarkDeep()
-	return u
 }

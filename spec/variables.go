@@ -43,7 +43,7 @@ func (d *decoder) decodeVariables(blocks []*hcl.Block, envFile *hcl.File) {
 	for _, b := range blocks {
 		name := b.Labels[0]
 		if !hclsyntax.ValidIdentifier(name) {
-			d.errorf(b.LabelRanges[0].Ptr(), "Invalid variable name", "%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter.", name)
+			d.errorf(b.LabelRanges[0].Ptr(), "Invalid variable name", "%q is not a valid name: use letters, digits, underscores and dashes, not starting with a digit or a dash.", name)
 			continue
 		}
 		if prev, ok := d.cfg.Variables[name]; ok {
@@ -67,7 +67,9 @@ func (d *decoder) decodeVariables(blocks []*hcl.Block, envFile *hcl.File) {
 		if a, ok := content.Attributes["default"]; ok {
 			val, diags := a.Expr.Value(constCtx)
 			d.diags = append(d.diags, diags...)
-			if !diags.HasErrors() {
+			if diags.HasErrors() {
+				v.Value = cty.UnknownVal(v.Type) // reported; no second error for a missing value
+			} else {
 				conv, err := convert.Convert(val, v.Type)
 				if err != nil {
 					d.errorf(a.Expr.Range().Ptr(), "Invalid default value for variable",
@@ -185,6 +187,9 @@ func (d *decoder) runValidation(v *Variable, c validation, valueRanges map[strin
 	}
 	res, _ = res.Unmark()
 	res, err := convert.Convert(res, cty.Bool)
+	if err == nil && !res.IsKnown() {
+		return // the expression's own problem is already reported
+	}
 	if err != nil || res.IsNull() {
 		d.errorf(c.condition.Range().Ptr(), "Invalid validation condition", "The condition must be true or false.")
 		return

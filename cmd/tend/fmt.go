@@ -99,7 +99,7 @@ func hclFiles(args []string) ([]string, error) {
 			if d.IsDir() && p != a && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
-			if !d.IsDir() && strings.HasSuffix(p, ".hcl") {
+			if !d.IsDir() && strings.HasSuffix(p, ".hcl") && !strings.HasPrefix(d.Name(), ".") {
 				out = append(out, p)
 			}
 			return nil

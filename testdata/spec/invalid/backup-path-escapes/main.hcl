@@ -1,0 +1,14 @@
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+  volume "data" {
+    path = "/data"
+  }
+  backup {
+    schedule = "@daily"
+    paths    = ["/data/../etc"]
+  }
+}

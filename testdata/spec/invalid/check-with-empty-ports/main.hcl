@@ -1,0 +1,11 @@
+provider "process" "local" {}
+
+server "a" {
+  provider = provider.process.local
+  version  = "1.0.0"
+  command  = ["./bin/server"]
+  ports = {}
+  check "health" {
+    http {}
+  }
+}
