@@ -1,0 +1,273 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// How long a request waits for a free worker before it is answered 503.
+const workerWait = 30 * time.Second
+
+// app is the HTTP side of mcp-notes.
+type app struct {
+	cfg     Config
+	store   *Store
+	logger  *slog.Logger
+	metrics *metrics
+	mcp     *mcp.Server
+	limiter *rateLimiter // nil when rate limiting is off
+	workers chan struct{}
+
+	inFlight atomic.Int64 // requests holding or waiting for a worker
+}
+
+func newApp(cfg Config, store *Store, logger *slog.Logger) *app {
+	a := &app{
+		cfg:     cfg,
+		store:   store,
+		logger:  logger,
+		workers: make(chan struct{}, cfg.Workers),
+	}
+	a.metrics = newMetrics(time.Now(), store.Count, a.inFlight.Load)
+	a.mcp = newMCPServer(store, a.metrics)
+	if cfg.RateLimiting.Enabled {
+		a.limiter = newRateLimiter(cfg.RateLimiting.MaxRequests, time.Duration(cfg.RateLimiting.Window)*time.Second)
+	}
+	return a
+}
+
+// handler is the whole HTTP handler: logging and metrics, then the rate
+// limit, then the worker pool, then the routes.
+func (a *app) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", a.serveHealth)
+	mux.HandleFunc("GET /metrics", a.serveMetrics)
+	if fault == faultNoMCP {
+		mux.Handle("/mcp", http.NotFoundHandler())
+	} else {
+		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(
+			func(*http.Request) *mcp.Server { return a.mcp },
+			&mcp.StreamableHTTPOptions{
+				SessionTimeout: 30 * time.Minute,
+				Logger:         a.logger,
+			}))
+	}
+	return a.logRequests(a.rateLimit(a.limitWorkers(mux)))
+}
+
+func (a *app) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if fault == faultUnhealthy {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failing", "version": version})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status  string `json:"status"`
+		Version string `json:"version"`
+		Notes   int    `json:"notes"`
+	}{"ok", version, a.store.Count()})
+}
+
+func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := a.metrics.write(w); err != nil {
+		a.logger.Warn("writing /metrics", "err", err)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// isEventStream reports whether r opens the long-lived MCP event stream
+// (GET /mcp), which stays open for as long as the client's session and so
+// neither takes a worker nor counts as in flight.
+func isEventStream(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Path == "/mcp"
+}
+
+// logRequests logs one line per request and counts it in the metrics.
+func (a *app) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		code := rec.status()
+		a.metrics.request(r.URL.Path, code)
+		a.logger.Info("request",
+			"method", r.Method,
+			"path", r.URL.Path,
+			"code", code,
+			"duration", time.Since(start).Round(time.Microsecond),
+			"remote", clientIP(r))
+	})
+}
+
+// rateLimit answers 429 to a client IP over its budget. /health and /metrics
+// are exempt, so that probes and scrapes never fail because of it.
+func (a *app) rateLimit(next http.Handler) http.Handler {
+	if a.limiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" || r.URL.Path == "/metrics" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ok, retry := a.limiter.allow(clientIP(r), time.Now())
+		if !ok {
+			secs := int(math.Ceil(retry.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			http.Error(w, fmt.Sprintf("rate limit exceeded: at most %d requests per %ds; retry in %ds",
+				a.limiter.max, int(a.limiter.window.Seconds()), max(secs, 1)), http.StatusTooManyRequests)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitWorkers lets at most cfg.Workers requests run at once; the others
+// wait for a free worker, up to workerWait, then get 503.
+func (a *app) limitWorkers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isEventStream(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		a.inFlight.Add(1)
+		defer a.inFlight.Add(-1)
+		t := time.NewTimer(workerWait)
+		defer t.Stop()
+		select {
+		case a.workers <- struct{}{}:
+		case <-r.Context().Done():
+			http.Error(w, "request cancelled while waiting for a worker", http.StatusServiceUnavailable)
+			return
+		case <-t.C:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "server busy: every worker is in use", http.StatusServiceUnavailable)
+			return
+		}
+		defer func() { <-a.workers }()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// closeSessionsWhenIdle waits until no request is in flight (or for at most
+// wait) and then closes every MCP session, which ends their event streams.
+func (a *app) closeSessionsWhenIdle(wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for a.inFlight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for ss := range a.mcp.Sessions() {
+		_ = ss.Close()
+	}
+}
+
+// clientIP is the IP address of the peer. X-Forwarded-For is not trusted.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusRecorder remembers the status code written through it. It passes
+// Flush on, and Unwrap lets http.ResponseController reach the real writer,
+// which the MCP event streams need.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 && code >= 200 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+// rateLimiter allows each key (a client IP) at most max requests in each
+// fixed window, which starts at the key's first request.
+type rateLimiter struct {
+	max    int
+	window time.Duration
+
+	mu        sync.Mutex
+	clients   map[string]*rateWindow
+	lastSweep time.Time
+}
+
+type rateWindow struct {
+	start time.Time
+	count int
+}
+
+func newRateLimiter(maxRequests int, window time.Duration) *rateLimiter {
+	return &rateLimiter{max: maxRequests, window: window, clients: map[string]*rateWindow{}}
+}
+
+// allow counts a request from key at now; if key is over its budget, it
+// returns false and how long until its window ends.
+func (l *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= l.window { // forget the clients whose window is over
+		for k, w := range l.clients {
+			if now.Sub(w.start) >= l.window {
+				delete(l.clients, k)
+			}
+		}
+		l.lastSweep = now
+	}
+	w := l.clients[key]
+	if w == nil || now.Sub(w.start) >= l.window {
+		w = &rateWindow{start: now}
+		l.clients[key] = w
+	}
+	if w.count >= l.max {
+		return false, w.start.Add(l.window).Sub(now)
+	}
+	w.count++
+	return true, 0
+}

@@ -1,0 +1,143 @@
+// Package memory is an in-memory provider: replicas are records in a map.
+// It stands beside the real providers for the engine's unit tests and
+// benchmarks; it is never a substitute for a real backend in a provider's
+// own tests. Tests can make replicas fail, drift or disappear.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tendhq/tend/providers"
+)
+
+var (
+	_ providers.Provider = (*Provider)(nil)
+	_ providers.Execer   = (*Provider)(nil)
+)
+
+// Provider keeps replicas in memory.
+type Provider struct {
+	mu        sync.Mutex
+	key       string
+	instances map[string]*providers.Instance // server/replica → instance
+	seq       int
+
+	// FailVersion makes replicas of these "server@version" exit at once
+	// (exit code 1), as a broken release would.
+	FailVersion map[string]bool
+	// ExecExit is the exit code of one-off tasks by their argv[0].
+	ExecExit map[string]int
+	// Calls counts StartReplica and StopReplica calls.
+	Starts, Stops int
+	// StartError, when set, fails StartReplica for that server.
+	StartError map[string]error
+}
+
+// New returns an empty provider registered under key (TYPE.NAME).
+func New(key string) *Provider {
+	return &Provider{key: key, instances: map[string]*providers.Instance{}, FailVersion: map[string]bool{}, ExecExit: map[string]int{}, StartError: map[string]error{}}
+}
+
+func id(server string, replica int) string { return fmt.Sprintf("%s/%d", server, replica) }
+
+// Type implements providers.Provider.
+func (p *Provider) Type() string { return "memory" }
+
+// Observe implements providers.Provider.
+func (p *Provider) Observe(_ context.Context, req providers.ObserveRequest) providers.ObserveResponse {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]providers.Instance, 0, len(p.instances))
+	for _, in := range p.instances {
+		if in.ManagedBy == req.ManagedBy {
+			c := *in
+			c.Drift = append([]string(nil), in.Drift...)
+			out = append(out, c)
+		}
+	}
+	providers.SortInstances(out)
+	return providers.ObserveResponse{Instances: out}
+}
+
+// StartReplica implements providers.Provider.
+func (p *Provider) StartReplica(_ context.Context, req providers.StartRequest) providers.StartResponse {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := req.Desired.Server
+	if err := p.StartError[s.Name]; err != nil {
+		return providers.StartResponse{Err: err}
+	}
+	p.Starts++
+	p.seq++
+	in := &providers.Instance{
+		Identity:  req.Desired.Identity(req.Replica),
+		ID:        fmt.Sprintf("mem-%d", p.seq),
+		Provider:  p.key,
+		State:     providers.StateRunning,
+		Host:      "127.0.0.1",
+		Ports:     providers.ReplicaPorts(s, req.Replica),
+		StartedAt: time.Now(),
+	}
+	if p.FailVersion[s.Name+"@"+s.Version] {
+		in.State, in.ExitCode, in.Message = providers.StateExited, 1, "exited with code 1"
+	}
+	p.instances[id(s.Name, req.Replica)] = in
+	return providers.StartResponse{Instance: *in}
+}
+
+// StopReplica implements providers.Provider.
+func (p *Provider) StopReplica(_ context.Context, req providers.StopRequest) providers.StopResponse {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Stops++
+	delete(p.instances, id(req.Instance.Server, req.Instance.Replica))
+	return providers.StopResponse{}
+}
+
+// Exec implements providers.Execer.
+func (p *Provider) Exec(_ context.Context, req providers.ExecRequest) providers.ExecResponse {
+	if len(req.Command) == 0 {
+		return providers.ExecResponse{Err: fmt.Errorf("empty command")}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return providers.ExecResponse{ExitCode: p.ExecExit[req.Command[0]]}
+}
+
+// Crash marks a replica as exited, as if its process died.
+func (p *Provider) Crash(server string, replica int, code int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if in, ok := p.instances[id(server, replica)]; ok {
+		in.State, in.ExitCode, in.Message = providers.StateExited, code, fmt.Sprintf("exited with code %d", code)
+	}
+}
+
+// Tamper records a change by hand on a replica.
+func (p *Provider) Tamper(server string, replica int, what string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if in, ok := p.instances[id(server, replica)]; ok {
+		in.Drift = append(in.Drift, what)
+	}
+}
+
+// Servers lists the servers that have replicas, sorted.
+func (p *Provider) Servers() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	set := map[string]bool{}
+	for _, in := range p.instances {
+		set[in.Server] = true
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

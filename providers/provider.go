@@ -1,0 +1,370 @@
+package providers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/spec"
+)
+
+// Identity keys, used as labels (docker, kubernetes), unit properties
+// (systemd) or recorded next to the process (process).
+const (
+	LabelManagedBy = "tend.dev/managed-by"
+	LabelServer    = "tend.dev/server"
+	LabelReplica   = "tend.dev/replica"
+	LabelSpecHash  = "tend.dev/spec-hash"
+	LabelRevision  = "tend.dev/revision"
+	LabelVersion   = "tend.dev/version"
+)
+
+// DefaultManagedBy is the managed-by identity of a tend that was given none.
+const DefaultManagedBy = "tend"
+
+// Identity is what tend records on every object it creates.
+type Identity struct {
+	ManagedBy string `json:"managed_by"`
+	Server    string `json:"server"`
+	Replica   int    `json:"replica"`
+	SpecHash  string `json:"spec_hash"`
+	Revision  string `json:"revision"`
+	Version   string `json:"version"`
+}
+
+// Labels returns the identity as labels.
+func (id Identity) Labels() map[string]string {
+	return map[string]string{
+		LabelManagedBy: id.ManagedBy,
+		LabelServer:    id.Server,
+		LabelReplica:   strconv.Itoa(id.Replica),
+		LabelSpecHash:  id.SpecHash,
+		LabelRevision:  id.Revision,
+		LabelVersion:   id.Version,
+	}
+}
+
+// Desired is one server as the engine wants it run: the decoded spec, its
+// hash, and the source revision it comes from.
+type Desired struct {
+	Server    *spec.Server
+	SpecHash  string
+	Revision  string
+	ManagedBy string
+}
+
+// Identity returns the identity of replica i of d.
+func (d *Desired) Identity(replica int) Identity {
+	return Identity{
+		ManagedBy: d.ManagedBy, Server: d.Server.Name, Replica: replica,
+		SpecHash: d.SpecHash, Revision: d.Revision, Version: d.Server.Version,
+	}
+}
+
+// State is what a replica is doing.
+type State string
+
+// Replica states, from the best to the worst.
+const (
+	StateRunning  State = "running"  // up (checks say whether it is healthy)
+	StateStarting State = "starting" // started, not yet up
+	StateExited   State = "exited"   // stopped by itself; ExitCode says how
+	StateCrashing State = "crashing" // exits again and again (crash loop)
+	StateMissing  State = "missing"  // its record exists but its object is gone
+	StateUnknown  State = "unknown"
+)
+
+// Failed reports whether the state means the replica is not serving and will
+// not by itself (verification fails fast on it).
+func (s State) Failed() bool {
+	return s == StateExited || s == StateCrashing || s == StateMissing
+}
+
+// Instance is one replica as its provider sees it.
+type Instance struct {
+	Identity
+	// ID is the provider's own name for the object (a pid, a container id,
+	// a unit name).
+	ID       string `json:"id"`
+	Provider string `json:"provider"` // TYPE.NAME
+	State    State  `json:"state"`
+	ExitCode int    `json:"exit_code,omitempty"`
+	Restarts int    `json:"restarts,omitempty"`
+	// Message says why the instance is in its state, for a person.
+	Message string `json:"message,omitempty"`
+	// Host and Ports are where tend's checks reach the replica.
+	Host  string         `json:"host"`
+	Ports map[string]int `json:"ports,omitempty"`
+	// Drift lists what differs between the live object and what the
+	// provider would create from the spec it was created from (the object
+	// was changed by hand). Empty when the object is as tend left it.
+	Drift     []string  `json:"drift,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Provider is the core every backend implements.
+type Provider interface {
+	// Type is the provider type, such as "process".
+	Type() string
+	// Observe lists every instance owned by req.ManagedBy, in one bulk call:
+	// those of desired servers and orphans alike. It must not change
+	// anything.
+	Observe(ctx context.Context, req ObserveRequest) ObserveResponse
+	// StartReplica brings replica req.Replica of a server to the desired
+	// spec: it creates the replica, or replaces the existing one in place.
+	// It returns once the replica is started (not necessarily healthy); a
+	// replica that fails at once is reported in the instance's state.
+	StartReplica(ctx context.Context, req StartRequest) StartResponse
+	// StopReplica stops and removes one instance: a graceful stop, then a
+	// forced one after req.Grace.
+	StopReplica(ctx context.Context, req StopRequest) StopResponse
+}
+
+// ObserveRequest asks for every instance owned by ManagedBy.
+type ObserveRequest struct {
+	ManagedBy string
+}
+
+// ObserveResponse lists instances, sorted by server and replica.
+type ObserveResponse struct {
+	Instances []Instance
+	Err       error
+}
+
+// StartRequest starts one replica.
+type StartRequest struct {
+	Desired *Desired
+	Replica int
+}
+
+// StartResponse reports the started replica.
+type StartResponse struct {
+	Instance Instance
+	Err      error
+}
+
+// StopRequest stops one instance.
+type StopRequest struct {
+	Instance Instance
+	Grace    time.Duration
+}
+
+// StopResponse reports a stop.
+type StopResponse struct {
+	Err error
+}
+
+// Execer runs one-off tasks (hooks, migrations, backup dumps, exec checks)
+// in the context of a server: its environment, config files and data.
+type Execer interface {
+	Exec(ctx context.Context, req ExecRequest) ExecResponse
+}
+
+// ExecRequest runs Command for a server; with Instance set, in or beside
+// that replica.
+type ExecRequest struct {
+	Desired  *Desired
+	Instance *Instance
+	Command  []string
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// ExecResponse says how the task ended.
+type ExecResponse struct {
+	ExitCode int
+	Err      error // the task could not be run at all
+}
+
+// Statser reports resource use, for autoscaling.
+type Statser interface {
+	Stats(ctx context.Context, inst Instance) (Stats, error)
+}
+
+// Stats is one replica's resource use.
+type Stats struct {
+	CPUPercent    float64
+	MemoryBytes   int64
+	MemoryPercent float64
+}
+
+// Logger returns the tail of a replica's output.
+type Logger interface {
+	Logs(ctx context.Context, inst Instance, lines int) ([]byte, error)
+}
+
+// DataCopier copies a replica's data paths out (backup) and in (restore),
+// as a tar stream.
+type DataCopier interface {
+	CopyOut(ctx context.Context, inst Instance, path string, w io.Writer) error
+	CopyIn(ctx context.Context, inst Instance, path string, r io.Reader) error
+}
+
+// ReplicaPorts returns the ports of replica i: on one host, replica i
+// listens on each declared port + i.
+func ReplicaPorts(s *spec.Server, replica int) map[string]int {
+	out := make(map[string]int, len(s.Ports))
+	for _, p := range s.Ports {
+		out[p.Name] = p.Number + replica
+	}
+	return out
+}
+
+// ReplicaEnv returns the environment of replica i: the server's env plus
+// PORT (its first port), TEND_PORT_<NAME> for every port, TEND_REPLICA,
+// TEND_SERVER and TEND_VERSION, with $(NAME) references expanded.
+func ReplicaEnv(d *Desired, replica int, extra map[string]string) map[string]spec.Value {
+	s := d.Server
+	base := map[string]string{
+		"TEND_SERVER":  s.Name,
+		"TEND_REPLICA": strconv.Itoa(replica),
+		"TEND_VERSION": s.Version,
+	}
+	ports := ReplicaPorts(s, replica)
+	for i, p := range s.Ports {
+		n := ports[p.Name]
+		if i == 0 {
+			base["PORT"] = strconv.Itoa(n)
+		}
+		base["TEND_PORT_"+envKey(p.Name)] = strconv.Itoa(n)
+	}
+	for k, v := range extra {
+		base[k] = v
+	}
+	out := make(map[string]spec.Value, len(base)+len(s.Env))
+	for k, v := range base {
+		out[k] = spec.Plain(v)
+	}
+	for k, v := range s.Env {
+		out[k] = ExpandValue(v, base)
+	}
+	return out
+}
+
+func envKey(name string) string {
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Expand replaces $(NAME) with vars[NAME]; $$(NAME) is a literal $(NAME),
+// and an unknown $(NAME) stays as written (as Kubernetes does).
+func Expand(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$(") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '$' && i+1 < len(s) && s[i+1] == '$' && i+2 < len(s) && s[i+2] == '(' {
+			b.WriteString("$(")
+			i += 2
+			continue
+		}
+		if s[i] == '$' && i+1 < len(s) && s[i+1] == '(' {
+			if end := strings.IndexByte(s[i+2:], ')'); end >= 0 {
+				name := s[i+2 : i+2+end]
+				if v, ok := vars[name]; ok {
+					b.WriteString(v)
+					i += 2 + end
+					continue
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ExpandValue expands a Value, keeping its sensitivity.
+func ExpandValue(v spec.Value, vars map[string]string) spec.Value {
+	out := Expand(v.Reveal(), vars)
+	if v.IsSensitive() {
+		return spec.Sensitive(out)
+	}
+	return spec.Plain(out)
+}
+
+// ExpandArgv expands command and args into one argv, with the replica's
+// environment as the variables.
+func ExpandArgv(s *spec.Server, env map[string]spec.Value) []string {
+	vars := make(map[string]string, len(env))
+	for k, v := range env {
+		vars[k] = v.Reveal()
+	}
+	argv := make([]string, 0, len(s.Command)+len(s.Args))
+	for _, c := range s.Command {
+		argv = append(argv, Expand(c.Reveal(), vars))
+	}
+	for _, a := range s.Args {
+		argv = append(argv, Expand(a.Reveal(), vars))
+	}
+	return argv
+}
+
+// SortInstances orders instances by server, then replica.
+func SortInstances(in []Instance) {
+	sort.Slice(in, func(i, j int) bool {
+		if in[i].Server != in[j].Server {
+			return in[i].Server < in[j].Server
+		}
+		return in[i].Replica < in[j].Replica
+	})
+}
+
+// Factory builds a provider from its provider block.
+type Factory func(p *spec.Provider, env Env) (Provider, error)
+
+// Env is what every provider may use on the reconciler's side.
+type Env struct {
+	// StateDir is tend's state directory; providers keep their own files
+	// under StateDir/providers/TYPE.NAME.
+	StateDir string
+	// ManagedBy is this tend's identity.
+	ManagedBy string
+}
+
+// Registry holds provider factories by type and built providers by key.
+type Registry struct {
+	factories map[string]Factory
+	built     map[string]Provider
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{factories: map[string]Factory{}, built: map[string]Provider{}}
+}
+
+// Register adds a factory for a provider type.
+func (r *Registry) Register(typ string, f Factory) { r.factories[typ] = f }
+
+// Add puts an already built provider under a key (TYPE.NAME); tests use it
+// to run the engine on an in-memory provider.
+func (r *Registry) Add(key string, p Provider) { r.built[key] = p }
+
+// Get returns the provider for key (TYPE.NAME), building it from the
+// configuration's provider block (or the implicit process.default) once.
+func (r *Registry) Get(cfg *spec.Config, key string, env Env) (Provider, error) {
+	if p, ok := r.built[key]; ok {
+		return p, nil
+	}
+	block, ok := cfg.Providers[key]
+	if !ok && key == spec.DefaultProcessProvider {
+		block = &spec.Provider{Type: "process", Name: "default", Process: &spec.ProcessSettings{StopTimeout: 10 * time.Second, Host: "127.0.0.1"}}
+		ok = true
+	}
+	if !ok {
+		return nil, fmt.Errorf("no provider %s is declared", key)
+	}
+	f, ok := r.factories[block.Type]
+	if !ok {
+		return nil, fmt.Errorf("the %s provider is not available in this build of tend", block.Type)
+	}
+	p, err := f(block, env)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", key, err)
+	}
+	r.built[key] = p
+	return p, nil
+}
