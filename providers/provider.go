@@ -127,6 +127,10 @@ type Provider interface {
 // ObserveRequest asks for every instance owned by ManagedBy.
 type ObserveRequest struct {
 	ManagedBy string
+	// Server, when set, narrows the answer to one server's instances. A
+	// provider may ignore it (the caller filters too); honoring it keeps
+	// the checks of one server from costing a scan of the whole fleet.
+	Server string
 }
 
 // ObserveResponse lists instances, sorted by server and replica.

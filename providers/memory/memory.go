@@ -53,7 +53,7 @@ func (p *Provider) Observe(_ context.Context, req providers.ObserveRequest) prov
 	defer p.mu.Unlock()
 	out := make([]providers.Instance, 0, len(p.instances))
 	for _, in := range p.instances {
-		if in.ManagedBy == req.ManagedBy {
+		if in.ManagedBy == req.ManagedBy && (req.Server == "" || in.Server == req.Server) {
 			c := *in
 			c.Drift = append([]string(nil), in.Drift...)
 			out = append(out, c)

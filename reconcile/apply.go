@@ -1,0 +1,554 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/reconcile/verify"
+	"github.com/tendhq/tend/spec"
+)
+
+// Outcomes of one server in an apply.
+const (
+	ResultVerified   = "verified"
+	ResultFailed     = "failed"
+	ResultRolledBack = "rolled-back"
+	ResultDeleted    = "deleted"
+	ResultBlocked    = "blocked"
+	ResultHeld       = "held"
+	ResultSkipped    = "skipped"
+)
+
+// ServerResult is what happened to one server.
+type ServerResult struct {
+	Server     string        `json:"server"`
+	Action     Action        `json:"action"`
+	Outcome    string        `json:"outcome"`
+	Message    string        `json:"message,omitempty"`
+	RevisionID int64         `json:"revision,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// ApplyResult is what happened in one apply.
+type ApplyResult struct {
+	ApplyID string         `json:"apply_id"`
+	Servers []ServerResult `json:"servers"`
+}
+
+// Failed reports whether any server failed, rolled back or was blocked.
+func (r *ApplyResult) Failed() bool {
+	for _, s := range r.Servers {
+		if s.Outcome == ResultFailed || s.Outcome == ResultRolledBack || s.Outcome == ResultBlocked {
+			return true
+		}
+	}
+	return false
+}
+
+func newApplyID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Apply carries out a plan of src, wave after wave, with at most
+// Parallelism servers at once. The caller holds the lock. Every server's
+// outcome is recorded as soon as it is known, so an apply that dies half way
+// leaves a record the next one converges from.
+func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult, error) {
+	if err := e.Store.PutSource(src.Revision, src.Files); err != nil {
+		return nil, fmt.Errorf("recording the source snapshot: %w", err)
+	}
+	res := &ApplyResult{ApplyID: newApplyID()}
+	par := e.Parallelism
+	if par <= 0 {
+		par = 10
+	}
+	var mu sync.Mutex
+	failed := map[string]string{} // server → why, for blocking dependents
+	record := func(r ServerResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Servers = append(res.Servers, r)
+		if r.Outcome == ResultFailed || r.Outcome == ResultRolledBack || r.Outcome == ResultBlocked {
+			failed[r.Server] = r.Outcome
+		}
+	}
+	for _, c := range p.Changes {
+		if c.Action == ActionHeld || c.Action == ActionBlocked {
+			record(ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked}[c.Action], Message: strings.Join(c.Reasons, "; ")})
+		}
+	}
+	for wave := 1; wave <= p.Waves; wave++ {
+		var batch []*ServerChange
+		for _, c := range p.Changes {
+			if c.Wave == wave && c.Action.Changes() {
+				batch = append(batch, c)
+			}
+		}
+		sem := make(chan struct{}, par)
+		var wg sync.WaitGroup
+		for _, c := range batch {
+			if ctx.Err() != nil {
+				record(ServerResult{Server: c.Server, Action: c.Action, Outcome: ResultSkipped, Message: "the apply was cancelled before this server"})
+				continue
+			}
+			mu.Lock()
+			var blockedBy string
+			for _, dep := range c.DependsOn {
+				if why, ok := failed[dep]; ok {
+					blockedBy = fmt.Sprintf("not changed: it depends on %s, which %s in this apply", dep, why)
+					break
+				}
+			}
+			mu.Unlock()
+			if blockedBy != "" {
+				e.say(c.Server, "%s", blockedBy)
+				record(ServerResult{Server: c.Server, Action: c.Action, Outcome: ResultBlocked, Message: blockedBy})
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(c *ServerChange) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				record(e.applyChange(ctx, src, c, res.ApplyID))
+			}(c)
+		}
+		wg.Wait()
+	}
+	sort.SliceStable(res.Servers, func(i, j int) bool { return res.Servers[i].Server < res.Servers[j].Server })
+	return res, nil
+}
+
+// applyChange applies one server's change and records it.
+func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, applyID string) ServerResult {
+	start := e.now()
+	res := ServerResult{Server: c.Server, Action: c.Action}
+	log := e.log().WithFields(logrus.Fields{"server": c.Server, "action": string(c.Action), "revision": src.Revision, "apply_id": applyID})
+	finish := func(outcome, msg string) ServerResult {
+		res.Outcome, res.Message, res.Duration = outcome, msg, e.now().Sub(start)
+		log.WithFields(logrus.Fields{"outcome": outcome, "duration_ms": res.Duration.Milliseconds()}).Info("server done")
+		return res
+	}
+	prov, err := e.Registry.Get(src.Config, c.Provider, e.ProvEnv)
+	if err != nil {
+		return finish(ResultFailed, err.Error())
+	}
+	if c.Action == ActionDelete {
+		return finish(e.deleteServer(ctx, src, c, prov, applyID, &res))
+	}
+	s := src.Config.Servers[c.Server]
+	fields := s.Fields()
+	specJSON, _ := json.Marshal(fields)
+	id, err := e.Store.BeginRevision(state.Revision{
+		Server: s.Name, SourceRevision: src.Revision, SpecHash: c.FieldsHash, Version: s.Version,
+		Spec: specJSON, Trigger: c.Trigger, ApplyID: applyID, StartedAt: e.now(),
+	})
+	if err != nil {
+		return finish(ResultFailed, "recording the revision: "+err.Error())
+	}
+	res.RevisionID = id
+	e.say(c.Server, "%s (revision %d)", describeStart(c), id)
+	log.WithField("revision_id", id).Info("server change started")
+	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: src.Revision, ManagedBy: e.ManagedBy}
+
+	err = e.rollout(ctx, prov, d, c)
+	if err == nil {
+		if s.Hooks != nil && len(s.Hooks.PostDeploy) > 0 {
+			if herr := e.hook(ctx, prov, d, "post_deploy", s.Hooks.PostDeploy, s.Hooks.Timeout); herr != nil {
+				e.say(c.Server, "warning: post_deploy hook failed: %v", herr)
+			}
+		}
+		msg := fmt.Sprintf("%s %s verified", describeDone(c), s.Version)
+		if ferr := e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now()); ferr != nil {
+			return finish(ResultFailed, "recording the outcome: "+ferr.Error())
+		}
+		e.say(c.Server, "verified in %s", roundDur(e.now().Sub(start)))
+		return finish(ResultVerified, msg)
+	}
+
+	// The change failed: record it, hold this desired state, roll back.
+	why := err.Error()
+	e.say(c.Server, "FAILED: %s", why)
+	log.WithField("reason", why).Warn("server change failed")
+	_ = e.Store.FinishRevision(id, state.OutcomeFailed, why, e.now())
+	hold := state.Hold{Server: s.Name, SpecHash: c.FieldsHash, SourceRevision: src.Revision, Version: s.Version, RevisionID: id, Reason: why, At: e.now()}
+	if herr := e.Store.PutHold(hold); herr != nil {
+		log.WithError(herr).Error("recording the hold failed")
+	}
+	if !s.Rollout.AutoRollback || !c.Rollout {
+		return finish(ResultFailed, why)
+	}
+	target, err := e.Store.LastVerified(s.Name)
+	if errors.Is(err, state.ErrNotFound) {
+		e.say(c.Server, "no verified revision to roll back to; the replicas stay as they are")
+		return finish(ResultFailed, why+"; nothing verified to roll back to")
+	}
+	if err != nil {
+		return finish(ResultFailed, why+"; reading the last verified revision: "+err.Error())
+	}
+	e.say(c.Server, "rolling back to revision %d (%s)", target.ID, target.Version)
+	rbID, rerr := e.restore(ctx, src.Dir, s.Name, target, "auto-rollback", applyID)
+	if rerr != nil {
+		return finish(ResultFailed, fmt.Sprintf("%s; the rollback to revision %d failed too: %v", why, target.ID, rerr))
+	}
+	msg := fmt.Sprintf("%s; rolled back to revision %d (%s), verified as revision %d", why, target.ID, target.Version, rbID)
+	_ = e.Store.FinishRevision(id, state.OutcomeRolledBack, msg, e.now())
+	e.say(c.Server, "rolled back to %s and verified; %s %s is held until the desired state changes or `tend retry %s`", target.Version, s.Name, s.Version, s.Name)
+	return finish(ResultRolledBack, msg)
+}
+
+func describeStart(c *ServerChange) string {
+	switch c.Action {
+	case ActionCreate:
+		return fmt.Sprintf("creating %s with %d %s", c.ToVersion, c.ToReplicas, replicaWord(c.ToReplicas))
+	case ActionUpdate:
+		if !c.Rollout {
+			return "updating settings"
+		}
+		return fmt.Sprintf("%s update %s, %s", c.Strategy, versionArrow(c), replicaCount(c))
+	case ActionReplace:
+		return fmt.Sprintf("replacing every replica: %s", versionArrow(c))
+	case ActionScale:
+		return fmt.Sprintf("scaling %d → %d", c.FromReplicas, c.ToReplicas)
+	case ActionHeal:
+		return "healing: " + strings.Join(c.Reasons, "; ")
+	case ActionVerify:
+		return "verifying " + c.ToVersion
+	}
+	return string(c.Action)
+}
+
+func describeDone(c *ServerChange) string {
+	switch c.Action {
+	case ActionCreate:
+		return "created"
+	case ActionHeal:
+		return "healed"
+	case ActionScale:
+		return "scaled"
+	case ActionVerify:
+		return "checked"
+	}
+	return "updated to"
+}
+
+func roundDur(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// deleteServer stops every instance of a server that left the desired state.
+func (e *Engine) deleteServer(ctx context.Context, src *Source, c *ServerChange, prov providers.Provider, applyID string, res *ServerResult) (string, string) {
+	id, err := e.Store.BeginRevision(state.Revision{Server: c.Server, SourceRevision: src.Revision, Version: c.FromVersion, Trigger: "apply", ApplyID: applyID, StartedAt: e.now()})
+	if err != nil {
+		return ResultFailed, "recording the revision: " + err.Error()
+	}
+	res.RevisionID = id
+	e.say(c.Server, "deleting %d %s (%s)", len(c.Stop), replicaWord(len(c.Stop)), strings.Join(c.Reasons, "; "))
+	for _, in := range c.Stop {
+		p := prov
+		if in.Provider != c.Provider {
+			if other, err := e.Registry.Get(src.Config, in.Provider, e.ProvEnv); err == nil {
+				p = other
+			}
+		}
+		if r := p.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: stopGrace(src.Config, in.Provider)}); r.Err != nil {
+			msg := fmt.Sprintf("stopping replica %d: %v", in.Replica, r.Err)
+			_ = e.Store.FinishRevision(id, state.OutcomeFailed, msg, e.now())
+			return ResultFailed, msg
+		}
+	}
+	_ = e.Store.FinishRevision(id, state.OutcomeDeleted, "deleted: "+strings.Join(c.Reasons, "; "), e.now())
+	_, _ = e.Store.ClearHolds(c.Server)
+	return ResultDeleted, "deleted"
+}
+
+func stopGrace(cfg *spec.Config, key string) time.Duration {
+	if p, ok := cfg.Providers[key]; ok && p.Process != nil {
+		return p.Process.StopTimeout
+	}
+	return 10 * time.Second
+}
+
+// rollout changes the replicas of one server as its strategy says, then
+// verifies them. Hooks run before any replica changes.
+func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *providers.Desired, c *ServerChange) error {
+	s := d.Server
+	if c.Rollout && s.Hooks != nil {
+		for _, h := range []struct {
+			name string
+			argv []spec.Value
+		}{{"pre_deploy", s.Hooks.PreDeploy}, {"migrate", s.Hooks.Migrate}} {
+			if len(h.argv) == 0 {
+				continue
+			}
+			e.say(s.Name, "running the %s hook", h.name)
+			if err := e.hook(ctx, prov, d, h.name, h.argv, s.Hooks.Timeout); err != nil {
+				return fmt.Errorf("the %s hook failed, so no replica was changed: %w", h.name, err)
+			}
+		}
+	}
+	grace := 10 * time.Second
+	stopAll := func(insts []providers.Instance) error {
+		for _, in := range insts {
+			if r := prov.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: grace}); r.Err != nil {
+				return fmt.Errorf("stopping replica %d: %w", in.Replica, r.Err)
+			}
+		}
+		return nil
+	}
+	start := func(replicas []int) error {
+		for _, i := range replicas {
+			r := prov.StartReplica(ctx, providers.StartRequest{Desired: d, Replica: i})
+			if r.Err != nil {
+				return fmt.Errorf("starting replica %d: %w", i, r.Err)
+			}
+			if r.Instance.State.Failed() {
+				return fmt.Errorf("replica %d %s", i, describeState(r.Instance))
+			}
+		}
+		return nil
+	}
+	if c.Rollout {
+		switch {
+		case c.Action == ActionReplace || c.Action == ActionCreate:
+			if err := stopAll(c.Stop); err != nil {
+				return err
+			}
+			if err := start(c.Start); err != nil {
+				return err
+			}
+		case c.Action == ActionUpdate && s.Rollout.Strategy == spec.StrategyCanary:
+			done := 0
+			for _, step := range canarySteps(s) {
+				upto := min(step.Of(len(c.Start)), len(c.Start))
+				if upto <= done {
+					continue
+				}
+				part := c.Start[done:upto]
+				e.say(s.Name, "canary: %d of %d replicas on %s", upto, len(c.Start), s.Version)
+				if err := start(part); err != nil {
+					return err
+				}
+				done = upto
+				if done < len(c.Start) {
+					if err := e.verifyReplicas(ctx, prov, d, c.Start[:done], s.Rollout.VerifyFor); err != nil {
+						return fmt.Errorf("the canary step of %d replicas failed verification: %w", done, err)
+					}
+				}
+			}
+		case c.Action == ActionUpdate:
+			batch := max(1, s.Rollout.MaxUnavailable.Of(s.Replicas))
+			for i := 0; i < len(c.Start); i += batch {
+				part := c.Start[i:min(i+batch, len(c.Start))]
+				e.say(s.Name, "rolling: replicas %s of %d", joinInts(part), s.Replicas)
+				if err := start(part); err != nil {
+					return err
+				}
+				if i+batch < len(c.Start) {
+					// Each batch must come up before the next goes down.
+					if err := e.verifyReplicas(ctx, prov, d, part, 0); err != nil {
+						return fmt.Errorf("replicas %s did not come up: %w", joinInts(part), err)
+					}
+				}
+			}
+		default: // scale, heal
+			if err := start(c.Start); err != nil {
+				return err
+			}
+		}
+		// Extra replicas go last, once the rest run.
+		if c.Action != ActionReplace && c.Action != ActionCreate {
+			if err := stopAll(c.Stop); err != nil {
+				return err
+			}
+		}
+	}
+	if s.Replicas == 0 {
+		return nil
+	}
+	e.say(s.Name, "verifying for %s", s.Rollout.VerifyFor)
+	return e.verifyReplicas(ctx, prov, d, seq(s.Replicas), s.Rollout.VerifyFor)
+}
+
+func canarySteps(s *spec.Server) []spec.IntOrPercent {
+	steps := s.Rollout.CanarySteps
+	if len(steps) == 0 {
+		steps = []spec.IntOrPercent{{Value: 1}}
+	}
+	return append(append([]spec.IntOrPercent(nil), steps...), spec.IntOrPercent{Value: 100, Percent: true})
+}
+
+// verifyReplicas runs the server's checks against the given replicas until
+// they pass for verifyFor, failing fast when a replica stops.
+func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d *providers.Desired, replicas []int, verifyFor time.Duration) error {
+	s := d.Server
+	want := map[int]bool{}
+	for _, r := range replicas {
+		want[r] = true
+	}
+	mine := func(ctx context.Context) (map[int]providers.Instance, error) {
+		resp := prov.Observe(ctx, providers.ObserveRequest{ManagedBy: e.ManagedBy, Server: s.Name})
+		if resp.Err != nil {
+			return nil, resp.Err
+		}
+		out := map[int]providers.Instance{}
+		for _, in := range resp.Instances {
+			if in.Server == s.Name && want[in.Replica] && in.SpecHash == d.SpecHash {
+				out[in.Replica] = in
+			}
+		}
+		return out, nil
+	}
+	insts, err := mine(ctx)
+	if err != nil {
+		return err
+	}
+	var targets []verify.Target
+	for _, r := range replicas {
+		in, ok := insts[r]
+		if !ok {
+			return fmt.Errorf("replica %d is not running the new spec", r)
+		}
+		targets = append(targets, verify.Target{Replica: r, Host: in.Host, Ports: in.Ports})
+	}
+	var exec verify.ExecFunc
+	if ex, ok := prov.(providers.Execer); ok {
+		exec = func(ctx context.Context, t verify.Target, argv []string) (int, []byte, error) {
+			var out bytes.Buffer
+			in := insts[t.Replica]
+			r := ex.Exec(ctx, providers.ExecRequest{Desired: d, Instance: &in, Command: argv, Stdout: &out, Stderr: &out})
+			return r.ExitCode, out.Bytes(), r.Err
+		}
+	}
+	deadline := s.Rollout.ProgressDeadline
+	o := verify.Verify(ctx, verify.Options{
+		Checks: s.Checks, Targets: targets, VerifyFor: verifyFor, Deadline: deadline,
+		Exec: exec, Version: s.Version,
+		Alive: func(ctx context.Context) error {
+			now, err := mine(ctx)
+			if err != nil {
+				return nil // a failed observation is not a failed replica
+			}
+			for _, r := range replicas {
+				in, ok := now[r]
+				if !ok {
+					return fmt.Errorf("replica %d is gone", r)
+				}
+				if in.State.Failed() {
+					return fmt.Errorf("replica %d %s", r, describeState(in))
+				}
+			}
+			return nil
+		},
+	})
+	if !o.Verified {
+		return errors.New(o.Reason)
+	}
+	return nil
+}
+
+// hook runs a one-off task through the provider.
+func (e *Engine) hook(ctx context.Context, prov providers.Provider, d *providers.Desired, name string, argv []spec.Value, timeout time.Duration) error {
+	ex, ok := prov.(providers.Execer)
+	if !ok {
+		return fmt.Errorf("the %s provider cannot run one-off tasks", prov.Type())
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	cmd := make([]string, len(argv))
+	for i, a := range argv {
+		cmd[i] = a.Reveal()
+	}
+	var out bytes.Buffer
+	r := ex.Exec(ctx, providers.ExecRequest{Desired: d, Command: cmd, Stdout: &out, Stderr: &out})
+	if r.Err != nil {
+		return r.Err
+	}
+	if r.ExitCode != 0 {
+		tail := strings.TrimSpace(out.String())
+		if len(tail) > 300 {
+			tail = "..." + tail[len(tail)-300:]
+		}
+		return fmt.Errorf("exit code %d: %s", r.ExitCode, tail)
+	}
+	return nil
+}
+
+// restore brings a server back to a recorded revision: it re-loads that
+// revision's snapshot (secrets come from the reconciler's side, as always),
+// rolls the replicas to it and verifies them. It records a new revision.
+func (e *Engine) restore(ctx context.Context, dir, server string, target *state.Revision, trigger, applyID string) (int64, error) {
+	files, err := e.Store.GetSource(target.SourceRevision)
+	if err != nil {
+		return 0, fmt.Errorf("the snapshot of %s is not in the store: %w", target.SourceRevision, err)
+	}
+	l := spec.NewLoader(snapshotOptions(e.LoadOptions, files))
+	cfg, diags := l.LoadFiles(dir, files)
+	if diags.HasErrors() {
+		return 0, fmt.Errorf("revision %d does not load any more: %s", target.ID, diags.Error())
+	}
+	s, ok := cfg.Servers[server]
+	if !ok {
+		return 0, fmt.Errorf("revision %d has no server %q", target.ID, server)
+	}
+	prov, err := e.Registry.Get(cfg, s.Provider, e.ProvEnv)
+	if err != nil {
+		return 0, err
+	}
+	fields := s.Fields()
+	observed, err := e.Observe(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	var insts []providers.Instance
+	for _, list := range observed {
+		for _, in := range list {
+			if in.Server == server {
+				insts = append(insts, in)
+			}
+		}
+	}
+	c := planServer(s, fields, insts, nil, nil)
+	c.Trigger = trigger
+	if c.Action == ActionNoop || c.Action == ActionVerify {
+		c.Action, c.Rollout = ActionVerify, false
+	}
+	specJSON, _ := json.Marshal(fields)
+	id, err := e.Store.BeginRevision(state.Revision{
+		Server: server, SourceRevision: target.SourceRevision, SpecHash: spec.FieldsHash(fields), Version: s.Version,
+		Spec: specJSON, Trigger: trigger, ApplyID: applyID, StartedAt: e.now(),
+	})
+	if err != nil {
+		return 0, err
+	}
+	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: target.SourceRevision, ManagedBy: e.ManagedBy}
+	if err := e.rollout(ctx, prov, d, c); err != nil {
+		_ = e.Store.FinishRevision(id, state.OutcomeFailed, err.Error(), e.now())
+		return id, err
+	}
+	msg := fmt.Sprintf("restored revision %d (%s)", target.ID, s.Version)
+	if spec.FieldsHash(fields) != target.SpecHash {
+		msg += "; its desired state differs from when it was recorded (a secret or variable changed since)"
+	}
+	return id, e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now())
+}

@@ -1,0 +1,171 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/tendhq/tend/internal/fleetgen"
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/memory"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+func benchOpts() spec.Options {
+	return spec.Options{Environ: func(k string) (string, bool) {
+		if k == "TEND_SECRET_API_TOKEN" {
+			return "t0ken", true
+		}
+		return "", false
+	}}
+}
+
+// BenchmarkNoopPlan measures a whole plan of a fleet in which nothing
+// changed: read and decode the repository, observe the in-memory provider
+// in bulk, read the store (a real SQLite file), diff every server. In the
+// same run it times the raw hclparse parse of the same files; the
+// plan/parse metric is the ratio (target: at most 2).
+func BenchmarkNoopPlan(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			if err := fleetgen.Write(dir, n); err != nil {
+				b.Fatal(err)
+			}
+			eng, mem := benchEngine(b)
+			src, _, diags := LoadSource(dir, benchOpts())
+			if diags.HasErrors() {
+				b.Fatal(diags.Error())
+			}
+			// Bring the fleet to the desired state, as a finished apply
+			// would leave it, without timing it.
+			seed(b, eng, mem, src)
+			p, err := eng.Plan(context.Background(), src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if p.HasChanges() {
+				b.Fatalf("the seeded fleet still plans changes: %+v", p.Changes[0])
+			}
+			names, _ := spec.FindFiles(dir)
+			var tParse, tPlan time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				t0 := time.Now()
+				pp := hclparse.NewParser()
+				for _, name := range names {
+					if _, d := pp.ParseHCLFile(filepath.Join(dir, name)); d.HasErrors() {
+						b.Fatal(d.Error())
+					}
+				}
+				t1 := time.Now()
+				src, _, diags := LoadSource(dir, benchOpts())
+				if diags.HasErrors() {
+					b.Fatal(diags.Error())
+				}
+				p, err := eng.Plan(context.Background(), src)
+				if err != nil || p.HasChanges() {
+					b.Fatalf("plan: %v", err)
+				}
+				tPlan += time.Since(t1)
+				tParse += t1.Sub(t0)
+			}
+			b.ReportMetric(float64(tPlan)/float64(tParse), "plan/parse")
+			b.ReportMetric(float64(tParse.Milliseconds())/float64(b.N), "parse-ms")
+			b.ReportMetric(float64(tPlan.Milliseconds())/float64(b.N), "plan-ms")
+		})
+	}
+}
+
+func benchEngine(b *testing.B) (*Engine, *memory.Provider) {
+	b.Helper()
+	st, err := state.Open(filepath.Join(b.TempDir(), "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	mem := memory.New("process.local")
+	reg := providers.NewRegistry()
+	reg.Add("process.local", mem)
+	return &Engine{Store: st, Registry: reg, ManagedBy: "bench", Host: Host{Name: "h"}, LoadOptions: benchOpts()}, mem
+}
+
+// seed starts every replica and records a verified revision per server.
+func seed(b *testing.B, e *Engine, mem *memory.Provider, src *Source) {
+	b.Helper()
+	for _, name := range src.Config.ServerNames() {
+		s := src.Config.Servers[name]
+		f := s.Fields()
+		d := &providers.Desired{Server: s, SpecHash: spec.RuntimeHash(f), Revision: src.Revision, ManagedBy: e.ManagedBy}
+		for i := 0; i < s.Replicas; i++ {
+			mem.StartReplica(context.Background(), providers.StartRequest{Desired: d, Replica: i})
+		}
+		id, err := e.Store.BeginRevision(state.Revision{Server: name, SourceRevision: src.Revision, SpecHash: spec.FieldsHash(f), Version: s.Version, Spec: mustJSON(f), Trigger: "apply"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Store.FinishRevision(id, state.OutcomeVerified, "seeded", time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyPerServer measures the engine's own cost per server in an
+// apply: plan, lock, snapshot, revision records in SQLite, rollout and
+// verification bookkeeping, with an in-memory provider (so no backend time
+// is counted). The ms/server metric is the figure (target: under 2 ms).
+func BenchmarkApplyPerServer(b *testing.B) {
+	const n = 200
+	var sb strings.Builder
+	sb.WriteString("provider \"process\" \"local\" {}\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, `
+server "svc-%03d" {
+  version  = "1.0.%d"
+  command  = ["./svc"]
+  replicas = 2
+  port     = %d
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "5s"
+  }
+}
+`, i, i%10, 20000+i*4)
+	}
+	var total time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(sb.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		eng, _ := benchEngine(b)
+		src, _, diags := LoadSource(dir, benchOpts())
+		if diags.HasErrors() {
+			b.Fatal(diags.Error())
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		_, res, err := eng.ApplySource(context.Background(), src, nil)
+		total += time.Since(t0)
+		if err != nil || res.Failed() || len(res.Servers) != n {
+			b.Fatalf("apply: %v %+v", err, res)
+		}
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N*n), "ms/server")
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

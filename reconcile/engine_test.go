@@ -1,0 +1,321 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/memory"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+// fleet is a repository of two servers on an in-memory provider: api
+// depends on db and pins it. Verification has no checks, so it only needs
+// the replicas to stay up (the memory provider fails a version on demand).
+const fleet = `
+provider "process" "mem" {}
+
+variable "db_version" {
+  default = "3.0.0"
+}
+
+variable "api_version" {
+  default = "1.0.0"
+}
+
+server "db" {
+  version  = var.db_version
+  command  = ["./db"]
+  port     = 5432
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+
+server "api" {
+  version    = var.api_version
+  command    = ["./api"]
+  replicas   = 3
+  port       = 8000
+  depends_on = [server.db]
+  requires "db" {
+    version = ">= 3.0, < 4.0"
+  }
+  env = {
+    TOKEN = secret("api_token")
+  }
+  rollout {
+    strategy          = "rolling"
+    max_unavailable   = 1
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+`
+
+type harness struct {
+	t    *testing.T
+	dir  string
+	mem  *memory.Provider
+	eng  *Engine
+	vars map[string]string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(fleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mem := memory.New("process.mem")
+	reg := providers.NewRegistry()
+	reg.Add("process.mem", mem)
+	h := &harness{t: t, dir: dir, mem: mem, vars: map[string]string{}}
+	h.eng = &Engine{Store: st, Registry: reg, ManagedBy: "test", Host: Host{Name: "h1"}, LoadOptions: h.opts()}
+	return h
+}
+
+func (h *harness) opts() spec.Options {
+	environ := map[string]string{"TEND_SECRET_API_TOKEN": "tok-very-secret"}
+	return spec.Options{
+		Strict: true, Vars: h.vars,
+		Environ: func(k string) (string, bool) { v, ok := environ[k]; return v, ok },
+	}
+}
+
+func (h *harness) source() *Source {
+	h.t.Helper()
+	src, _, diags := LoadSource(h.dir, h.opts())
+	if diags.HasErrors() {
+		h.t.Fatal(diags.Error())
+	}
+	return src
+}
+
+func (h *harness) plan() *Plan {
+	h.t.Helper()
+	p, err := h.eng.Plan(context.Background(), h.source())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+func (h *harness) apply() (*Plan, *ApplyResult) {
+	h.t.Helper()
+	h.eng.LoadOptions = h.opts()
+	p, res, err := h.eng.ApplySource(context.Background(), h.source(), nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p, res
+}
+
+func outcome(res *ApplyResult, server string) string {
+	for _, s := range res.Servers {
+		if s.Server == server {
+			return s.Outcome
+		}
+	}
+	return ""
+}
+
+func TestEngineLifecycle(t *testing.T) {
+	h := newHarness(t)
+
+	// Create: db in wave 1, api in wave 2.
+	p := h.plan()
+	if c := p.Change("db"); c.Action != ActionCreate || c.Wave != 1 {
+		t.Fatalf("db: %+v", c)
+	}
+	if c := p.Change("api"); c.Action != ActionCreate || c.Wave != 2 || len(c.Start) != 3 {
+		t.Fatalf("api: %+v", c)
+	}
+	_, res := h.apply()
+	if outcome(res, "db") != ResultVerified || outcome(res, "api") != ResultVerified {
+		t.Fatalf("first apply: %+v", res.Servers)
+	}
+	if got := h.mem.Servers(); strings.Join(got, ",") != "api,db" {
+		t.Fatalf("running servers: %v", got)
+	}
+
+	// Nothing changed: a no-op plan.
+	if p := h.plan(); p.HasChanges() {
+		t.Fatalf("second plan has changes: %+v", p.Changes)
+	}
+
+	// An upgrade rolls the three replicas.
+	h.vars["api_version"] = "1.1.0"
+	p = h.plan()
+	c := p.Change("api")
+	if c.Action != ActionUpdate || c.Reasons[0] != "version 1.0.0 → 1.1.0" || len(c.Start) != 3 {
+		t.Fatalf("upgrade plan: %+v", c)
+	}
+	starts := h.mem.Starts
+	_, res = h.apply()
+	if outcome(res, "api") != ResultVerified || h.mem.Starts-starts != 3 {
+		t.Fatalf("upgrade: %+v, %d starts", res.Servers, h.mem.Starts-starts)
+	}
+
+	// A broken release fails, rolls back to 1.1.0 by itself, and is held.
+	h.mem.FailVersion["api@1.2.0"] = true
+	h.vars["api_version"] = "1.2.0"
+	_, res = h.apply()
+	if outcome(res, "api") != ResultRolledBack {
+		t.Fatalf("broken release: %+v", res.Servers)
+	}
+	obs := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test"})
+	for _, in := range obs.Instances {
+		if in.Server == "api" && in.Version != "1.1.0" {
+			t.Fatalf("after rollback replica %d runs %s", in.Replica, in.Version)
+		}
+	}
+	// The held revision is not applied again.
+	p = h.plan()
+	if c := p.Change("api"); c.Action != ActionHeld || !strings.Contains(c.Reasons[0], "tend retry api") {
+		t.Fatalf("plan after rollback: %+v", c)
+	}
+	if p.HasChanges() {
+		t.Fatalf("a held revision still plans changes")
+	}
+	hist, _ := h.eng.Store.History("api", 0)
+	if len(hist) < 4 || hist[0].Trigger != "auto-rollback" || hist[0].Outcome != state.OutcomeVerified || hist[1].Outcome != state.OutcomeRolledBack {
+		t.Fatalf("history: %+v", hist)
+	}
+
+	// A fix (a new desired state) is picked up at once.
+	h.mem.FailVersion["api@1.2.1"] = false
+	h.vars["api_version"] = "1.2.1"
+	if c := h.plan().Change("api"); c.Action != ActionUpdate {
+		t.Fatalf("fix plan: %+v", c)
+	}
+
+	// Retry releases the hold of 1.2.0.
+	h.vars["api_version"] = "1.2.0"
+	if n, err := h.eng.Retry("api"); err != nil || n != 1 {
+		t.Fatalf("retry: %d, %v", n, err)
+	}
+	if c := h.plan().Change("api"); c.Action != ActionUpdate {
+		t.Fatalf("plan after retry: %+v", c)
+	}
+}
+
+func TestEngineBlocksDependents(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	// db 3.1.0 is broken; api 1.1.0 in the same apply depends on it.
+	h.mem.FailVersion["db@3.1.0"] = true
+	h.vars["db_version"] = "3.1.0"
+	h.vars["api_version"] = "1.1.0"
+	_, res := h.apply()
+	if outcome(res, "db") != ResultRolledBack || outcome(res, "api") != ResultBlocked {
+		t.Fatalf("outcomes: %+v", res.Servers)
+	}
+	// Next plan: db held, api blocked by it.
+	p := h.plan()
+	if p.Change("db").Action != ActionHeld || p.Change("api").Action != ActionBlocked {
+		t.Fatalf("plan: db %s, api %s", p.Change("db").Action, p.Change("api").Action)
+	}
+}
+
+func TestEngineHealsCrashAndDrift(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	h.mem.Crash("api", 1, 137)
+	h.mem.Tamper("api", 2, "config file config.yaml was changed by hand")
+	c := h.plan().Change("api")
+	if c.Action != ActionHeal || len(c.Start) != 2 {
+		t.Fatalf("heal plan: %+v", c)
+	}
+	if !strings.Contains(strings.Join(c.Reasons, "\n"), "replica 1 exited (exit code 137)") {
+		t.Fatalf("reasons: %v", c.Reasons)
+	}
+	_, res := h.apply()
+	if outcome(res, "api") != ResultVerified || h.plan().HasChanges() {
+		t.Fatalf("after heal: %+v", res.Servers)
+	}
+}
+
+func TestEngineSecretsNeverInPlan(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	p := h.plan()
+	var sb strings.Builder
+	RenderPlan(&sb, p, false)
+	if strings.Contains(sb.String(), "tok-very-secret") {
+		t.Fatal("the plan shows the secret")
+	}
+	hist, _ := h.eng.Store.History("", 0)
+	for _, r := range hist {
+		if strings.Contains(string(r.Spec), "tok-very-secret") {
+			t.Fatalf("revision %d stores the secret", r.ID)
+		}
+	}
+}
+
+func TestEngineStalePlanAndLock(t *testing.T) {
+	h := newHarness(t)
+	saved := h.plan()
+	// The world moves: someone applies first.
+	h.apply()
+	_, _, err := h.eng.ApplySource(context.Background(), h.source(), saved)
+	var stale *StalePlanError
+	if !errors.As(err, &stale) {
+		t.Fatalf("applying a stale plan: %v", err)
+	}
+	if !strings.Contains(err.Error(), "db: planned to create, now it would no-op") {
+		t.Errorf("stale reasons: %v", err)
+	}
+
+	// A second tend cannot apply while the first holds the lock.
+	release, err := h.eng.Lock("apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	other, err := state.Open(h.eng.Store.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	e2 := &Engine{Store: other, Registry: h.eng.Registry, ManagedBy: "test", Host: h.eng.Host, LoadOptions: h.opts()}
+	_, _, err = e2.ApplySource(context.Background(), h.source(), nil)
+	var locked *state.LockedError
+	if !errors.As(err, &locked) {
+		t.Fatalf("second apply: %v", err)
+	}
+}
+
+func TestEngineManualRollbackIsHeld(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	h.vars["api_version"] = "1.1.0"
+	h.apply()
+	release, err := h.eng.Lock("rollback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _, err := h.eng.Rollback(context.Background(), h.dir, "api", 0)
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target.Version != "1.0.0" {
+		t.Fatalf("rolled back to %s", target.Version)
+	}
+	// The sync does not undo the rollback.
+	if c := h.plan().Change("api"); c.Action != ActionHeld || !strings.Contains(c.Reasons[0], "rolled back by hand") {
+		t.Fatalf("plan after manual rollback: %+v", c)
+	}
+}

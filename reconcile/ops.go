@@ -1,0 +1,207 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+// Rollback restores a server to a recorded revision: toID, or when toID is 0
+// the newest verified revision older than the newest revision. The desired
+// state that was running before is held, so that the next apply does not undo
+// the rollback (run `tend retry SERVER` or change the desired state to
+// release it). The caller holds the lock.
+func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64) (*state.Revision, int64, error) {
+	hist, err := e.Store.History(server, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(hist) == 0 {
+		return nil, 0, fmt.Errorf("no revision of %q is recorded", server)
+	}
+	current := hist[0]
+	var target *state.Revision
+	if toID != 0 {
+		for i := range hist {
+			if hist[i].ID == toID {
+				target = &hist[i]
+			}
+		}
+		if target == nil {
+			return nil, 0, fmt.Errorf("revision %d is not a revision of %q; see `tend history %s`", toID, server, server)
+		}
+		if target.Outcome == state.OutcomeDeleted || target.Spec == nil {
+			return nil, 0, fmt.Errorf("revision %d of %q records a deletion; it cannot be restored", toID, server)
+		}
+	} else {
+		for i := range hist {
+			r := &hist[i]
+			if r.Outcome == state.OutcomeVerified && r.SpecHash != current.SpecHash {
+				target = r
+				break
+			}
+		}
+		if target == nil {
+			return nil, 0, fmt.Errorf("no verified revision of %q differs from the current one; see `tend history %s`", server, server)
+		}
+	}
+	e.say(server, "rolling back to revision %d (%s)", target.ID, target.Version)
+	id, err := e.restore(ctx, dir, server, target, "rollback", newApplyID())
+	if err != nil {
+		return target, id, err
+	}
+	if current.SpecHash != "" && current.SpecHash != target.SpecHash {
+		err = e.Store.PutHold(state.Hold{
+			Server: server, SpecHash: current.SpecHash, SourceRevision: current.SourceRevision, Version: current.Version,
+			RevisionID: current.ID, Reason: fmt.Sprintf("rolled back by hand to revision %d", target.ID), At: e.now(),
+		})
+	}
+	return target, id, err
+}
+
+// Retry releases every hold of a server, so the next apply tries its
+// desired state again.
+func (e *Engine) Retry(server string) (int, error) {
+	return e.Store.ClearHolds(server)
+}
+
+// ServerStatus answers "what is this server doing, and why is it not
+// updating?".
+type ServerStatus struct {
+	Server          string               `json:"server"`
+	Provider        string               `json:"provider"`
+	DesiredVersion  string               `json:"desired_version"`
+	LiveVersions    []string             `json:"live_versions"`
+	DesiredReplicas int                  `json:"desired_replicas"`
+	Replicas        int                  `json:"replicas"`
+	Running         int                  `json:"running"`
+	Health          string               `json:"health"` // healthy, degraded, down, missing
+	Drift           []string             `json:"drift,omitempty"`
+	LastRevision    *state.Revision      `json:"last_revision,omitempty"`
+	Held            []state.Hold         `json:"held,omitempty"`
+	Pending         string               `json:"pending,omitempty"` // what the next apply would do
+	Instances       []providers.Instance `json:"instances,omitempty"`
+}
+
+// Status reports every desired or running server.
+func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error) {
+	p, err := e.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	observed, err := e.Observe(ctx, src.Config)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := e.Store.LatestAll()
+	if err != nil {
+		return nil, err
+	}
+	holds, err := e.Store.Holds()
+	if err != nil {
+		return nil, err
+	}
+	byServer := map[string][]providers.Instance{}
+	for _, list := range observed {
+		for _, in := range list {
+			byServer[in.Server] = append(byServer[in.Server], in)
+		}
+	}
+	var out []ServerStatus
+	for _, c := range p.Changes {
+		st := ServerStatus{Server: c.Server, Provider: c.Provider, DesiredVersion: c.ToVersion, DesiredReplicas: c.ToReplicas, LastRevision: latest[c.Server]}
+		versions := map[string]bool{}
+		for _, in := range byServer[c.Server] {
+			st.Replicas++
+			versions[in.Version] = true
+			if in.State == providers.StateRunning {
+				st.Running++
+			}
+			for _, d := range in.Drift {
+				st.Drift = append(st.Drift, fmt.Sprintf("replica %d: %s", in.Replica, d))
+			}
+			st.Instances = append(st.Instances, in)
+		}
+		for v := range versions {
+			st.LiveVersions = append(st.LiveVersions, v)
+		}
+		sort.Strings(st.LiveVersions)
+		switch {
+		case st.Replicas == 0:
+			st.Health = "missing"
+		case st.Running == 0:
+			st.Health = "down"
+		case st.Running < max(st.DesiredReplicas, 1) || len(st.Drift) > 0:
+			st.Health = "degraded"
+		default:
+			st.Health = "healthy"
+		}
+		if c.Action == ActionDelete {
+			st.DesiredVersion, st.Health = "", "orphan"
+		}
+		for _, h := range holds[c.Server] {
+			st.Held = append(st.Held, h)
+		}
+		sort.Slice(st.Held, func(i, j int) bool { return st.Held[i].At.Before(st.Held[j].At) })
+		if c.Action != ActionNoop {
+			st.Pending = string(c.Action) + ": " + strings.Join(c.Reasons, "; ")
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Server < out[j].Server })
+	return out, nil
+}
+
+// RecordedServerNames lists servers with a recorded revision.
+func (e *Engine) RecordedServerNames() ([]string, error) {
+	latest, err := e.Store.LatestAll()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for n := range latest {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ErrNoChanges is returned by ApplySource when the plan changes nothing.
+var ErrNoChanges = errors.New("no changes")
+
+// ApplySource takes the lock, plans src, checks a saved plan against the
+// fresh one when given, and applies. The plan applied is returned with the
+// result.
+func (e *Engine) ApplySource(ctx context.Context, src *Source, saved *Plan) (*Plan, *ApplyResult, error) {
+	release, err := e.Lock("apply")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	p, err := e.Plan(ctx, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	if saved != nil {
+		if err := CheckSaved(saved, p); err != nil {
+			return p, nil, err
+		}
+	}
+	if !p.HasChanges() {
+		return p, &ApplyResult{}, nil
+	}
+	res, err := e.Apply(ctx, src, p)
+	return p, res, err
+}
+
+// LoadOptionsFor returns spec options for re-loading snapshots.
+func LoadOptionsFor(opts spec.Options) spec.Options {
+	opts.Strict = true
+	return opts
+}

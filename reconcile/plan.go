@@ -1,0 +1,642 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+// Action is what a plan does to one server.
+type Action string
+
+// Actions, with the symbol a person sees in a plan.
+const (
+	ActionNoop    Action = "no-op"
+	ActionCreate  Action = "create"  // +   new replicas
+	ActionUpdate  Action = "update"  // ~   replicas replaced by the rollout strategy, or settings changed
+	ActionReplace Action = "replace" // -/+ every replica stopped, then started (recreate, or a move to another provider)
+	ActionScale   Action = "scale"   // ~   only the replica count changes
+	ActionHeal    Action = "heal"    // ~   replicas crashed or were changed by hand; the spec is unchanged
+	ActionVerify  Action = "verify"  // ?   the last apply was interrupted before verification ended
+	ActionDelete  Action = "delete"  // -   the server left the desired state (pruned)
+	ActionHeld    Action = "held"    // !   the desired revision failed verification before; not applied
+	ActionBlocked Action = "blocked" // !   a server it depends on is held
+)
+
+// Symbol is the mark of an action in a plan.
+func (a Action) Symbol() string {
+	switch a {
+	case ActionCreate:
+		return "+"
+	case ActionUpdate, ActionScale, ActionHeal:
+		return "~"
+	case ActionReplace:
+		return "-/+"
+	case ActionDelete:
+		return "-"
+	case ActionHeld, ActionBlocked:
+		return "!"
+	case ActionVerify:
+		return "?"
+	}
+	return " "
+}
+
+// Changes reports whether the action changes anything.
+func (a Action) Changes() bool {
+	return a != ActionNoop && a != ActionHeld && a != ActionBlocked
+}
+
+// ServerChange is the plan for one server.
+type ServerChange struct {
+	Server   string `json:"server"`
+	Provider string `json:"provider"`
+	Action   Action `json:"action"`
+	// Reasons say why, for a person: "version 1.0.0 → 1.1.0",
+	// "replica 1 crashed (exit code 3)".
+	Reasons []string           `json:"reasons"`
+	Changes []spec.FieldChange `json:"changes,omitempty"`
+
+	FromVersion  string `json:"from_version,omitempty"`
+	ToVersion    string `json:"to_version,omitempty"`
+	FromReplicas int    `json:"from_replicas"`
+	ToReplicas   int    `json:"to_replicas"`
+	Strategy     string `json:"strategy,omitempty"`
+
+	// SpecHash is the desired runtime hash (what replicas are made of);
+	// FieldsHash the hash of the whole desired state of the server.
+	SpecHash   string `json:"spec_hash,omitempty"`
+	FieldsHash string `json:"fields_hash,omitempty"`
+	// Start lists the replicas to start or replace; Stop the instances to
+	// remove (extra replicas, replicas on another provider, orphans).
+	Start []int                `json:"start,omitempty"`
+	Stop  []providers.Instance `json:"stop,omitempty"`
+	// Rollout is false when only settings change (no replica is touched).
+	Rollout bool `json:"rollout"`
+
+	Wave      int      `json:"wave"`
+	DependsOn []string `json:"depends_on,omitempty"`
+	Trigger   string   `json:"trigger"`
+}
+
+// Plan is what an apply will do, as data: printable, savable as JSON, and
+// applied later only if the world did not move.
+type Plan struct {
+	FormatVersion  int             `json:"format_version"`
+	CreatedAt      time.Time       `json:"created_at"`
+	SourceRevision string          `json:"source_revision"`
+	Env            string          `json:"env,omitempty"`
+	ManagedBy      string          `json:"managed_by"`
+	Host           string          `json:"host"`
+	Fingerprint    string          `json:"observed_fingerprint"`
+	Changes        []*ServerChange `json:"changes"`
+	Waves          int             `json:"waves"`
+}
+
+// PlanFormatVersion is the version of the plan's JSON form.
+const PlanFormatVersion = 1
+
+// HasChanges reports whether applying the plan would change anything.
+func (p *Plan) HasChanges() bool {
+	for _, c := range p.Changes {
+		if c.Action.Changes() {
+			return true
+		}
+	}
+	return false
+}
+
+// Change returns the change for a server, or nil.
+func (p *Plan) Change(server string) *ServerChange {
+	for _, c := range p.Changes {
+		if c.Server == server {
+			return c
+		}
+	}
+	return nil
+}
+
+// Host is the machine a reconciler runs on: a server's selector is matched
+// against its name ("hostname") and labels.
+type Host struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Matches reports whether a selector picks this host. Values are glob
+// patterns; the key "hostname" matches the host name.
+func (h Host) Matches(sel map[string]string) bool {
+	for k, pat := range sel {
+		v, ok := h.Labels[k]
+		if k == "hostname" {
+			v, ok = h.Name, true
+		}
+		if !ok {
+			return false
+		}
+		if m, err := path.Match(pat, v); err != nil || !m {
+			return false
+		}
+	}
+	return true
+}
+
+// Record is a stored revision with its fields, decoded from Spec only when
+// a plan needs them (the fields hash tells whether anything changed).
+type Record struct {
+	state.Revision
+	Fields []spec.Field
+}
+
+// fields returns the recorded fields, decoding them on first use.
+func (r *Record) fields() []spec.Field {
+	if r.Fields == nil && len(r.Spec) > 0 {
+		_ = json.Unmarshal(r.Spec, &r.Fields)
+	}
+	return r.Fields
+}
+
+// fieldsHash is the hash of the recorded desired state.
+func (r *Record) fieldsHash() string {
+	if r.SpecHash != "" {
+		return r.SpecHash
+	}
+	return spec.FieldsHash(r.fields())
+}
+
+// PlanInput is everything a plan is computed from: no I/O happens in
+// BuildPlan.
+type PlanInput struct {
+	Config         *spec.Config
+	SourceRevision string
+	ManagedBy      string
+	Host           Host
+	// Observed holds every provider's instances, by provider key.
+	Observed map[string][]providers.Instance
+	// Latest is the newest stored revision of every server.
+	Latest map[string]*Record
+	// Holds maps server → fields hash → hold.
+	Holds map[string]map[string]state.Hold
+	Now   time.Time
+}
+
+// BuildPlan computes the plan. It fails only for a plan that must not be
+// applied at all, such as an upgrade order that breaks a version pin.
+func BuildPlan(in PlanInput) (*Plan, error) {
+	p := &Plan{
+		FormatVersion:  PlanFormatVersion,
+		CreatedAt:      in.Now.UTC(),
+		SourceRevision: in.SourceRevision,
+		Env:            in.Config.Env,
+		ManagedBy:      in.ManagedBy,
+		Host:           in.Host.Name,
+		Fingerprint:    Fingerprint(in.Observed, in.Latest),
+	}
+	// Instances by server, across providers.
+	byServer := map[string][]providers.Instance{}
+	for _, insts := range in.Observed {
+		for _, inst := range insts {
+			byServer[inst.Server] = append(byServer[inst.Server], inst)
+		}
+	}
+	desired := map[string]*spec.Server{}
+	for name, s := range in.Config.Servers {
+		if in.Host.Matches(s.Selector) {
+			desired[name] = s
+		}
+	}
+	names := make([]string, 0, len(desired))
+	for n := range desired {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := desired[name]
+		fields := s.Fields()
+		c := planServer(s, fields, byServer[name], in.Latest[name], in.Holds[name])
+		c.DependsOn = s.Dependencies()
+		p.Changes = append(p.Changes, c)
+	}
+	// Orphans: tend-owned instances of servers that are not desired here.
+	orphans := make([]string, 0)
+	for name := range byServer {
+		if _, ok := desired[name]; !ok {
+			orphans = append(orphans, name)
+		}
+	}
+	sort.Strings(orphans)
+	for _, name := range orphans {
+		insts := byServer[name]
+		c := &ServerChange{Server: name, Provider: insts[0].Provider, Action: ActionDelete, Stop: insts, FromReplicas: len(insts), Trigger: "apply", Rollout: true}
+		c.FromVersion = insts[0].Version
+		if _, elsewhere := in.Config.Servers[name]; elsewhere {
+			c.Reasons = []string{"its selector no longer picks this host (" + in.Host.Name + ")"}
+		} else {
+			c.Reasons = []string{"no longer in the desired state"}
+		}
+		p.Changes = append(p.Changes, c)
+	}
+	markBlocked(p)
+	assignWaves(p, desired)
+	if err := checkPinOrder(p, desired, in.Latest); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planServer decides what to do with one desired server.
+func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance, rec *Record, holds map[string]state.Hold) *ServerChange {
+	specHash, fieldsHash := spec.RuntimeHash(fields), spec.FieldsHash(fields)
+	c := &ServerChange{
+		Server: s.Name, Provider: s.Provider, Action: ActionNoop,
+		ToVersion: s.Version, ToReplicas: s.Replicas, Strategy: s.Rollout.Strategy,
+		SpecHash: specHash, FieldsHash: fieldsHash, Trigger: "apply",
+	}
+	if rec != nil {
+		c.FromVersion = rec.Version
+		if rec.fieldsHash() != fieldsHash {
+			c.Changes = spec.DiffFields(rec.fields(), fields)
+		}
+	}
+	if h, ok := holds[fieldsHash]; ok {
+		c.Action = ActionHeld
+		c.Reasons = []string{fmt.Sprintf("held: revision %d (%s) failed verification at %s: %s. Change the desired state or run `tend retry %s`.",
+			h.RevisionID, h.Version, h.At.UTC().Format(time.RFC3339), h.Reason, s.Name)}
+		return c
+	}
+	var here, elsewhere []providers.Instance
+	for _, in := range insts {
+		if in.Provider == s.Provider {
+			here = append(here, in)
+		} else {
+			elsewhere = append(elsewhere, in)
+		}
+	}
+	c.FromReplicas = len(here)
+	if len(here) > 0 && c.FromVersion == "" {
+		c.FromVersion = here[0].Version
+	}
+	if len(insts) == 0 {
+		c.Action, c.Rollout = ActionCreate, true
+		c.Start = seq(s.Replicas)
+		c.FromVersion = ""
+		if rec == nil || rec.Outcome == state.OutcomeDeleted {
+			c.Reasons = []string{"new server"}
+			c.Changes = nil
+		} else {
+			c.Reasons = []string{"no replica is running (the last revision recorded is " + strconv.FormatInt(rec.ID, 10) + ")"}
+		}
+		return c
+	}
+	if len(elsewhere) > 0 {
+		c.Action, c.Rollout = ActionReplace, true
+		c.Stop = append(append(c.Stop, here...), elsewhere...)
+		c.Start = seq(s.Replicas)
+		c.Reasons = []string{fmt.Sprintf("moves from provider %s to %s", elsewhere[0].Provider, s.Provider)}
+		return c
+	}
+	// Replicas by index; duplicates and extras are stopped.
+	byIndex := map[int]providers.Instance{}
+	for _, in := range here {
+		if _, dup := byIndex[in.Replica]; dup || in.Replica >= s.Replicas || in.Replica < 0 {
+			c.Stop = append(c.Stop, in)
+			continue
+		}
+		byIndex[in.Replica] = in
+	}
+	var outdated, missing, broken []int
+	var brokenWhy []string
+	for i := 0; i < s.Replicas; i++ {
+		in, ok := byIndex[i]
+		switch {
+		case !ok:
+			missing = append(missing, i)
+		case in.SpecHash != specHash:
+			outdated = append(outdated, i)
+		case in.State.Failed():
+			broken = append(broken, i)
+			brokenWhy = append(brokenWhy, fmt.Sprintf("replica %d %s", i, describeState(in)))
+		case len(in.Drift) > 0:
+			broken = append(broken, i)
+			brokenWhy = append(brokenWhy, fmt.Sprintf("replica %d drifted: %s", i, strings.Join(in.Drift, "; ")))
+		}
+	}
+	runtimeChanges := 0
+	for _, ch := range c.Changes {
+		if ch.Runtime {
+			runtimeChanges++
+		}
+	}
+	switch {
+	case len(outdated) > 0:
+		c.Action, c.Rollout = ActionUpdate, true
+		if s.Rollout.Strategy == spec.StrategyRecreate {
+			c.Action = ActionReplace
+		}
+		c.Start = sortedInts(append(append(append([]int(nil), outdated...), missing...), broken...))
+		if runtimeChanges > 0 {
+			c.Reasons = changeReasons(c.Changes, true)
+		} else {
+			c.Reasons = []string{fmt.Sprintf("%d of %d replicas run another spec than the desired one (%s)", len(outdated), len(byIndex), specHash)}
+		}
+	case len(missing) > 0 || len(c.Stop) > 0:
+		c.Action, c.Rollout = ActionScale, true
+		c.Start = missing
+		switch {
+		case len(c.Stop) > 0 && len(missing) == 0:
+			c.Reasons = []string{fmt.Sprintf("scale down from %d to %d replicas", len(here), s.Replicas)}
+		case rec != nil && fieldChanged(c.Changes, "replicas"):
+			c.Reasons = []string{fmt.Sprintf("scale from %d to %d replicas", len(here), s.Replicas)}
+		default:
+			if len(missing) == 1 {
+				c.Reasons = []string{fmt.Sprintf("replica %d is missing", missing[0])}
+			} else {
+				c.Reasons = []string{fmt.Sprintf("replicas %s are missing", joinInts(missing))}
+			}
+		}
+		c.Start = sortedInts(append(c.Start, broken...))
+		c.Reasons = append(c.Reasons, brokenWhy...)
+	case len(broken) > 0:
+		c.Action, c.Rollout, c.Trigger = ActionHeal, true, "drift"
+		c.Start = broken
+		c.Reasons = brokenWhy
+	case rec != nil && len(rec.Spec)+len(rec.Fields) > 0 && rec.fieldsHash() != fieldsHash:
+		c.Action = ActionUpdate
+		c.Reasons = changeReasons(c.Changes, false)
+	case rec != nil && (rec.Outcome == state.OutcomePending || rec.Outcome == state.OutcomeInterrupted):
+		c.Action = ActionVerify
+		c.Reasons = []string{fmt.Sprintf("revision %d was interrupted before it was verified", rec.ID)}
+	case rec == nil:
+		// Replicas run the desired spec, but nothing is recorded (a new
+		// state directory): verify and record them.
+		c.Action = ActionVerify
+		c.Reasons = []string{"replicas run the desired spec, but no revision is recorded"}
+	}
+	if c.Action == ActionNoop {
+		c.Changes = nil
+	}
+	return c
+}
+
+func describeState(in providers.Instance) string {
+	switch in.State {
+	case providers.StateExited:
+		return fmt.Sprintf("exited (exit code %d)", in.ExitCode)
+	case providers.StateCrashing:
+		return fmt.Sprintf("is crash-looping (%d restarts, last exit code %d)", in.Restarts, in.ExitCode)
+	case providers.StateMissing:
+		if in.Message != "" {
+			return "is missing: " + in.Message
+		}
+		return "is missing"
+	}
+	return string(in.State)
+}
+
+func fieldChanged(changes []spec.FieldChange, p string) bool {
+	for _, c := range changes {
+		if c.Path == p {
+			return true
+		}
+	}
+	return false
+}
+
+// changeReasons summarizes field changes: the version first, then the rest.
+func changeReasons(changes []spec.FieldChange, runtimeOnly bool) []string {
+	var out []string
+	for _, ch := range changes {
+		if runtimeOnly && !ch.Runtime {
+			continue
+		}
+		if ch.Path == "version" {
+			out = append([]string{fmt.Sprintf("version %s → %s", ch.Old, ch.New)}, out...)
+			continue
+		}
+		switch {
+		case ch.Added:
+			out = append(out, ch.Path+" added")
+		case ch.Removed:
+			out = append(out, ch.Path+" removed")
+		default:
+			out = append(out, ch.Path+" changed")
+		}
+	}
+	if len(out) > 6 {
+		out = append(out[:5], fmt.Sprintf("and %d more changes", len(out)-5))
+	}
+	return out
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func sortedInts(in []int) []int {
+	sort.Ints(in)
+	out := in[:0]
+	for i, v := range in {
+		if i == 0 || v != in[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func joinInts(in []int) string {
+	s := make([]string, len(in))
+	for i, v := range in {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// markBlocked blocks changes of servers that depend on a held or blocked
+// server: they would run against a dependency that is not what they expect.
+func markBlocked(p *Plan) {
+	status := map[string]*ServerChange{}
+	for _, c := range p.Changes {
+		status[c.Server] = c
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, c := range p.Changes {
+			if !c.Action.Changes() || c.Action == ActionDelete {
+				continue
+			}
+			for _, dep := range c.DependsOn {
+				d := status[dep]
+				if d != nil && (d.Action == ActionHeld || d.Action == ActionBlocked) {
+					c.Reasons = []string{fmt.Sprintf("blocked: it depends on %s, which is %s", dep, d.Action)}
+					c.Action = ActionBlocked
+					changed = true
+					break
+				}
+			}
+		}
+	}
+}
+
+// assignWaves puts each change in a wave: a server comes after every server
+// it depends on. Deletions come last.
+func assignWaves(p *Plan, desired map[string]*spec.Server) {
+	level := map[string]int{}
+	var depth func(n string, seen map[string]bool) int
+	depth = func(n string, seen map[string]bool) int {
+		if l, ok := level[n]; ok {
+			return l
+		}
+		if seen[n] {
+			return 0 // cycles are rejected by spec; be safe
+		}
+		seen[n] = true
+		l := 1
+		if s := desired[n]; s != nil {
+			for _, d := range s.Dependencies() {
+				if _, ok := desired[d]; ok {
+					l = max(l, depth(d, seen)+1)
+				}
+			}
+		}
+		level[n] = l
+		return l
+	}
+	used := map[int]bool{}
+	for _, c := range p.Changes {
+		if c.Action == ActionDelete || !c.Action.Changes() {
+			continue
+		}
+		c.Wave = depth(c.Server, map[string]bool{})
+		used[c.Wave] = true
+	}
+	// Renumber the waves that have changes as 1, 2, 3...
+	levels := make([]int, 0, len(used))
+	for l := range used {
+		levels = append(levels, l)
+	}
+	sort.Ints(levels)
+	renum := map[int]int{}
+	for i, l := range levels {
+		renum[l] = i + 1
+	}
+	last := len(levels)
+	hasDelete := false
+	for _, c := range p.Changes {
+		switch {
+		case c.Action == ActionDelete:
+			c.Wave = last + 1
+			hasDelete = true
+		case c.Action.Changes():
+			c.Wave = renum[c.Wave]
+		default:
+			c.Wave = 0
+		}
+	}
+	p.Waves = last
+	if hasDelete {
+		p.Waves++
+	}
+	sort.SliceStable(p.Changes, func(i, j int) bool {
+		a, b := p.Changes[i], p.Changes[j]
+		if a.Wave != b.Wave {
+			return a.Wave < b.Wave
+		}
+		return a.Server < b.Server
+	})
+}
+
+// checkPinOrder checks that every version pin holds at every step of the
+// apply: when a server is upgraded, the servers that pin it and are not
+// upgraded yet (a later wave, or not at all) keep their old pins.
+func checkPinOrder(p *Plan, desired map[string]*spec.Server, latest map[string]*Record) error {
+	var problems []string
+	for _, c := range p.Changes {
+		if !c.Action.Changes() || c.Action == ActionDelete || c.FromVersion == c.ToVersion || c.ToVersion == "" {
+			continue
+		}
+		newV, err := semver.NewVersion(c.ToVersion)
+		if err != nil {
+			continue
+		}
+		// Who pins c.Server, and with which pin while c is upgraded?
+		for _, other := range p.Changes {
+			if other.Server == c.Server || other.Action == ActionDelete {
+				continue
+			}
+			otherLater := other.Action.Changes() && other.Wave > c.Wave
+			if !otherLater {
+				continue // its new pin applies, which spec checked against the desired versions
+			}
+			rec := latest[other.Server]
+			if rec == nil {
+				continue
+			}
+			for _, f := range rec.fields() {
+				if f.Path != "requires."+c.Server {
+					continue
+				}
+				con, err := spec.ParseConstraint(f.Value)
+				if err != nil || con.Check(newV) {
+					continue
+				}
+				problems = append(problems, fmt.Sprintf(
+					"upgrading %s to %s (wave %d) breaks the pin of %s %s (requires %s %s), which is upgraded only in wave %d; upgrade in two commits: first give %s a version whose pin accepts both versions of %s",
+					c.Server, c.ToVersion, c.Wave, other.Server, other.FromVersion, c.Server, f.Value, other.Wave, other.Server, c.Server))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return &PinError{Problems: problems}
+	}
+	return nil
+}
+
+// PinError says which upgrade would break which version pin.
+type PinError struct{ Problems []string }
+
+func (e *PinError) Error() string {
+	return "the plan would break a version pin during the apply:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// Fingerprint summarizes what was observed and recorded, so that a saved
+// plan can tell whether the world moved since it was made.
+func Fingerprint(observed map[string][]providers.Instance, latest map[string]*Record) string {
+	h := sha256.New()
+	keys := make([]string, 0, len(observed))
+	for k := range observed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, in := range observed[k] {
+			fmt.Fprintf(h, "%s|%s|%d|%s|%s|%s|%d\n", k, in.Server, in.Replica, in.SpecHash, in.State, strings.Join(in.Drift, ";"), in.ExitCode)
+		}
+	}
+	servers := make([]string, 0, len(latest))
+	for s := range latest {
+		servers = append(servers, s)
+	}
+	sort.Strings(servers)
+	for _, s := range servers {
+		fmt.Fprintf(h, "rev|%s|%d|%s\n", s, latest[s].ID, latest[s].Outcome)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// decodeRecord turns a stored revision into a Record.
+func decodeRecord(r *state.Revision) *Record { return &Record{Revision: *r} }

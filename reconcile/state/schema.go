@@ -1,0 +1,174 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// migration is one step of the schema. Migrations are applied in order, each
+// in its own transaction together with its row in schema_migrations. Never
+// edit a released migration: add a new one.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+var migrations = []migration{
+	{1, "initial schema", `
+CREATE TABLE revisions (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	server          TEXT NOT NULL,
+	source_revision TEXT NOT NULL DEFAULT '',
+	spec_hash       TEXT NOT NULL DEFAULT '',
+	version         TEXT NOT NULL DEFAULT '',
+	spec            BLOB,
+	triggered_by    TEXT NOT NULL DEFAULT '',
+	outcome         TEXT NOT NULL CHECK (outcome IN
+	                ('pending', 'verified', 'failed', 'rolled-back', 'deleted', 'interrupted')),
+	message         TEXT NOT NULL DEFAULT '',
+	apply_id        TEXT NOT NULL DEFAULT '',
+	started_at      TEXT NOT NULL,
+	finished_at     TEXT
+);
+-- History(server), LatestAll.
+CREATE INDEX revisions_server_id ON revisions (server, id);
+-- LastVerified, LastVerifiedAll, MarkInterrupted.
+CREATE INDEX revisions_outcome_server_id ON revisions (outcome, server, id);
+
+CREATE TABLE holds (
+	server          TEXT NOT NULL,
+	spec_hash       TEXT NOT NULL,
+	source_revision TEXT NOT NULL DEFAULT '',
+	version         TEXT NOT NULL DEFAULT '',
+	revision_id     INTEGER REFERENCES revisions (id) ON DELETE SET NULL,
+	reason          TEXT NOT NULL DEFAULT '',
+	held_at         TEXT NOT NULL,
+	PRIMARY KEY (server, spec_hash)
+) WITHOUT ROWID;
+CREATE INDEX holds_revision_id ON holds (revision_id);
+
+CREATE TABLE sources (
+	rev        TEXT PRIMARY KEY,
+	encoding   TEXT NOT NULL,
+	sha256     TEXT NOT NULL,
+	files      INTEGER NOT NULL,
+	size       INTEGER NOT NULL,
+	data       BLOB NOT NULL,
+	created_at TEXT NOT NULL
+);
+
+CREATE TABLE lock (
+	id          INTEGER PRIMARY KEY CHECK (id = 1),
+	token       TEXT NOT NULL,
+	owner       TEXT NOT NULL,
+	operation   TEXT NOT NULL,
+	host        TEXT NOT NULL,
+	pid         INTEGER NOT NULL,
+	acquired_at TEXT NOT NULL,
+	expires_at  TEXT NOT NULL
+);
+`},
+}
+
+// schemaVersion is the newest schema this code knows.
+func schemaVersion() int { return migrations[len(migrations)-1].version }
+
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at TEXT NOT NULL
+)`
+
+// migrate brings the schema up to date. A store already up to date is only
+// read; otherwise every missing migration runs in its own write transaction,
+// which checks again what is applied, so that two tends opening a new store at
+// once both succeed and apply each migration once.
+func (s *Store) migrate() error {
+	ctx := context.Background()
+	var n int
+	if err := s.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		applied, err := appliedVersions(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		if err := checkKnown(applied); err != nil {
+			return err
+		}
+		if len(applied) == len(migrations) {
+			return nil
+		}
+	}
+	for _, m := range migrations {
+		err := s.write(func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
+				return err
+			}
+			applied, err := appliedVersions(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := checkKnown(applied); err != nil {
+				return err
+			}
+			if slices.Contains(applied, m.version) {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx,
+				`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, formatTime(s.now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("schema migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func appliedVersions(ctx context.Context, q querier) ([]int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return vs, rows.Err()
+}
+
+// checkKnown refuses a store that records a migration this code does not have.
+func checkKnown(applied []int) error {
+	var unknown []string
+	for _, v := range applied {
+		if !slices.ContainsFunc(migrations, func(m migration) bool { return m.version == v }) {
+			unknown = append(unknown, fmt.Sprint(v))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: it records schema version %s, but this tend knows versions up to %d; "+
+		"it was written by a newer tend, so upgrade tend (this tend will not touch the store)",
+		ErrSchemaTooNew, strings.Join(unknown, ", "), schemaVersion())
+}

@@ -1,0 +1,153 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrNotFound is returned when a revision, a source snapshot or a verified
+// revision asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrSchemaTooNew is wrapped by Open's error when the store was written by a
+// newer tend: its schema_migrations records a version this code does not know.
+var ErrSchemaTooNew = errors.New("state store schema is newer than this tend")
+
+// busyTimeout is how long a statement waits for another connection's lock
+// before failing with SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+// Store is an open state store. It is safe for concurrent use by several
+// goroutines, and several processes may open the same file at once.
+type Store struct {
+	db   *sql.DB
+	path string
+
+	// now is the store's clock; tests replace it.
+	now func() time.Time
+}
+
+// Open opens the store at path, creating the file (mode 0600) and its
+// directory (mode 0700) when they do not exist, and migrates its schema
+// forward. A store whose schema was written by a newer tend is refused with an
+// error wrapping ErrSchemaTooNew.
+func Open(path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("state: empty store path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("state: create store directory: %w", err)
+	}
+	if err := createFile(abs); err != nil {
+		return nil, err
+	}
+
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, now: time.Now}
+	if err := db.PingContext(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// createFile creates the database file with mode 0600 if it does not exist,
+// so that SQLite (which would use 0644 less the umask) never creates it, and
+// so that the -wal and -shm files, which SQLite creates with the database
+// file's mode, are 0600 too. An existing file's mode is left alone.
+func createFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, os.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("state: create store: %w", err)
+	}
+	// The umask can only remove bits, but make the mode exact all the same.
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("state: create store: %w", err)
+	}
+	return nil
+}
+
+// dsn is the driver's data source name for the file at the absolute path:
+// a file: URI (so that any character in the path is escaped) whose query sets
+// the connection pragmas, applied to every connection of the pool, and makes
+// every write transaction BEGIN IMMEDIATE so that it takes the write lock up
+// front and waits for it under busy_timeout, instead of failing when a read
+// transaction has to be upgraded.
+func dsn(abs string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Close closes the store. A Lease taken from it can no longer be refreshed or
+// released through it.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the path the store was opened with.
+func (s *Store) Path() string { return s.path }
+
+// write runs fn in one short write transaction (BEGIN IMMEDIATE).
+func (s *Store) write(fn func(tx *sql.Tx) error) error {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// timeLayout is RFC 3339 with nanoseconds at a fixed width, so that stored
+// times sort as text and read well in the sqlite3 shell.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("state: bad stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+func parseNullTime(s sql.NullString) (time.Time, error) {
+	if !s.Valid {
+		return time.Time{}, nil
+	}
+	return parseTime(s.String)
+}

@@ -1,0 +1,229 @@
+package state
+
+import (
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// openStore opens a new store in a directory that does not exist yet.
+func openStore(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "var", "tend", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func reopen(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func tables(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+func migrationRows(t *testing.T, db *sql.DB) []int {
+	t.Helper()
+	vs, err := appliedVersions(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestOpenMigratesAndReopens(t *testing.T) {
+	s := openStore(t)
+	want := "holds lock revisions schema_migrations sources"
+	if got := strings.Join(tables(t, s.db), " "); got != want {
+		t.Fatalf("tables = %q, want %q", got, want)
+	}
+	if got := migrationRows(t, s.db); len(got) != len(migrations) || got[len(got)-1] != schemaVersion() {
+		t.Fatalf("schema_migrations = %v, want versions 1..%d", got, schemaVersion())
+	}
+	for _, idx := range []string{"revisions_server_id", "revisions_outcome_server_id"} {
+		var n int
+		if err := s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, idx).Scan(&n); err != nil || n != 1 {
+			t.Errorf("index %s: n=%d err=%v", idx, n, err)
+		}
+	}
+
+	// Data survives a reopen, and reopening applies nothing twice.
+	id, err := s.BeginRevision(Revision{Server: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := s.Path()
+	s.Close()
+	for range 3 {
+		s2 := reopen(t, path)
+		if got := migrationRows(t, s2.db); len(got) != len(migrations) {
+			t.Fatalf("after reopen schema_migrations = %v", got)
+		}
+		if _, err := s2.Revision(id); err != nil {
+			t.Fatal(err)
+		}
+		s2.Close()
+	}
+}
+
+func TestOpenPragmas(t *testing.T) {
+	s := openStore(t)
+	// Every connection of the pool gets the pragmas: hold a few at once.
+	var conns []*sql.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 3 {
+		c, err := s.db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		for pragma, want := range map[string]string{
+			"journal_mode": "wal",
+			"busy_timeout": "5000",
+			"foreign_keys": "1",
+			"synchronous":  "1", // NORMAL
+		} {
+			var got string
+			if err := c.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+			}
+		}
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	s := openStore(t)
+	future := schemaVersion() + 1
+	if _, err := s.db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '2099-01-01T00:00:00Z')`, future); err != nil {
+		t.Fatal(err)
+	}
+	path := s.Path()
+	s.Close()
+	s2, err := Open(path)
+	if err == nil {
+		s2.Close()
+		t.Fatal("Open accepted a store with a newer schema")
+	}
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
+	}
+	for _, want := range []string{path, "newer tend", "upgrade tend"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	t.Log(err)
+}
+
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new")
+	path := filepath.Join(dir, "state.db")
+	s := reopen(t, path)
+	// Write something so that the WAL exists.
+	if _, err := s.BeginRevision(Revision{Server: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), m)
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o700 {
+		t.Errorf("directory mode %o, want 700", m)
+	}
+}
+
+func TestOpenOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a dir?#%", "st?ate#1.db")
+	s := reopen(t, path)
+	if _, err := s.BeginRevision(Revision{Server: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("store not at its path: %v", err)
+	}
+	if s.Path() != path {
+		t.Errorf("Path() = %q, want %q", s.Path(), path)
+	}
+}
+
+func TestOpenNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not sqlite\n", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(path); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a file that is not a database")
+	} else {
+		t.Log(err)
+	}
+}
+
+// Several tends opening a new store at once all succeed and migrate it once.
+func TestOpenConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	stores := make([]*Store, n)
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(path) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	if got := migrationRows(t, stores[0].db); len(got) != len(migrations) {
+		t.Fatalf("schema_migrations = %v", got)
+	}
+}
