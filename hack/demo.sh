@@ -1,29 +1,72 @@
 #!/usr/bin/env bash
-# The demo on the embedded defaults. Today it shows the language: validate
-# and format-check the quickstart repository, then show a mistake caught with
-# its position. (The engine issue extends this to plan, apply and rollback.)
+# make demo: tend's main job on the embedded defaults (the process provider
+# and the SQLite store), with nothing but Go and git installed.
+#
+# It builds tend and three releases of the example MCP server mcp-notes
+# (1.0.0, 1.1.0, and a broken 1.2.0 that crashes at start), makes a state
+# repository from examples/quickstart under demo/, and walks through: plan,
+# apply, a rolling upgrade, a bad release rolled back automatically and
+# held, history, a manual rollback, status, and pruning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tend=./bin/tend
+root=$PWD
+demo=$root/demo
+rm -rf "$demo"
+mkdir -p "$demo/bin"
 
-echo "== tend validate examples/quickstart"
-$tend validate examples/quickstart
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
+step "build tend and three releases of mcp-notes"
+go build -o "$demo/bin/tend" ./cmd/tend
+for v in 1.0.0 1.1.0; do
+  go build -ldflags "-X main.version=$v" -o "$demo/bin/mcp-notes-$v" ./examples/mcp-notes
+done
+go build -ldflags "-X main.version=1.2.0 -X main.fault=crash" -o "$demo/bin/mcp-notes-1.2.0" ./examples/mcp-notes
+ls "$demo/bin"
+
+cp -r examples/quickstart "$demo/repo"
+export TEND_STATE_DIR=$demo/state
+tend() { "$demo/bin/tend" "$@"; }
+vars=(--var "bin_dir=$demo/bin")
+set_version() { sed -i "s/default     = \"[0-9.]*\"/default     = \"$1\"/" "$demo/repo/main.hcl"; }
+cleanup() { [ -d "$demo/repo" ] && [ -f "$demo/state/state.db" ] && { sed -i '/^server "notes"/,$d' "$demo/repo/main.hcl"; "$demo/bin/tend" apply "${vars[@]}" "$demo/repo" >/dev/null 2>&1 || true; }; }
+trap cleanup EXIT
+
+step "the desired state: examples/quickstart (mcp-notes 1.0.0, two replicas)"
+run tend validate "${vars[@]}" "$demo/repo"
+run tend plan "${vars[@]}" "$demo/repo"
+
+step "apply: start the replicas, verify their health checks"
+run tend apply "${vars[@]}" "$demo/repo"
+for port in 8410 8411; do printf 'replica on %s: ' $port; curl -fsS "http://127.0.0.1:$port/health"; echo; done
+
+step "nothing changed: the plan is empty (exit code 0 with -detailed-exitcode)"
+run tend plan -detailed-exitcode "${vars[@]}" "$demo/repo"
+
+step "upgrade to 1.1.0: a rolling update, one replica at a time"
+set_version 1.1.0
+run tend plan "${vars[@]}" "$demo/repo"
+run tend apply "${vars[@]}" "$demo/repo"
+
+step "a bad release: 1.2.0 crashes at start; tend rolls back to 1.1.0 by itself"
+set_version 1.2.0
+run tend apply "${vars[@]}" "$demo/repo" || echo "(apply exited $? because a server was rolled back)"
+for port in 8410 8411; do printf 'replica on %s: ' $port; curl -fsS "http://127.0.0.1:$port/health"; echo; done
+
+step "1.2.0 is held: the next plan does not try it again"
+run tend plan "${vars[@]}" "$demo/repo"
+
+step "history"
+run tend history notes
+
+step "a manual rollback to 1.0.0 (the sync will not undo it: 1.1.0 is held too)"
+run tend rollback notes
+run tend status "${vars[@]}" "$demo/repo"
+
+step "the server leaves the repository: apply prunes its replicas"
+sed -i '/^server "notes"/,$d' "$demo/repo/main.hcl"
+run tend apply "${vars[@]}" "$demo/repo"
+trap - EXIT
 echo
-echo "== tend fmt --check examples/quickstart"
-$tend fmt --check examples/quickstart && echo "formatted"
-
-echo
-echo "== tend validate --env staging examples/mcp-fleet"
-$tend validate --env staging --no-color examples/mcp-fleet 2>/dev/null
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp -r examples/quickstart/. "$work/"
-sed -i 's/version  = var.notes_version/version  = "1.2"/' "$work/main.hcl"
-echo
-echo "== a mistake: version = \"1.2\" (not a full version)"
-if $tend validate --no-color "$work" 2>&1 | sed "s|$work/||"; then
-  echo "demo: the broken copy validated, which is wrong" >&2
-  exit 1
-fi
+echo "Done. The state is in $demo/state; remove $demo to start again."

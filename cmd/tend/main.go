@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/tendhq/tend/providers/process"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -20,12 +23,16 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	// A replica supervisor of the process provider is this same binary.
+	process.MaybeSupervise()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // run executes the command line and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(terraformStyleFlags(root, args))
 	err := root.Execute()
 	var ee exitError
 	switch {
@@ -53,7 +60,8 @@ and rolls back by itself when verification fails.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(), newFmtCmd(), newVersionCmd())
+	root.AddCommand(newValidateCmd(), newFmtCmd(), newPlanCmd(), newApplyCmd(), newRollbackCmd(),
+		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newVersionCmd())
 	return root
 }
 
@@ -67,4 +75,36 @@ func newVersionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// terraformStyleFlags accepts long flags written with one dash, as Terraform
+// users type them (tend plan -out FILE -detailed-exitcode): an argument
+// "-NAME" or "-NAME=VALUE" whose NAME is a long flag of some command becomes
+// "--NAME". Shorthand flags such as -o are untouched.
+func terraformStyleFlags(root *cobra.Command, args []string) []string {
+	long := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		c.PersistentFlags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if len(name) > 1 && long[name] {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }

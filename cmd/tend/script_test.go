@@ -1,7 +1,23 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
 	"flag"
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/process"
+	"github.com/tendhq/tend/spec"
 	"os"
 	"testing"
 
@@ -13,9 +29,59 @@ var updateScripts = flag.Bool("update", false, "rewrite the expected output in t
 // TestMain lets testscripts run the real tend binary: the test binary itself,
 // re-executed as "tend".
 func TestMain(m *testing.M) {
+	process.MaybeSupervise()
 	testscript.Main(m, map[string]func(){
 		"tend": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
+}
+
+var (
+	notesOnce sync.Once
+	notesDir  string
+	notesErr  error
+)
+
+// buildNotes builds the mcp-notes releases the scripts deploy: 1.0.0,
+// 1.1.0, and 1.2.0 that crashes at start. Built once per test run.
+func buildNotes() (string, error) {
+	notesOnce.Do(func() {
+		notesDir, notesErr = os.MkdirTemp("", "tend-mcp-notes-")
+		if notesErr != nil {
+			return
+		}
+		for _, b := range []struct{ version, fault string }{{"1.0.0", ""}, {"1.1.0", ""}, {"1.2.0", "crash"}} {
+			ld := "-X main.version=" + b.version
+			if b.fault != "" {
+				ld += " -X main.fault=" + b.fault
+			}
+			cmd := exec.Command("go", "build", "-ldflags", ld, "-o", filepath.Join(notesDir, "mcp-notes-"+b.version), "../../examples/mcp-notes")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				notesErr = fmt.Errorf("building mcp-notes %s: %v\n%s", b.version, err, out)
+				return
+			}
+		}
+	})
+	return notesDir, notesErr
+}
+
+// freePorts finds n consecutive free loopback ports.
+func freePorts(n int) (int, error) {
+	for try := 0; try < 50; try++ {
+		base := 20000 + rand.IntN(30000)
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d consecutive free ports", n)
 }
 
 // TestScript runs testdata/script/*.txtar: each is a small state repository
@@ -27,10 +93,104 @@ func TestScript(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			// The machine's settings must not leak into a script.
-			for _, k := range []string{"TEND_ENV", "TEND_SECRETS_DIR", "NO_COLOR"} {
+			for _, k := range []string{"TEND_ENV", "TEND_SECRETS_DIR", "NO_COLOR", "TEND_MANAGED_BY"} {
 				env.Setenv(k, "")
 			}
+			env.Setenv("TEND_STATE_DIR", filepath.Join(env.WorkDir, ".state"))
+			port, err := freePorts(4)
+			if err != nil {
+				return err
+			}
+			env.Setenv("PORT_BASE", strconv.Itoa(port))
+			env.Setenv("PORT_BASE_1", strconv.Itoa(port+1))
+			// Every script's replicas are stopped when it ends, pass or fail.
+			env.Defer(func() { stopAll(filepath.Join(env.WorkDir, ".state")) })
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// notes-bin sets $NOTES_BIN to the folder of mcp-notes builds.
+			"notes-bin": func(ts *testscript.TestScript, neg bool, args []string) {
+				dir, err := buildNotes()
+				ts.Check(err)
+				ts.Setenv("NOTES_BIN", dir)
+			},
+			// sleep DURATION
+			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+				d, err := time.ParseDuration(args[0])
+				ts.Check(err)
+				time.Sleep(d)
+			},
+			// procs SUBSTRING N: exactly N live processes of this script
+			// (working directory inside $WORK) have SUBSTRING in their
+			// command line. Scripts run in parallel; this keeps them apart.
+			"procs": func(ts *testscript.TestScript, neg bool, args []string) {
+				want, err := strconv.Atoi(args[1])
+				ts.Check(err)
+				got := countProcs(args[0], ts.Getenv("WORK"))
+				if (got == want) == neg {
+					ts.Fatalf("%d processes match %q, want %d", got, args[0], want)
+				}
+			},
+			// http-get URL [substring]: GET a URL and check the body.
+			"http-get": func(ts *testscript.TestScript, neg bool, args []string) {
+				resp, err := http.Get(args[0])
+				if err == nil {
+					defer resp.Body.Close()
+					body, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+					} else if len(args) > 1 && !strings.Contains(string(body), args[1]) {
+						err = fmt.Errorf("body %q does not contain %q", body, args[1])
+					}
+				}
+				if neg {
+					if err == nil {
+						ts.Fatalf("GET %s succeeded", args[0])
+					}
+					return
+				}
+				ts.Check(err)
+			},
+		},
 	})
+}
+
+// stopAll stops every replica a script left running, through the process
+// provider itself, so no process outlives the tests.
+func stopAll(stateDir string) {
+	p, err := process.New(&spec.Provider{Type: "process", Name: "local", Process: &spec.ProcessSettings{StopTimeout: 2 * time.Second, Host: "127.0.0.1"}},
+		providers.Env{StateDir: stateDir, ManagedBy: providers.DefaultManagedBy})
+	if err != nil {
+		return
+	}
+	ctx := context.Background()
+	for _, in := range p.Observe(ctx, providers.ObserveRequest{ManagedBy: providers.DefaultManagedBy}).Instances {
+		p.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: 2 * time.Second})
+	}
+}
+
+// countProcs counts live (not zombie) processes whose command line contains
+// sub and whose working directory is inside dir.
+func countProcs(sub, dir string) int {
+	entries, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), sub) {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err != nil || !strings.HasPrefix(cwd, dir+"/") {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if i := strings.LastIndexByte(string(st), ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
+				continue
+			}
+		}
+		n++
+	}
+	return n
 }

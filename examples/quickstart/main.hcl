@@ -16,7 +16,7 @@ variable "notes_version" {
 variable "bin_dir" {
   type        = string
   default     = "bin"
-  description = "Where the mcp-notes builds are, one binary per version."
+  description = "Where the mcp-notes builds are, one binary per version (make demo passes an absolute path)."
 }
 
 provider "process" "local" {
@@ -31,7 +31,8 @@ server "notes" {
   port     = 8410
 
   env = {
-    NOTES_ENV = "quickstart"
+    NOTES_ENV      = "quickstart"
+    NOTES_DATA_DIR = "$(TEND_VOLUME_DATA)" # the process provider's host directory for volume "data"
   }
 
   config_file "config.yaml" {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"github.com/hashicorp/hcl/v2"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/process"
+	"github.com/tendhq/tend/reconcile"
+	"github.com/tendhq/tend/reconcile/state"
+)
+
+// engineFlags are the flags of every command that touches the fleet.
+type engineFlags struct {
+	loadFlags
+	stateDir    string
+	managedBy   string
+	hostLabels  []string
+	parallelism int
+	logFormat   string
+	logLevel    string
+}
+
+func (f *engineFlags) register(cmd *cobra.Command) {
+	f.loadFlags.register(cmd)
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where tend keeps its state, logs and processes (default $TEND_STATE_DIR, else ~/.local/state/tend)")
+	cmd.Flags().StringVar(&f.managedBy, "managed-by", "", "this tend's identity on the objects it creates (default $TEND_MANAGED_BY, else \"tend\")")
+	cmd.Flags().StringArrayVar(&f.hostLabels, "host-label", nil, "a label of this host for server selectors: --host-label role=edge (repeatable)")
+	cmd.Flags().IntVar(&f.parallelism, "parallelism", 0, "how many servers change at once (default: tend { parallelism }, else 10)")
+	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "warning", "log level: debug, info, warning, error")
+}
+
+func (f *engineFlags) resolvedStateDir() (string, error) {
+	dir := f.stateDir
+	if dir == "" {
+		dir = getenv("TEND_STATE_DIR")
+	}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no --state-dir and no home directory: %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state", "tend")
+	}
+	return filepath.Abs(dir)
+}
+
+// newEngine opens the state store and wires the providers.
+func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcile.Engine, func(), error) {
+	dir, err := f.resolvedStateDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := state.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	log := logrus.New()
+	log.SetOutput(stderr)
+	if f.logFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	} else if f.logFormat != "text" {
+		st.Close()
+		return nil, nil, fmt.Errorf("--log-format %q: text or json", f.logFormat)
+	}
+	lvl, err := logrus.ParseLevel(f.logLevel)
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("--log-level %q: %v", f.logLevel, err)
+	}
+	log.SetLevel(lvl)
+	managedBy := f.managedBy
+	if managedBy == "" {
+		managedBy = getenv("TEND_MANAGED_BY")
+	}
+	if managedBy == "" {
+		managedBy = providers.DefaultManagedBy
+	}
+	hostname, _ := os.Hostname()
+	host := reconcile.Host{Name: hostname, Labels: map[string]string{}}
+	for _, kv := range f.hostLabels {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			st.Close()
+			return nil, nil, fmt.Errorf("--host-label %q: write --host-label KEY=VALUE", kv)
+		}
+		host.Labels[k] = v
+	}
+	opts, err := f.options(true)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	reg := providers.NewRegistry()
+	process.Register(reg)
+	e := &reconcile.Engine{
+		Store: st, Registry: reg, ManagedBy: managedBy, Host: host,
+		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
+		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress,
+	}
+	return e, func() { st.Close() }, nil
+}
+
+// loadSource reads and decodes the repository, printing diagnostics.
+// strict makes an unresolved secret an error (apply).
+func (f *engineFlags) loadSource(cmd *cobra.Command, dir string, strict bool) (*reconcile.Source, error) {
+	opts, err := f.options(strict)
+	if err != nil {
+		return nil, err
+	}
+	src, loader, diags := reconcile.LoadSource(dir, opts)
+	files := map[string]*hcl.File{}
+	if loader != nil {
+		files = loader.Files()
+	}
+	printDiags(cmd.ErrOrStderr(), files, diags, f.noColor)
+	if diags.HasErrors() {
+		errs, _ := countDiags(diags)
+		return nil, fmt.Errorf("the desired state has %d %s; nothing was changed", errs, plural(errs, "error", "errors"))
+	}
+	return src, nil
+}

@@ -1,0 +1,173 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/tendhq/tend/providers"
+)
+
+// Observe lists every instance of req.ManagedBy under the provider's root:
+// desired servers and orphans alike. It reads files and /proc only; it
+// changes nothing and never waits.
+func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) providers.ObserveResponse {
+	managedBy := p.managedByOf(req.ManagedBy)
+	if err := checkComponent("managed-by identity", managedBy); err != nil {
+		return providers.ObserveResponse{Err: err}
+	}
+	base := filepath.Join(p.root, managedBy)
+	servers, err := os.ReadDir(base)
+	if errors.Is(err, os.ErrNotExist) {
+		return providers.ObserveResponse{}
+	}
+	if err != nil {
+		return providers.ObserveResponse{Err: fmt.Errorf("observe %s: %w", p.key, err)}
+	}
+	var out []providers.Instance
+	for _, srv := range servers {
+		if !srv.IsDir() {
+			continue
+		}
+		replicas, err := os.ReadDir(filepath.Join(base, srv.Name()))
+		if err != nil {
+			continue // removed meanwhile
+		}
+		for _, r := range replicas {
+			n, err := strconv.Atoi(r.Name())
+			if !r.IsDir() || err != nil || n < 0 || strconv.Itoa(n) != r.Name() {
+				continue // volumes/ and strays
+			}
+			if err := ctx.Err(); err != nil {
+				return providers.ObserveResponse{Err: err}
+			}
+			out = append(out, p.observeInstance(filepath.Join(base, srv.Name(), r.Name()), managedBy, srv.Name(), n))
+		}
+	}
+	providers.SortInstances(out)
+	return providers.ObserveResponse{Instances: out}
+}
+
+// observeInstance reports one instance directory.
+func (p *Provider) observeInstance(dir, managedBy, server string, replica int) providers.Instance {
+	inst := providers.Instance{
+		Identity: providers.Identity{ManagedBy: managedBy, Server: server, Replica: replica},
+		Provider: p.key,
+		Host:     p.host,
+	}
+	var rec record
+	if err := readJSON(filepath.Join(dir, identityFile), &rec); err != nil {
+		inst.State = providers.StateMissing
+		inst.Message = "the instance's record cannot be read (" + shortErr(err) + "); it was not started completely"
+		return inst
+	}
+	inst.Identity = rec.Identity
+	inst.ManagedBy, inst.Server, inst.Replica = managedBy, server, replica
+	inst.Ports = rec.Ports
+	inst.StartedAt = rec.CreatedAt
+
+	f := readInstance(dir)
+	if f.supPid > 0 {
+		inst.ID = strconv.Itoa(f.supPid)
+	}
+	st := f.st
+	inst.Restarts = st.Restarts
+	if !st.ChildStartedAt.IsZero() {
+		inst.StartedAt = st.ChildStartedAt
+	}
+	supAlive := p.supervisorAlive(dir, f)
+	childAlive := st.ChildPID > 0 && isChild(st.ChildPID, f.supPid, dir, f.argv, st.ChildStartedAt)
+	switch {
+	case f.supPid == 0 && f.stErr != nil && time.Since(rec.CreatedAt) < startWait:
+		// StartReplica is writing the instance right now.
+		inst.State = providers.StateStarting
+		inst.Message = "being started"
+	case !supAlive:
+		inst.State = providers.StateMissing
+		msg := "the supervisor is gone"
+		if f.supPid > 0 {
+			msg = fmt.Sprintf("the supervisor (pid %d) is gone", f.supPid)
+		}
+		if childAlive {
+			msg += fmt.Sprintf("; pid %d still runs, unsupervised", st.ChildPID)
+		} else if st.State != "" {
+			msg += "; it last reported " + st.State
+			if st.Message != "" {
+				msg += ": " + st.Message
+			}
+		}
+		inst.Message = msg
+	case f.stErr != nil:
+		inst.State = providers.StateStarting
+		inst.Message = "the supervisor has not reported yet"
+	default:
+		switch s := providers.State(st.State); s {
+		case providers.StateRunning, providers.StateStarting, providers.StateExited, providers.StateCrashing:
+			inst.State = s
+		default:
+			inst.State = providers.StateUnknown
+		}
+		inst.Message = st.Message
+	}
+	if st.LastExitCode != nil && (inst.State.Failed() || inst.State == providers.StateUnknown) {
+		inst.ExitCode = *st.LastExitCode
+	}
+	inst.Drift = drift(dir, rec, f, childAlive)
+	return inst
+}
+
+// drift lists what differs from what StartReplica left: config files and
+// the env file changed by hand, a command line that is not the recorded one.
+func drift(dir string, rec record, f instanceFiles, childAlive bool) []string {
+	var out []string
+	workDir := f.ls.WorkDir
+	if workDir == "" {
+		workDir = filepath.Join(dir, workDirName)
+	}
+	for _, cf := range rec.ConfigFiles {
+		path := filepath.Join(workDir, cf.Path)
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			out = append(out, fmt.Sprintf("config file %s was removed by hand", cf.Path))
+			continue
+		case err != nil:
+			out = append(out, fmt.Sprintf("config file %s cannot be read: %s", cf.Path, shortErr(err)))
+			continue
+		case sha256Hex(b) != cf.SHA256:
+			out = append(out, fmt.Sprintf("config file %s was changed by hand", cf.Path))
+			continue
+		}
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() != os.FileMode(cf.Mode).Perm() {
+			out = append(out, fmt.Sprintf("config file %s has mode %04o, not %04o as tend wrote it", cf.Path, fi.Mode().Perm(), os.FileMode(cf.Mode).Perm()))
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, envFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		out = append(out, "the environment file was removed by hand")
+	case err != nil:
+		out = append(out, "the environment file cannot be read: "+shortErr(err))
+	case sha256Hex(b) != rec.EnvSHA256:
+		out = append(out, "the environment file was changed by hand")
+	}
+	if childAlive && len(f.argv) > 0 {
+		if got := readCmdline(f.st.ChildPID); got != nil && !equalArgv(got, f.argv) {
+			out = append(out, fmt.Sprintf("the running process (pid %d) has another command line than the one tend started it with", f.st.ChildPID))
+		}
+	}
+	return out
+}
+
+// shortErr is an error without the path os errors repeat.
+func shortErr(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,455 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Supervisor timing.
+const (
+	backoffMin    = 500 * time.Millisecond
+	backoffMax    = 30 * time.Second
+	backoffReset  = 60 * time.Second // up this long, the next restart is quick again
+	crashWindow   = 60 * time.Second
+	crashExits    = 3               // exits within crashWindow that make "crashing"
+	runningAfter  = time.Second     // up this long counts as running
+	housekeeping  = time.Second     // how often the supervisor looks around
+	pipeWaitDelay = 2 * time.Second // how long output pipes may outlive the child
+)
+
+// MaybeSupervise runs the supervisor of one replica when this process was
+// started as one (EXE __tend-supervise INSTANCE_DIR), and then exits; it
+// returns at once otherwise. Every program that starts replicas through
+// this provider (tend's main, and test binaries, from TestMain) must call
+// it first thing, before parsing flags.
+func MaybeSupervise() {
+	if len(os.Args) < 2 || os.Args[1] != superviseArg {
+		return
+	}
+	if len(os.Args) != 3 {
+		fmt.Fprintf(os.Stderr, "usage: %s %s INSTANCE_DIR\n", os.Args[0], superviseArg)
+		os.Exit(2)
+	}
+	os.Exit(supervise(os.Args[2]))
+}
+
+type supervisor struct {
+	dir  string
+	ls   launchSpec
+	argv []string
+	env  []string
+	red  redactor
+	log  *log.Logger
+
+	stdout, stderr *rotatingFile
+
+	st       status
+	written  status
+	exits    []time.Time // exit times within crashWindow
+	lastExit string      // how the child last ended, for messages
+	retryAt  time.Time   // when the next start is due, while waiting
+}
+
+// childExit is how one run of the child ended.
+type childExit struct {
+	code int
+	text string
+}
+
+func supervise(dir string) int {
+	lg := log.New(os.Stderr, "", log.LstdFlags)
+	s, err := loadSupervisor(dir, lg)
+	if err != nil {
+		lg.Printf("cannot supervise %s: %v", dir, err)
+		st := status{SupervisorPID: os.Getpid(), State: "crashing", Message: "the supervisor cannot start: " + err.Error(), UpdatedAt: time.Now()}
+		_ = writeJSON(filepath.Join(dir, statusFile), st, 0o644)
+		return 1
+	}
+	defer s.stdout.Close()
+	defer s.stderr.Close()
+	return s.run()
+}
+
+func loadSupervisor(dir string, lg *log.Logger) (*supervisor, error) {
+	s := &supervisor{dir: dir, log: lg}
+	if err := readJSON(filepath.Join(dir, specFile), &s.ls); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, s.ls.EnvFile))
+	if err != nil {
+		return nil, err
+	}
+	env, err := decodeEnv(b)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range s.ls.SensitiveEnv {
+		s.red.add(env[k])
+	}
+	s.env = envList(env)
+	s.argv = s.ls.Argv
+	if s.ls.ArgvFile != "" {
+		var argv []string
+		if err := readJSON(filepath.Join(dir, s.ls.ArgvFile), &argv); err != nil {
+			return nil, err
+		}
+		s.argv = argv
+		for _, i := range s.ls.SensitiveArgs {
+			if i >= 0 && i < len(argv) {
+				s.red.add(argv[i])
+			}
+		}
+	}
+	if len(s.argv) == 0 {
+		return nil, errors.New("no command")
+	}
+	if s.stdout, err = openRotating(filepath.Join(dir, stdoutLog), maxLogSize); err != nil {
+		return nil, err
+	}
+	if s.stderr, err = openRotating(filepath.Join(dir, stderrLog), maxLogSize); err != nil {
+		s.stdout.Close()
+		return nil, err
+	}
+	s.st = status{SupervisorPID: os.Getpid(), State: "starting"}
+	return s, nil
+}
+
+func (s *supervisor) run() int {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	tick := time.NewTicker(housekeeping)
+	defer tick.Stop()
+
+	s.log.Printf("supervising %s: %s", s.ls.Identity.Server, s.red.String(fmt.Sprint(s.ls.Argv)))
+	backoff := backoffMin
+	for first := true; ; first = false {
+		if !first {
+			s.st.Restarts++
+		}
+		startedAt := time.Now()
+		cmd, done, err := s.start()
+		var ex childExit
+		if err != nil {
+			ex = childExit{code: 127, text: "could not start: " + s.red.String(err.Error())}
+		} else {
+			pid := cmd.Process.Pid
+			s.log.Printf("started pid %d", pid)
+			s.st.ChildPID, s.st.ChildStartedAt = pid, startedAt
+			s.update()
+			up := time.NewTimer(runningAfter)
+		wait:
+			for {
+				select {
+				case ex = <-done:
+					break wait
+				case <-up.C:
+					s.update()
+				case <-tick.C:
+					if s.gone() {
+						s.log.Printf("the instance directory is gone; stopping")
+						s.stopChild(pid, done, s.grace())
+						return 0
+					}
+					s.update()
+				case sig := <-sigc:
+					s.log.Printf("received %v; stopping pid %d", sig, pid)
+					s.stopped(s.stopChild(pid, done, s.grace()))
+					return 0
+				}
+			}
+			up.Stop()
+		}
+		now := time.Now()
+		if now.Sub(startedAt) >= backoffReset {
+			backoff = backoffMin
+		}
+		delay := backoff
+		backoff = min(backoff*2, backoffMax)
+		s.exited(ex, now)
+		s.retryAt = now.Add(delay)
+		s.log.Printf("%s; restarting in %v", s.lastExit, delay)
+		s.update()
+
+		retry := time.NewTimer(delay)
+	backoffWait:
+		for {
+			select {
+			case <-retry.C:
+				break backoffWait
+			case <-tick.C:
+				if s.gone() {
+					s.log.Printf("the instance directory is gone; exiting")
+					return 0
+				}
+				s.update()
+			case sig := <-sigc:
+				s.log.Printf("received %v while waiting to restart; stopping", sig)
+				retry.Stop()
+				s.stopped(nil)
+				return 0
+			}
+		}
+		s.retryAt = time.Time{}
+	}
+}
+
+// start starts the child in its own process group; done receives how it
+// ended, once its leftovers in the group are killed too.
+func (s *supervisor) start() (*exec.Cmd, <-chan childExit, error) {
+	cmd := &exec.Cmd{
+		Path:        s.argv[0],
+		Args:        s.argv,
+		Env:         s.env,
+		Dir:         s.ls.WorkDir,
+		Stdout:      s.stdout,
+		Stderr:      s.stderr,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		WaitDelay:   pipeWaitDelay,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan childExit, 1)
+	go func() {
+		_ = cmd.Wait()
+		// The group outlives its leader only by leftovers (a forked
+		// helper, a daemonised grandchild): they go with it, or they would
+		// hold the port the next start needs.
+		signalGroup(cmd.Process.Pid, syscall.SIGKILL)
+		done <- describeExit(cmd.ProcessState)
+	}()
+	return cmd, done, nil
+}
+
+// stopChild stops the child's process group: SIGTERM, then SIGKILL after
+// grace.
+func (s *supervisor) stopChild(pid int, done <-chan childExit, grace time.Duration) *childExit {
+	s.st.Message = "stopping"
+	s.writeStatus()
+	signalGroup(pid, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	var ex childExit
+	select {
+	case ex = <-done:
+	case <-t.C:
+		s.log.Printf("pid %d did not stop within %v; killing it", pid, grace)
+		signalGroup(pid, syscall.SIGKILL)
+		ex = <-done
+	}
+	return &ex
+}
+
+// stopped writes the final status.
+func (s *supervisor) stopped(ex *childExit) {
+	if ex != nil {
+		code := ex.code
+		s.st.LastExitCode, s.st.LastExitAt = &code, time.Now()
+		s.log.Printf("stopped (%s)", ex.text)
+	} else {
+		s.log.Printf("stopped")
+	}
+	s.st.ChildPID = 0
+	s.st.State = "exited"
+	s.st.Message = "stopped by tend"
+	s.writeStatus()
+}
+
+func (s *supervisor) exited(ex childExit, at time.Time) {
+	code := ex.code
+	s.st.ChildPID = 0
+	s.st.LastExitCode, s.st.LastExitAt = &code, at
+	s.lastExit = ex.text
+	s.exits = append(s.exits, at)
+}
+
+// grace is how long a stopping child gets: what StopReplica asked for, or
+// the provider's stop timeout.
+func (s *supervisor) grace() time.Duration {
+	var req stopRequest
+	if err := readJSON(filepath.Join(s.dir, stopFile), &req); err == nil && req.Grace > 0 {
+		return time.Duration(req.Grace)
+	}
+	if s.ls.StopTimeout > 0 {
+		return time.Duration(s.ls.StopTimeout)
+	}
+	return defaultStopTimeout
+}
+
+// gone reports whether the instance directory was removed under the
+// supervisor: nothing could find or stop the replica any more.
+func (s *supervisor) gone() bool {
+	_, err := os.Stat(filepath.Join(s.dir, specFile))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// update recomputes the state and writes status.json if anything changed.
+func (s *supervisor) update() {
+	now := time.Now()
+	keep := s.exits[:0]
+	for _, t := range s.exits {
+		if now.Sub(t) < crashWindow {
+			keep = append(keep, t)
+		}
+	}
+	s.exits = keep
+	running := s.st.ChildPID != 0
+	var msg string
+	switch {
+	case len(s.exits) >= crashExits:
+		s.st.State = "crashing"
+		msg = fmt.Sprintf("exited %s in the last minute; last: %s", times(len(s.exits)), s.lastExit)
+		if !running && !s.retryAt.IsZero() {
+			msg += fmt.Sprintf("; restarting in %v", s.retryAt.Sub(s.st.LastExitAt).Round(100*time.Millisecond))
+		}
+	case running:
+		if now.Sub(s.st.ChildStartedAt) >= runningAfter {
+			s.st.State = "running"
+		} else {
+			s.st.State = "starting"
+		}
+		if s.st.Restarts > 0 {
+			msg = fmt.Sprintf("restarted %s; last exit: %s", times(s.st.Restarts), s.lastExit)
+		}
+	default:
+		s.st.State = "exited"
+		msg = s.lastExit
+		if !s.retryAt.IsZero() {
+			msg += fmt.Sprintf("; restarting in %v", s.retryAt.Sub(s.st.LastExitAt).Round(100*time.Millisecond))
+		}
+	}
+	s.st.Message = msg
+	s.writeStatus()
+}
+
+func (s *supervisor) writeStatus() {
+	cmp := s.st
+	cmp.UpdatedAt = s.written.UpdatedAt
+	if s.written.State != "" && statusEqual(cmp, s.written) {
+		return
+	}
+	s.st.UpdatedAt = time.Now()
+	if err := writeJSON(filepath.Join(s.dir, statusFile), s.st, 0o644); err != nil {
+		s.log.Printf("cannot write the status: %v", err)
+		return
+	}
+	s.written = s.st
+}
+
+func statusEqual(a, b status) bool {
+	ac, bc := a.LastExitCode, b.LastExitCode
+	a.LastExitCode, b.LastExitCode = nil, nil
+	if a != b {
+		return false
+	}
+	if (ac == nil) != (bc == nil) {
+		return false
+	}
+	return ac == nil || *ac == *bc
+}
+
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+// describeExit turns a wait status into an exit code (128+N for a signal,
+// as shells do) and a phrase.
+func describeExit(ps *os.ProcessState) childExit {
+	if ps == nil {
+		return childExit{code: -1, text: "ended in an unknown way"}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		sig := ws.Signal()
+		return childExit{code: 128 + int(sig), text: fmt.Sprintf("killed by %s (exit code %d)", signalName(sig), 128+int(sig))}
+	}
+	return childExit{code: ps.ExitCode(), text: fmt.Sprintf("exit code %d", ps.ExitCode())}
+}
+
+func signalName(sig syscall.Signal) string {
+	names := map[syscall.Signal]string{
+		syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
+		syscall.SIGILL: "SIGILL", syscall.SIGABRT: "SIGABRT", syscall.SIGBUS: "SIGBUS",
+		syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL", syscall.SIGSEGV: "SIGSEGV",
+		syscall.SIGPIPE: "SIGPIPE", syscall.SIGTERM: "SIGTERM", syscall.SIGUSR1: "SIGUSR1",
+		syscall.SIGUSR2: "SIGUSR2", syscall.SIGXCPU: "SIGXCPU",
+	}
+	if n, ok := names[sig]; ok {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
+
+// rotatingFile appends to a log file, moving it to PATH.1 once it would
+// grow past max.
+type rotatingFile struct {
+	mu   sync.Mutex
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
+func openRotating(path string, max int64) (*rotatingFile, error) {
+	r := &rotatingFile{path: path, max: max}
+	return r, r.open()
+}
+
+func (r *rotatingFile) open() error {
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.f, r.size = f, fi.Size()
+	return nil
+}
+
+func (r *rotatingFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return 0, os.ErrClosed
+	}
+	if r.size > 0 && r.size+int64(len(p)) > r.max {
+		r.f.Close()
+		r.f = nil
+		// Should the rename fail, the file is reopened and grows on.
+		_ = os.Rename(r.path, r.path+".1")
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	return n, err
+}
+
+func (r *rotatingFile) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
+}
