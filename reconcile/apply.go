@@ -31,6 +31,15 @@ const (
 	ResultSkipped    = "skipped"
 )
 
+// backendError is a failure of the provider, not of the change: the backend
+// was unreachable or refused. Such a change is not held (the desired state
+// may be fine) and not rolled back (the backend is likely down for that too);
+// the next apply converges from whatever was done.
+type backendError struct{ err error }
+
+func (e backendError) Error() string { return e.err.Error() }
+func (e backendError) Unwrap() error { return e.err }
+
 // ServerResult is what happened to one server.
 type ServerResult struct {
 	Server     string        `json:"server"`
@@ -136,6 +145,8 @@ func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult,
 // applyChange applies one server's change and records it.
 func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, applyID string) ServerResult {
 	start := e.now()
+	e.track(c.Server, false)
+	defer e.track(c.Server, true)
 	res := ServerResult{Server: c.Server, Action: c.Action}
 	log := e.log().WithFields(logrus.Fields{"server": c.Server, "action": string(c.Action), "revision": src.Revision, "apply_id": applyID})
 	finish := func(outcome, msg string) ServerResult {
@@ -176,7 +187,7 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		if ferr := e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now()); ferr != nil {
 			return finish(ResultFailed, "recording the outcome: "+ferr.Error())
 		}
-		e.say(c.Server, "verified in %s", roundDur(e.now().Sub(start)))
+		e.say(c.Server, "verified")
 		return finish(ResultVerified, msg)
 	}
 
@@ -185,6 +196,11 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	e.say(c.Server, "FAILED: %s", why)
 	log.WithField("reason", why).Warn("server change failed")
 	_ = e.Store.FinishRevision(id, state.OutcomeFailed, why, e.now())
+	var be backendError
+	if errors.As(err, &be) {
+		e.say(c.Server, "the provider failed, not the change: it is not held, and the next apply tries again")
+		return finish(ResultFailed, why)
+	}
 	hold := state.Hold{Server: s.Name, SpecHash: c.FieldsHash, SourceRevision: src.Revision, Version: s.Version, RevisionID: id, Reason: why, At: e.now()}
 	if herr := e.Store.PutHold(hold); herr != nil {
 		log.WithError(herr).Error("recording the hold failed")
@@ -308,7 +324,7 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 	stopAll := func(insts []providers.Instance) error {
 		for _, in := range insts {
 			if r := prov.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: grace}); r.Err != nil {
-				return fmt.Errorf("stopping replica %d: %w", in.Replica, r.Err)
+				return backendError{fmt.Errorf("stopping replica %d: %w", in.Replica, r.Err)}
 			}
 		}
 		return nil
@@ -317,7 +333,7 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 		for _, i := range replicas {
 			r := prov.StartReplica(ctx, providers.StartRequest{Desired: d, Replica: i})
 			if r.Err != nil {
-				return fmt.Errorf("starting replica %d: %w", i, r.Err)
+				return backendError{fmt.Errorf("starting replica %d: %w", i, r.Err)}
 			}
 			if r.Instance.State.Failed() {
 				return fmt.Errorf("replica %d %s", i, describeState(r.Instance))
@@ -418,7 +434,7 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 	}
 	insts, err := mine(ctx)
 	if err != nil {
-		return err
+		return backendError{err}
 	}
 	var targets []verify.Target
 	for _, r := range replicas {

@@ -227,6 +227,22 @@ type Engine struct {
 	Owner string
 
 	progressMu sync.Mutex
+	started    map[string]time.Time // server → when its change began, for progress lines
+}
+
+// track starts (or, with done, ends) the elapsed-time clock of a server's
+// progress lines.
+func (e *Engine) track(server string, done bool) {
+	e.progressMu.Lock()
+	defer e.progressMu.Unlock()
+	if e.started == nil {
+		e.started = map[string]time.Time{}
+	}
+	if done {
+		delete(e.started, server)
+	} else {
+		e.started[server] = e.now()
+	}
 }
 
 func (e *Engine) now() time.Time {
@@ -253,7 +269,11 @@ func (e *Engine) say(server, format string, args ...any) {
 	e.progressMu.Lock()
 	defer e.progressMu.Unlock()
 	if server != "" {
-		fmt.Fprintf(e.Progress, "%s: %s\n", server, fmt.Sprintf(format, args...))
+		elapsed := ""
+		if t, ok := e.started[server]; ok {
+			elapsed = fmt.Sprintf(" [%s]", roundDur(e.now().Sub(t)))
+		}
+		fmt.Fprintf(e.Progress, "%s%s: %s\n", server, elapsed, fmt.Sprintf(format, args...))
 	} else {
 		fmt.Fprintf(e.Progress, "%s\n", fmt.Sprintf(format, args...))
 	}

@@ -319,3 +319,103 @@ func TestEngineManualRollbackIsHeld(t *testing.T) {
 		t.Fatalf("plan after manual rollback: %+v", c)
 	}
 }
+
+func TestEngineHooks(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	// A failing migrate hook stops the change before any replica changes.
+	src := strings.Replace(fleet, `  rollout {
+    strategy          = "rolling"`, `  hooks {
+    migrate = ["migrate", "--up"]
+  }
+  rollout {
+    strategy          = "rolling"`, 1)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.vars["api_version"] = "1.1.0"
+	h.mem.ExecExit["migrate"] = 2
+	_, res := h.apply()
+	if outcome(res, "api") != ResultFailed && outcome(res, "api") != ResultRolledBack {
+		t.Fatalf("failing hook: %+v", res.Servers)
+	}
+	if !strings.Contains(res.Servers[0].Message, "the migrate hook failed, so no replica was changed: exit code 2") {
+		t.Errorf("message: %q", res.Servers[0].Message)
+	}
+	obs := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: "api"})
+	for _, in := range obs.Instances {
+		if in.Version != "1.0.0" {
+			t.Errorf("replica %d runs %s after a failed hook", in.Replica, in.Version)
+		}
+	}
+
+	// With the hook passing, the change goes through.
+	h.mem.ExecExit["migrate"] = 0
+	h.vars["api_version"] = "1.1.1"
+	_, res = h.apply()
+	if outcome(res, "api") != ResultVerified {
+		t.Fatalf("passing hook: %+v", res.Servers)
+	}
+}
+
+func TestEngineProviderErrorMidWave(t *testing.T) {
+	// Three independent servers and one that depends on the failing one.
+	src := `
+provider "process" "mem" {}
+server "a" {
+  version = "1.0.0"
+  command = ["./a"]
+  port    = 7000
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+server "b" {
+  version = "1.0.0"
+  command = ["./b"]
+  port    = 7100
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+server "c" {
+  version    = "1.0.0"
+  command    = ["./c"]
+  port       = 7200
+  depends_on = [server.b]
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+`
+	h := newHarness(t)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.mem.StartError["b"] = errors.New("the backend refused: out of ports")
+	_, res := h.apply()
+	if outcome(res, "a") != ResultVerified || outcome(res, "b") != ResultFailed || outcome(res, "c") != ResultBlocked {
+		t.Fatalf("outcomes: %+v", res.Servers)
+	}
+	for _, s := range res.Servers {
+		if s.Server == "b" && !strings.Contains(s.Message, "starting replica 0: the backend refused: out of ports") {
+			t.Errorf("b's message: %q", s.Message)
+		}
+	}
+	// A backend failure is not the change's fault: b is not held, and the
+	// next apply, once the backend recovers, converges without a retry.
+	if c := h.plan().Change("b"); c.Action != ActionCreate {
+		t.Fatalf("b after a provider error: %+v", c)
+	}
+	delete(h.mem.StartError, "b")
+	_, res = h.apply()
+	if outcome(res, "b") != ResultVerified || outcome(res, "c") != ResultVerified {
+		t.Fatalf("after recovery: %+v", res.Servers)
+	}
+	if h.plan().HasChanges() {
+		t.Fatal("the fleet did not converge")
+	}
+}

@@ -34,7 +34,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.hostLabels, "host-label", nil, "a label of this host for server selectors: --host-label role=edge (repeatable)")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 0, "how many servers change at once (default: tend { parallelism }, else 10)")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
-	cmd.Flags().StringVar(&f.logLevel, "log-level", "warning", "log level: debug, info, warning, error")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "error", "log level on stderr: debug, info, warning, error")
 }
 
 func (f *engineFlags) resolvedStateDir() (string, error) {
