@@ -192,7 +192,9 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	}
 
 	// The change failed: record it, hold this desired state, roll back.
-	why := err.Error()
+	// Hook output and probe answers can echo the server's environment, so
+	// every sensitive value of the server is scrubbed from the message.
+	why := redact(s, err.Error())
 	e.say(c.Server, "FAILED: %s", why)
 	log.WithField("reason", why).Warn("server change failed")
 	_ = e.Store.FinishRevision(id, state.OutcomeFailed, why, e.now())
@@ -219,7 +221,7 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	e.say(c.Server, "rolling back to revision %d (%s)", target.ID, target.Version)
 	rbID, rerr := e.restore(ctx, src.Dir, s.Name, target, "auto-rollback", applyID)
 	if rerr != nil {
-		return finish(ResultFailed, fmt.Sprintf("%s; the rollback to revision %d failed too: %v", why, target.ID, rerr))
+		return finish(ResultFailed, fmt.Sprintf("%s; the rollback to revision %d failed too: %s", why, target.ID, redact(s, rerr.Error())))
 	}
 	msg := fmt.Sprintf("%s; rolled back to revision %d (%s), verified as revision %d", why, target.ID, target.Version, rbID)
 	_ = e.Store.FinishRevision(id, state.OutcomeRolledBack, msg, e.now())
@@ -567,4 +569,40 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 		msg += "; its desired state differs from when it was recorded (a secret or variable changed since)"
 	}
 	return id, e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now())
+}
+
+// redact replaces every sensitive value of the server in msg with
+// "(sensitive)".
+func redact(s *spec.Server, msg string) string {
+	var secrets []string
+	add := func(v spec.Value) {
+		if v.IsSensitive() && len(v.Reveal()) >= 3 {
+			secrets = append(secrets, v.Reveal())
+		}
+	}
+	for _, v := range s.Env {
+		add(v)
+	}
+	for _, v := range s.Command {
+		add(v)
+	}
+	for _, v := range s.Args {
+		add(v)
+	}
+	for _, f := range s.ConfigFiles {
+		add(f.Content)
+	}
+	if s.Hooks != nil {
+		for _, list := range [][]spec.Value{s.Hooks.PreDeploy, s.Hooks.Migrate, s.Hooks.PostDeploy} {
+			for _, v := range list {
+				add(v)
+			}
+		}
+	}
+	// Longest first, so a secret that contains another is replaced whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, sec := range secrets {
+		msg = strings.ReplaceAll(msg, sec, spec.Redacted)
+	}
+	return msg
 }

@@ -335,12 +335,19 @@ func TestEngineHooks(t *testing.T) {
 	}
 	h.vars["api_version"] = "1.1.0"
 	h.mem.ExecExit["migrate"] = 2
+	h.mem.ExecOutput["migrate"] = "connecting with token tok-very-secret: permission denied"
 	_, res := h.apply()
 	if outcome(res, "api") != ResultFailed && outcome(res, "api") != ResultRolledBack {
 		t.Fatalf("failing hook: %+v", res.Servers)
 	}
-	if !strings.Contains(res.Servers[0].Message, "the migrate hook failed, so no replica was changed: exit code 2") {
+	if !strings.Contains(res.Servers[0].Message, "the migrate hook failed, so no replica was changed: exit code 2: connecting with token (sensitive): permission denied") {
 		t.Errorf("message: %q", res.Servers[0].Message)
+	}
+	hist, _ := h.eng.Store.History("api", 0)
+	for _, r := range hist {
+		if strings.Contains(r.Message, "tok-very-secret") {
+			t.Errorf("revision %d records the secret from the hook's output", r.ID)
+		}
 	}
 	obs := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: "api"})
 	for _, in := range obs.Instances {
@@ -417,5 +424,74 @@ server "c" {
 	}
 	if h.plan().HasChanges() {
 		t.Fatal("the fleet did not converge")
+	}
+}
+
+func TestEngineCanaryAndRecreate(t *testing.T) {
+	src := `
+provider "process" "mem" {}
+server "web" {
+  version  = var.v
+  command  = ["./web"]
+  replicas = 4
+  port     = 9000
+  rollout {
+    strategy          = var.strategy
+    canary_steps      = var.strategy == "canary" ? [1, "50%"] : null
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+variable "v" {
+  default = "1.0.0"
+}
+variable "strategy" {
+  default = "canary"
+}
+`
+	h := newHarness(t)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	h.eng.Progress = &progress
+	h.apply()
+
+	// A canary that works: 1 replica, then half, then the rest.
+	h.vars["v"] = "1.1.0"
+	progress.Reset()
+	_, res := h.apply()
+	if outcome(res, "web") != ResultVerified {
+		t.Fatalf("canary: %+v", res.Servers)
+	}
+	for _, want := range []string{"canary: 1 of 4 replicas on 1.1.0", "canary: 2 of 4 replicas on 1.1.0", "canary: 4 of 4 replicas on 1.1.0"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
+
+	// A canary that fails touches one replica, and only that one is restored.
+	h.mem.FailVersion["web@1.2.0"] = true
+	h.vars["v"] = "1.2.0"
+	starts := h.mem.Starts
+	_, res = h.apply()
+	if outcome(res, "web") != ResultRolledBack {
+		t.Fatalf("failed canary: %+v", res.Servers)
+	}
+	if got := h.mem.Starts - starts; got != 2 {
+		t.Errorf("a failed canary started %d replicas, want 2 (the canary, then its restore)", got)
+	}
+
+	// Recreate stops every replica, then starts the new ones.
+	h.vars["strategy"] = "recreate"
+	h.vars["v"] = "1.3.0"
+	p := h.plan()
+	if c := p.Change("web"); c.Action != ActionReplace || len(c.Stop) != 4 || len(c.Start) != 4 {
+		t.Fatalf("recreate plan: %+v", c)
+	}
+	stops := h.mem.Stops
+	_, res = h.apply()
+	if outcome(res, "web") != ResultVerified || h.mem.Stops-stops != 4 {
+		t.Fatalf("recreate: %+v, %d stops", res.Servers, h.mem.Stops-stops)
 	}
 }

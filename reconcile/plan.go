@@ -341,10 +341,13 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 	switch {
 	case len(outdated) > 0:
 		c.Action, c.Rollout = ActionUpdate, true
-		if s.Rollout.Strategy == spec.StrategyRecreate {
-			c.Action = ActionReplace
-		}
 		c.Start = sortedInts(append(append(append([]int(nil), outdated...), missing...), broken...))
+		if s.Rollout.Strategy == spec.StrategyRecreate {
+			// Every replica goes down, then every replica comes up.
+			c.Action = ActionReplace
+			c.Stop = append(c.Stop, here...)
+			c.Start = seq(s.Replicas)
+		}
 		if runtimeChanges > 0 {
 			c.Reasons = changeReasons(c.Changes, true)
 		} else {

@@ -700,10 +700,13 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 	r.intOrPercent(at, "max_unavailable", &ro.MaxUnavailable)
 	r.intOrPercent(at, "max_surge", &ro.MaxSurge)
 	if a, ok := at["canary_steps"]; ok {
-		if ro.Strategy != StrategyCanary {
-			d.errorf(a.NameRange.Ptr(), "canary_steps needs the canary strategy", "canary_steps applies only when strategy = \"canary\".")
-		} else if v, ok := r.eval(a); ok {
-			d.canarySteps(&ro, a, v, r)
+		// null is the same as leaving it out (a conditional may give it).
+		if v, ok := r.eval(a); ok {
+			if ro.Strategy != StrategyCanary {
+				d.errorf(a.NameRange.Ptr(), "canary_steps needs the canary strategy", "canary_steps applies only when strategy = \"canary\".")
+			} else {
+				d.canarySteps(&ro, a, v, r)
+			}
 		}
 	}
 	r.duration(at, "verify_for", &ro.VerifyFor)

@@ -5,6 +5,7 @@
 package memory
 
 import (
+	"io"
 	"context"
 	"fmt"
 	"sort"
@@ -31,6 +32,8 @@ type Provider struct {
 	FailVersion map[string]bool
 	// ExecExit is the exit code of one-off tasks by their argv[0].
 	ExecExit map[string]int
+	// ExecOutput is what a one-off task prints, by its argv[0].
+	ExecOutput map[string]string
 	// Calls counts StartReplica and StopReplica calls.
 	Starts, Stops int
 	// StartError, when set, fails StartReplica for that server.
@@ -39,7 +42,7 @@ type Provider struct {
 
 // New returns an empty provider registered under key (TYPE.NAME).
 func New(key string) *Provider {
-	return &Provider{key: key, instances: map[string]*providers.Instance{}, FailVersion: map[string]bool{}, ExecExit: map[string]int{}, StartError: map[string]error{}}
+	return &Provider{key: key, instances: map[string]*providers.Instance{}, FailVersion: map[string]bool{}, ExecExit: map[string]int{}, ExecOutput: map[string]string{}, StartError: map[string]error{}}
 }
 
 func id(server string, replica int) string { return fmt.Sprintf("%s/%d", server, replica) }
@@ -105,6 +108,9 @@ func (p *Provider) Exec(_ context.Context, req providers.ExecRequest) providers.
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if out := p.ExecOutput[req.Command[0]]; out != "" && req.Stdout != nil {
+		_, _ = io.WriteString(req.Stdout, out)
+	}
 	return providers.ExecResponse{ExitCode: p.ExecExit[req.Command[0]]}
 }
 
