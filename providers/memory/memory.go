@@ -5,9 +5,9 @@
 package memory
 
 import (
-	"io"
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"time"
