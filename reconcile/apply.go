@@ -114,6 +114,10 @@ func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult,
 				record(ServerResult{Server: c.Server, Action: c.Action, Outcome: ResultSkipped, Message: "the apply was cancelled before this server"})
 				continue
 			}
+			if e.Draining != nil && e.Draining() {
+				record(ServerResult{Server: c.Server, Action: c.Action, Outcome: ResultSkipped, Message: "tend is shutting down; the next run applies this server"})
+				continue
+			}
 			mu.Lock()
 			var blockedBy string
 			for _, dep := range c.DependsOn {
@@ -191,6 +195,14 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		return finish(ResultVerified, msg)
 	}
 
+	if ctx.Err() != nil {
+		// Cancelled: a newer revision superseded this one. That is not the
+		// change's fault: no hold, no rollback; the next apply converges.
+		msg := "superseded by a newer revision before it was verified"
+		_ = e.Store.FinishRevision(id, state.OutcomeInterrupted, msg, e.now())
+		e.say(c.Server, "%s", msg)
+		return finish(ResultSkipped, msg)
+	}
 	// The change failed: record it, hold this desired state, roll back.
 	// Hook output and probe answers can echo the server's environment, so
 	// every sensitive value of the server is scrubbed from the message.

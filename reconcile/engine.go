@@ -225,6 +225,9 @@ type Engine struct {
 	LockTTL time.Duration
 	// Owner names who holds the lock ("tend apply").
 	Owner string
+	// Draining, when it returns true, stops an apply from starting more
+	// servers (the daemon is shutting down); servers in flight finish.
+	Draining func() bool
 
 	progressMu sync.Mutex
 	started    map[string]time.Time // server → when its change began, for progress lines

@@ -1,0 +1,604 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/robfig/cron/v3"
+	"github.com/sirupsen/logrus"
+	"github.com/tendhq/tend/spec"
+)
+
+// Fetcher gives the loop the desired state: the files of the newest
+// revision, and whether they changed since the previous call.
+type Fetcher interface {
+	Fetch(ctx context.Context) (files map[string][]byte, revision string, changed bool, err error)
+	// Describe names the source for messages (a URL without credentials, or
+	// a directory).
+	Describe() string
+}
+
+// DirFetcher reads a local directory on every pass.
+type DirFetcher struct {
+	Dir  string
+	last string
+}
+
+// Fetch implements Fetcher.
+func (f *DirFetcher) Fetch(context.Context) (map[string][]byte, string, bool, error) {
+	files, rev, err := ReadSource(f.Dir)
+	if err != nil {
+		return nil, "", false, err
+	}
+	changed := rev != f.last
+	f.last = rev
+	return files, rev, changed, nil
+}
+
+// Describe implements Fetcher.
+func (f *DirFetcher) Describe() string { return f.Dir }
+
+// LoopMetrics is what the loop reports to the metrics of the daemon.
+type LoopMetrics interface {
+	ObservePass(result string, d time.Duration)
+	ObserveFetch(d time.Duration, err error)
+	SetServer(name string, up, healthy, drifted, held bool)
+	ForgetServer(name string)
+	IncRollback(server string)
+	ObserveApply(server string, d time.Duration)
+	SetLastSuccess(t time.Time)
+}
+
+// LoopNotifier sends events to the notify blocks.
+type LoopNotifier interface {
+	Send(kind, server, version, revision, message string)
+}
+
+// Pass results.
+const (
+	PassApplied    = "applied"
+	PassNoChange   = "no-change"
+	PassFailed     = "failed"
+	PassStalled    = "stalled"
+	PassFetchError = "fetch-error"
+)
+
+// LoopStatus is the daemon's own state, for /readyz, the status API and
+// `tend status --remote`.
+type LoopStatus struct {
+	Ready        bool      `json:"ready"`
+	Source       string    `json:"source"`
+	Revision     string    `json:"revision,omitempty"`         // the newest revision seen
+	Applied      string    `json:"applied_revision,omitempty"` // the revision the fleet was last planned from
+	LastPass     time.Time `json:"last_pass"`
+	LastSuccess  time.Time `json:"last_success"`
+	LastResult   string    `json:"last_result"`
+	Passes       int       `json:"passes"`
+	Stalled      string    `json:"stalled,omitempty"`     // the desired state does not load; why, with positions
+	FetchError   string    `json:"fetch_error,omitempty"` // the source cannot be read; the last good revision is kept
+	PruneRefused string    `json:"prune_refused,omitempty"`
+	Drift        []string  `json:"drift,omitempty"` // drift seen and not healed (self_heal is off)
+	NextPass     time.Time `json:"next_pass"`
+}
+
+// Loop is the daemon: it reconciles on triggers (poll, webhooks, cron
+// schedules, manual syncs), one pass at a time.
+type Loop struct {
+	Engine  *Engine
+	Fetcher Fetcher
+	Metrics LoopMetrics
+	Notify  LoopNotifier
+	Log     *logrus.Logger
+	// Poll overrides tend { poll_interval } when set.
+	Poll time.Duration
+	// AllowPrune lets a pass delete more servers than max_prune_percent.
+	AllowPrune bool
+
+	trigger chan string
+	once    sync.Once
+
+	mu         sync.Mutex
+	st         LoopStatus
+	lastGood   *Source
+	stalledRev string
+	lastErrMsg string
+	failures   int
+	cron       *cron.Cron
+	cronSpec   string
+	applying   string             // revision being applied, for superseding
+	cancelPass context.CancelFunc // cancels the apply of an older revision
+	draining   bool
+}
+
+func (l *Loop) init() {
+	l.once.Do(func() {
+		l.trigger = make(chan string, 1)
+		if l.Log == nil {
+			l.Log = logrus.New()
+		}
+		l.st.Source = l.Fetcher.Describe()
+	})
+}
+
+// Trigger asks for a pass. It never blocks; triggers during a pass cause
+// exactly one more pass. A trigger during an apply also checks the source:
+// when it moved to a newer revision, the apply of the older one is
+// cancelled (its servers are not held) and the newer one goes next.
+func (l *Loop) Trigger(reason string) {
+	l.init()
+	select {
+	case l.trigger <- reason:
+	default:
+	}
+	l.mu.Lock()
+	applying := l.applying
+	l.mu.Unlock()
+	if applying != "" {
+		go l.checkSupersede(applying)
+	}
+}
+
+func (l *Loop) checkSupersede(applying string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	peek, ok := l.Fetcher.(interface {
+		Peek(ctx context.Context) (string, error)
+	})
+	if !ok {
+		return
+	}
+	rev, err := peek.Peek(ctx)
+	if err != nil || rev == "" || rev == applying {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.applying == applying && l.cancelPass != nil {
+		l.Log.WithFields(logrus.Fields{"revision": applying, "newer": rev}).Info("a newer revision supersedes the apply in progress")
+		l.cancelPass()
+	}
+}
+
+// Status returns the loop's state.
+func (l *Loop) Status() LoopStatus {
+	l.init()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.st
+	st.Drift = append([]string(nil), l.st.Drift...)
+	return st
+}
+
+// Ready reports whether a desired state was loaded at least once.
+func (l *Loop) Ready() bool { return l.Status().Ready }
+
+// LastGood returns the newest source that loaded, or nil.
+func (l *Loop) LastGood() *Source {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastGood
+}
+
+// Run reconciles until ctx ends. On ctx's end an apply in progress stops
+// starting servers, finishes the ones in flight and records them; then Run
+// returns.
+func (l *Loop) Run(ctx context.Context) error {
+	l.init()
+	defer func() {
+		if l.cron != nil {
+			<-l.cron.Stop().Done()
+		}
+	}()
+	l.Trigger("start")
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case reason := <-l.trigger:
+			l.runPass(ctx, reason)
+		case <-timer.C:
+			l.runPass(ctx, "poll")
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		next := l.nextDelay()
+		l.mu.Lock()
+		l.st.NextPass = time.Now().Add(next)
+		l.mu.Unlock()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// nextDelay is the poll interval, or a capped exponential backoff after
+// failures (so a broken remote is not hammered, and logs stay quiet).
+func (l *Loop) nextDelay() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	poll := l.Poll
+	if poll == 0 && l.lastGood != nil {
+		poll = l.lastGood.Config.Tend.PollInterval
+	}
+	if poll == 0 {
+		poll = spec.DefaultPollInterval
+	}
+	if l.failures == 0 {
+		return poll
+	}
+	d := 5 * time.Second << min(l.failures-1, 6)
+	return min(d, max(poll, 5*time.Minute))
+}
+
+// logOnce logs a failure only when it differs from the previous one, so a
+// stuck loop does not flood the logs.
+func (l *Loop) logOnce(msg string, fields logrus.Fields) {
+	l.mu.Lock()
+	same := msg == l.lastErrMsg
+	l.lastErrMsg = msg
+	l.mu.Unlock()
+	if !same {
+		l.Log.WithFields(fields).Error(msg)
+	}
+}
+
+func (l *Loop) clearErr(what string) {
+	l.mu.Lock()
+	had := l.lastErrMsg != ""
+	l.lastErrMsg = ""
+	l.failures = 0
+	l.mu.Unlock()
+	if had {
+		l.Log.WithField("source", l.Fetcher.Describe()).Info(what)
+	}
+}
+
+func (l *Loop) runPass(ctx context.Context, reason string) {
+	start := time.Now()
+	result := l.pass(ctx, reason)
+	d := time.Since(start)
+	l.mu.Lock()
+	l.st.Passes++
+	l.st.LastPass = start
+	l.st.LastResult = result
+	if result == PassApplied || result == PassNoChange {
+		l.st.LastSuccess = time.Now()
+	}
+	l.mu.Unlock()
+	if l.Metrics != nil {
+		l.Metrics.ObservePass(result, d)
+		if result == PassApplied || result == PassNoChange {
+			l.Metrics.SetLastSuccess(time.Now())
+		}
+	}
+	l.Log.WithFields(logrus.Fields{"trigger": reason, "result": result, "duration_ms": d.Milliseconds()}).Debug("pass done")
+}
+
+// pass is one reconcile: fetch, load, plan, filter, apply, report.
+func (l *Loop) pass(ctx context.Context, reason string) string {
+	t0 := time.Now()
+	files, rev, _, err := l.Fetcher.Fetch(ctx)
+	if l.Metrics != nil {
+		l.Metrics.ObserveFetch(time.Since(t0), err)
+	}
+	src := l.LastGood()
+	if err != nil {
+		msg := fmt.Sprintf("cannot read the desired state from %s: %v", l.Fetcher.Describe(), err)
+		l.mu.Lock()
+		l.st.FetchError = msg
+		l.failures++
+		l.mu.Unlock()
+		l.logOnce("source unavailable; keeping the last good revision", logrus.Fields{"source": l.Fetcher.Describe(), "error": err.Error()})
+		if src == nil {
+			return PassFetchError
+		}
+		// Keep the fleet as the last good revision says (heal drift).
+		return l.reconcile(ctx, src, reason, PassFetchError)
+	}
+	l.mu.Lock()
+	l.st.FetchError = ""
+	l.st.Revision = rev
+	stalledRev := l.stalledRev
+	l.mu.Unlock()
+
+	if src == nil || src.Revision != rev {
+		if rev == stalledRev {
+			// The same broken revision: do not load, log or notify again.
+			if src == nil {
+				return PassStalled
+			}
+			return l.reconcile(ctx, src, reason, PassStalled)
+		}
+		loaded, loader, diags := LoadSnapshot(l.Fetcher.Describe(), files, l.Engine.LoadOptions)
+		if diags.HasErrors() {
+			text := renderDiags(loader, diags)
+			l.mu.Lock()
+			l.stalledRev = rev
+			l.st.Stalled = fmt.Sprintf("revision %s does not load; nothing of it is applied until the desired state changes:\n%s", rev, text)
+			l.failures = 0
+			l.mu.Unlock()
+			l.Log.WithFields(logrus.Fields{"revision": rev, "errors": countErrors(diags)}).Error("the desired state does not load; stalled until it changes")
+			l.notify("failure", "", "", rev, fmt.Sprintf("revision %s of %s does not load (%d errors); the fleet stays as it is", rev, l.Fetcher.Describe(), countErrors(diags)))
+			if src == nil {
+				return PassStalled
+			}
+			return l.reconcile(ctx, src, reason, PassStalled)
+		}
+		l.mu.Lock()
+		l.lastGood = loaded
+		l.stalledRev = ""
+		l.st.Stalled = ""
+		l.st.Ready = true
+		l.mu.Unlock()
+		l.schedule(loaded.Config)
+		src = loaded
+	}
+	l.clearErr("the desired state is readable again")
+	return l.reconcile(ctx, src, reason, "")
+}
+
+func renderDiags(loader interface{ Files() map[string]*hcl.File }, diags hcl.Diagnostics) string {
+	var buf bytes.Buffer
+	var files map[string]*hcl.File
+	if loader != nil {
+		files = loader.Files()
+	}
+	w := hcl.NewDiagnosticTextWriter(&buf, files, 100, false)
+	_ = w.WriteDiagnostics(diags)
+	return buf.String()
+}
+
+func countErrors(diags hcl.Diagnostics) int {
+	n := 0
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			n++
+		}
+	}
+	return n
+}
+
+// schedule (re)installs the cron triggers: tend { schedule } and every
+// server's drift_check.
+func (l *Loop) schedule(cfg *spec.Config) {
+	specs := map[string]string{}
+	if cfg.Tend.Schedule != "" {
+		specs[cfg.Tend.Schedule] = "schedule"
+	}
+	for _, name := range cfg.ServerNames() {
+		if s := cfg.Servers[name]; s.Drift != "" {
+			if _, ok := specs[s.Drift]; !ok {
+				specs[s.Drift] = "drift-check:" + name
+			}
+		}
+	}
+	keys := make([]string, 0, len(specs))
+	for k := range specs {
+		keys = append(keys, k+"="+specs[k])
+	}
+	sort.Strings(keys)
+	sig := strings.Join(keys, "\n")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sig == l.cronSpec {
+		return
+	}
+	if l.cron != nil {
+		l.cron.Stop()
+	}
+	l.cronSpec = sig
+	if len(specs) == 0 {
+		l.cron = nil
+		return
+	}
+	c := cron.New(cron.WithParser(cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)))
+	for expr, reason := range specs {
+		reason := reason
+		if _, err := c.AddFunc(expr, func() { l.Trigger(reason) }); err != nil {
+			l.Log.WithError(err).WithField("schedule", expr).Error("cannot schedule")
+		}
+	}
+	c.Start()
+	l.cron = c
+}
+
+// reconcile plans src and applies what the loop's rules allow.
+func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK string) string {
+	e := l.Engine
+	release, err := e.Lock("run")
+	if err != nil {
+		l.logOnce("cannot take the apply lock", logrus.Fields{"error": err.Error()})
+		l.mu.Lock()
+		l.failures++
+		l.mu.Unlock()
+		return PassFailed
+	}
+	defer release()
+	p, err := e.Plan(ctx, src)
+	if err != nil {
+		l.logOnce("planning failed", logrus.Fields{"revision": src.Revision, "error": err.Error()})
+		l.mu.Lock()
+		l.failures++
+		l.mu.Unlock()
+		return PassFailed
+	}
+	l.filter(src, p)
+	l.reportServers(p)
+	l.mu.Lock()
+	l.st.Applied = src.Revision
+	l.mu.Unlock()
+	if !p.HasChanges() {
+		if resultIfOK != "" {
+			return resultIfOK
+		}
+		return PassNoChange
+	}
+	// The apply is cancelled when a newer revision arrives (superseded),
+	// and drains on shutdown: servers in flight finish, no new one starts.
+	applyCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	l.mu.Lock()
+	l.applying, l.cancelPass = src.Revision, cancel
+	l.mu.Unlock()
+	stopDrain := context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		l.draining = true
+		l.mu.Unlock()
+	})
+	defer stopDrain()
+	e.Draining = func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.draining
+	}
+	defer func() { e.Draining = nil }()
+	l.Log.WithFields(logrus.Fields{"revision": src.Revision, "trigger": reason}).Info("applying")
+	res, err := e.Apply(applyCtx, src, p)
+	l.mu.Lock()
+	l.applying, l.cancelPass = "", nil
+	l.mu.Unlock()
+	if err != nil {
+		l.logOnce("apply failed", logrus.Fields{"revision": src.Revision, "error": err.Error()})
+		l.mu.Lock()
+		l.failures++
+		l.mu.Unlock()
+		return PassFailed
+	}
+	l.reportResults(src, p, res)
+	if res.Failed() {
+		return PassFailed
+	}
+	if resultIfOK != "" {
+		return resultIfOK
+	}
+	return PassApplied
+}
+
+// filter drops what the loop must not do on its own: healing drift when
+// self_heal is off, and pruning beyond the configured share.
+func (l *Loop) filter(src *Source, p *Plan) {
+	cfg := src.Config
+	var drift []string
+	var deletes []*ServerChange
+	desired := 0
+	for _, c := range p.Changes {
+		switch {
+		case c.Action == ActionHeal:
+			heal := cfg.Tend.SelfHeal
+			if s := cfg.Servers[c.Server]; s != nil && s.SelfHeal != nil {
+				heal = *s.SelfHeal
+			}
+			if !heal {
+				for _, r := range c.Reasons {
+					drift = append(drift, c.Server+": "+r)
+				}
+				c.Action = ActionNoop
+			}
+		case c.Action == ActionDelete:
+			deletes = append(deletes, c)
+		default:
+			desired++
+		}
+	}
+	refused := ""
+	switch {
+	case len(deletes) == 0:
+	case !cfg.Tend.Prune:
+		refused = fmt.Sprintf("%d servers left the desired state, but tend { prune = false }: their replicas are kept", len(deletes))
+	case l.AllowPrune:
+	case desired == 0:
+		refused = fmt.Sprintf("revision %s would delete every server (%d); a broken or empty commit must not wipe the fleet. Run tend apply by hand, or start tend run with --allow-prune, to do it", src.Revision, len(deletes))
+	case len(deletes)*100 > cfg.Tend.MaxPrunePercent*(desired+len(deletes)):
+		refused = fmt.Sprintf("revision %s would delete %d of %d servers, more than max_prune_percent (%d%%); run tend apply by hand, or start tend run with --allow-prune, to do it", src.Revision, len(deletes), desired+len(deletes), cfg.Tend.MaxPrunePercent)
+	}
+	if refused != "" {
+		for _, c := range deletes {
+			c.Action = ActionNoop
+		}
+		l.logOnce("prune refused", logrus.Fields{"revision": src.Revision, "deletes": len(deletes)})
+	}
+	sort.Strings(drift)
+	l.mu.Lock()
+	newDrift := strings.Join(drift, "\n") != strings.Join(l.st.Drift, "\n")
+	l.st.Drift = drift
+	l.st.PruneRefused = refused
+	l.mu.Unlock()
+	if newDrift && len(drift) > 0 {
+		l.Log.WithField("drift", drift).Warn("drift detected; self_heal is off, so it is reported, not healed")
+		for _, d := range drift {
+			server, msg, _ := strings.Cut(d, ": ")
+			l.notify("drift", server, "", src.Revision, msg)
+		}
+	}
+}
+
+func (l *Loop) reportServers(p *Plan) {
+	if l.Metrics == nil {
+		return
+	}
+	for _, c := range p.Changes {
+		if c.Action == ActionDelete {
+			continue
+		}
+		drifted := c.Action == ActionHeal
+		for _, r := range c.Reasons {
+			if strings.Contains(r, "drifted") || strings.Contains(r, "exited") || strings.Contains(r, "crash") {
+				drifted = true
+			}
+		}
+		up := c.FromReplicas > 0
+		l.Metrics.SetServer(c.Server, up, up && !drifted, drifted, c.Action == ActionHeld)
+	}
+}
+
+func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
+	for _, r := range res.Servers {
+		version := ""
+		if c := p.Change(r.Server); c != nil {
+			version = c.ToVersion
+		}
+		if l.Metrics != nil {
+			l.Metrics.ObserveApply(r.Server, r.Duration)
+		}
+		switch r.Outcome {
+		case ResultVerified:
+			l.notify("apply", r.Server, version, src.Revision, r.Message)
+		case ResultFailed:
+			l.notify("failure", r.Server, version, src.Revision, r.Message)
+		case ResultRolledBack:
+			if l.Metrics != nil {
+				l.Metrics.IncRollback(r.Server)
+			}
+			l.notify("rollback", r.Server, version, src.Revision, r.Message)
+			l.notify("held", r.Server, version, src.Revision, "held until the desired state changes or `tend retry "+r.Server+"`")
+		case ResultDeleted:
+			if l.Metrics != nil {
+				l.Metrics.ForgetServer(r.Server)
+			}
+			l.notify("apply", r.Server, "", src.Revision, "deleted")
+		}
+	}
+}
+
+func (l *Loop) notify(kind, server, version, revision, message string) {
+	if l.Notify != nil {
+		l.Notify.Send(kind, server, version, revision, message)
+	}
+}
+
+// ErrStalled is returned by helpers that need a loaded desired state.
+var ErrStalled = errors.New("the desired state does not load")

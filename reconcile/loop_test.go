@@ -1,0 +1,264 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/tendhq/tend/providers"
+)
+
+const loopRepo = `
+tend {
+  self_heal = %SELFHEAL%
+}
+
+provider "process" "mem" {}
+
+server "api" {
+  version  = "%VERSION%"
+  command  = ["./api"]
+  replicas = 2
+  port     = 8000
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+
+server "worker" {
+  version = "1.0.0"
+  command = ["./worker"]
+  port    = 8100
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+`
+
+type loopHarness struct {
+	*harness
+	loop   *Loop
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (h *loopHarness) write(version string, selfHeal bool) {
+	h.t.Helper()
+	src := strings.ReplaceAll(loopRepo, "%VERSION%", version)
+	src = strings.ReplaceAll(src, "%SELFHEAL%", map[bool]string{true: "true", false: "false"}[selfHeal])
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func newLoopHarness(t *testing.T) *loopHarness {
+	h := &loopHarness{harness: newHarness(t), logs: &syncBuffer{}}
+	h.write("1.0.0", false)
+	log := logrus.New()
+	log.SetOutput(h.logs)
+	log.SetLevel(logrus.InfoLevel)
+	h.eng.Log = log
+	h.loop = &Loop{Engine: h.eng, Fetcher: &DirFetcher{Dir: h.dir}, Log: log, Poll: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan struct{})
+	go func() { defer close(h.done); _ = h.loop.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-h.done })
+	return h
+}
+
+// pass triggers one pass and waits for it.
+func (h *loopHarness) pass() LoopStatus {
+	h.t.Helper()
+	before := h.loop.Status().Passes
+	h.loop.Trigger("test")
+	return h.waitPasses(before + 1)
+}
+
+func (h *loopHarness) waitPasses(n int) LoopStatus {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := h.loop.Status(); st.Passes >= n {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.t.Fatalf("pass %d did not happen", n)
+	return LoopStatus{}
+}
+
+func (h *loopHarness) versions(server string) []string {
+	var out []string
+	for _, in := range h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: server}).Instances {
+		out = append(out, in.Version)
+	}
+	return out
+}
+
+func TestLoopConverges(t *testing.T) {
+	h := newLoopHarness(t)
+	st := h.waitPasses(1)
+	if !st.Ready || st.LastResult != PassApplied {
+		t.Fatalf("first pass: %+v", st)
+	}
+	if st := h.pass(); st.LastResult != PassNoChange {
+		t.Fatalf("idle pass: %+v", st)
+	}
+	h.write("1.1.0", false)
+	if st := h.pass(); st.LastResult != PassApplied || strings.Join(h.versions("api"), ",") != "1.1.0,1.1.0" {
+		t.Fatalf("after a change: %+v, %v", st, h.versions("api"))
+	}
+}
+
+func TestLoopStallsOnBrokenConfigWithoutSpinning(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte("server \"api\" {\n  version = \"1.2\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := h.pass()
+	if st.LastResult != PassStalled || !strings.Contains(st.Stalled, "main.hcl line 2") || !strings.Contains(st.Stalled, "not a full version") {
+		t.Fatalf("stalled status: %+v", st)
+	}
+	// Further passes on the same revision stay stalled, quietly, and leave
+	// the fleet as the last good revision has it.
+	for i := 0; i < 5; i++ {
+		h.pass()
+	}
+	if n := strings.Count(h.logs.String(), "the desired state does not load"); n != 1 {
+		t.Errorf("the stall was logged %d times, want once", n)
+	}
+	if strings.Join(h.versions("api"), ",") != "1.0.0,1.0.0" {
+		t.Errorf("the fleet changed while stalled: %v", h.versions("api"))
+	}
+	// A fix is picked up.
+	h.write("1.0.1", false)
+	if st := h.pass(); st.LastResult != PassApplied || st.Stalled != "" {
+		t.Fatalf("after the fix: %+v", st)
+	}
+}
+
+func TestLoopHoldsABadRevision(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	h.mem.FailVersion["api@2.0.0"] = true
+	h.write("2.0.0", false)
+	if st := h.pass(); st.LastResult != PassFailed {
+		t.Fatalf("bad revision: %+v", st)
+	}
+	starts := h.mem.Starts
+	for i := 0; i < 5; i++ {
+		h.pass()
+	}
+	if h.mem.Starts != starts {
+		t.Fatalf("a held revision was re-applied: %d more starts", h.mem.Starts-starts)
+	}
+	if strings.Join(h.versions("api"), ",") != "1.0.0,1.0.0" {
+		t.Errorf("after the rollback: %v", h.versions("api"))
+	}
+}
+
+func TestLoopDriftAndSelfHeal(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	h.mem.Crash("worker", 0, 137)
+	st := h.pass()
+	if len(st.Drift) != 1 || !strings.Contains(st.Drift[0], "worker: replica 0 exited (exit code 137)") {
+		t.Fatalf("drift: %+v", st.Drift)
+	}
+	if got := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: "worker"}).Instances[0].State; got != providers.StateExited {
+		t.Fatalf("drift was healed with self_heal off: %s", got)
+	}
+	h.write("1.0.0", true)
+	st = h.pass()
+	if len(st.Drift) != 0 {
+		t.Fatalf("drift after self-heal: %+v", st.Drift)
+	}
+	if got := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: "worker"}).Instances[0].State; got != providers.StateRunning {
+		t.Fatalf("self_heal did not heal: %s", got)
+	}
+}
+
+func TestLoopRefusesToWipeTheFleet(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte("provider \"process\" \"mem\" {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := h.pass()
+	if !strings.Contains(st.PruneRefused, "would delete every server (2)") {
+		t.Fatalf("prune guard: %+v", st)
+	}
+	if len(h.mem.Servers()) != 2 {
+		t.Fatalf("servers were deleted: %v", h.mem.Servers())
+	}
+	h.loop.AllowPrune = true
+	h.pass()
+	if len(h.mem.Servers()) != 0 {
+		t.Fatalf("--allow-prune did not prune: %v", h.mem.Servers())
+	}
+}
+
+func TestLoopKeepsLastGoodWhenSourceFails(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	moved := h.dir + ".away"
+	if err := os.Rename(h.dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	h.mem.Crash("api", 1, 1)
+	st := h.pass()
+	if st.FetchError == "" || st.LastResult != PassFetchError || !st.Ready {
+		t.Fatalf("fetch error: %+v", st)
+	}
+	// The pass still watched the fleet, against the last good revision.
+	if len(st.Drift) != 1 || !strings.Contains(st.Drift[0], "api: replica 1 exited") {
+		t.Fatalf("drift while the source is away: %+v", st.Drift)
+	}
+	if err := os.Rename(moved, h.dir); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.pass(); st.FetchError != "" || st.LastResult == PassFetchError {
+		t.Fatalf("recovery: %+v", st)
+	}
+}
+
+func TestLoopCoalescesTriggers(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	before := h.loop.Status().Passes
+	for i := 0; i < 50; i++ {
+		h.loop.Trigger("burst")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := h.loop.Status().Passes - before; got < 1 || got > 2 {
+		t.Fatalf("50 triggers caused %d passes, want 1 or 2", got)
+	}
+}
