@@ -30,8 +30,11 @@ import (
 type Source struct {
 	Dir      string
 	Revision string
-	Files    map[string][]byte
-	Config   *spec.Config
+	// Base is the revision of the files alone (a commit, a directory hash),
+	// without the inputs.
+	Base   string
+	Files  map[string][]byte
+	Config *spec.Config
 }
 
 // MaxSourceBytes bounds a snapshot; a state repository is text.
@@ -97,27 +100,42 @@ func SourceRevision(files map[string][]byte) string {
 // recorded (nothing secret is ever stored); a rollback uses their current
 // values.
 func LoadSource(dir string, opts spec.Options) (*Source, *spec.Loader, hcl.Diagnostics) {
-	files, _, err := ReadSource(dir)
+	files, rev, err := ReadSource(dir)
 	if err != nil {
 		return nil, nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the state repository", Detail: err.Error()}}
 	}
+	return NewSource(dir, rev, files, opts)
+}
+
+// NewSource decodes files fetched from somewhere (a directory, a git
+// commit) and records the load's inputs in the snapshot. The snapshot is
+// named base (a directory hash, a commit), with "+" and a hash of the inputs
+// appended when variables or an environment were given, so that two loads of
+// one commit with different inputs are different snapshots.
+func NewSource(display, base string, files map[string][]byte, opts spec.Options) (*Source, *spec.Loader, hcl.Diagnostics) {
 	l := spec.NewLoader(opts)
-	cfg, diags := l.LoadFiles(dir, files)
+	cfg, diags := l.LoadFiles(display, files)
 	if cfg != nil && len(cfg.Files) == 0 && !diags.HasErrors() {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No configuration files",
-			Detail: fmt.Sprintf("%s holds no .hcl files: a state repository describes its servers in *.hcl files.", dir)})
+			Detail: fmt.Sprintf("%s holds no .hcl files: a state repository describes its servers in *.hcl files.", display)})
 	}
+	rev := base
 	if cfg != nil && !diags.HasErrors() {
-		files[InputsFile] = recordInputs(cfg)
+		in := recordInputs(cfg)
+		files[InputsFile] = in
+		if string(in) != "{}" {
+			sum := sha256.Sum256(in)
+			rev = base + "+" + hex.EncodeToString(sum[:])[:6]
+		}
 	}
-	return &Source{Dir: dir, Revision: SourceRevision(files), Files: files, Config: cfg}, l, diags
+	return &Source{Dir: display, Revision: rev, Base: base, Files: files, Config: cfg}, l, diags
 }
 
 // LoadSnapshot decodes a stored snapshot, with the inputs it recorded.
-func LoadSnapshot(dir string, files map[string][]byte, opts spec.Options) (*Source, *spec.Loader, hcl.Diagnostics) {
+func LoadSnapshot(dir, rev string, files map[string][]byte, opts spec.Options) (*Source, *spec.Loader, hcl.Diagnostics) {
 	l := spec.NewLoader(snapshotOptions(opts, files))
 	cfg, diags := l.LoadFiles(dir, files)
-	return &Source{Dir: dir, Revision: SourceRevision(files), Files: files, Config: cfg}, l, diags
+	return &Source{Dir: dir, Revision: rev, Base: rev, Files: files, Config: cfg}, l, diags
 }
 
 // InputsFile is the snapshot entry that records the inputs of a load that

@@ -45,6 +45,12 @@ func (f *DirFetcher) Fetch(context.Context) (map[string][]byte, string, bool, er
 // Describe implements Fetcher.
 func (f *DirFetcher) Describe() string { return f.Dir }
 
+// Peek returns the directory's current revision without consuming it.
+func (f *DirFetcher) Peek(context.Context) (string, error) {
+	_, rev, err := ReadSource(f.Dir)
+	return rev, err
+}
+
 // LoopMetrics is what the loop reports to the metrics of the daemon.
 type LoopMetrics interface {
 	ObservePass(result string, d time.Duration)
@@ -315,7 +321,7 @@ func (l *Loop) pass(ctx context.Context, reason string) string {
 	stalledRev := l.stalledRev
 	l.mu.Unlock()
 
-	if src == nil || src.Revision != rev {
+	if src == nil || src.Base != rev {
 		if rev == stalledRev {
 			// The same broken revision: do not load, log or notify again.
 			if src == nil {
@@ -323,7 +329,7 @@ func (l *Loop) pass(ctx context.Context, reason string) string {
 			}
 			return l.reconcile(ctx, src, reason, PassStalled)
 		}
-		loaded, loader, diags := LoadSnapshot(l.Fetcher.Describe(), files, l.Engine.LoadOptions)
+		loaded, loader, diags := NewSource(l.Fetcher.Describe(), rev, files, l.Engine.LoadOptions)
 		if diags.HasErrors() {
 			text := renderDiags(loader, diags)
 			l.mu.Lock()
@@ -452,7 +458,7 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 	applyCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	l.mu.Lock()
-	l.applying, l.cancelPass = src.Revision, cancel
+	l.applying, l.cancelPass = src.Base, cancel
 	l.mu.Unlock()
 	stopDrain := context.AfterFunc(ctx, func() {
 		l.mu.Lock()

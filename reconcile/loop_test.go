@@ -262,3 +262,41 @@ func TestLoopCoalescesTriggers(t *testing.T) {
 		t.Fatalf("50 triggers caused %d passes, want 1 or 2", got)
 	}
 }
+
+func TestLoopNewerRevisionSupersedesVerification(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	// 1.1.0 verifies for 5 seconds; 1.2.0 arrives while it does.
+	slow := strings.ReplaceAll(loopRepo, "%SELFHEAL%", "false")
+	slow = strings.Replace(strings.ReplaceAll(slow, "%VERSION%", "1.1.0"), `verify_for        = "0s"
+    progress_deadline = "2s"`, `verify_for        = "5s"
+    progress_deadline = "10s"`, 1)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(slow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := h.loop.Status().Passes
+	h.loop.Trigger("push 1.1.0")
+	time.Sleep(500 * time.Millisecond) // 1.1.0 is being verified
+	start := time.Now()
+	h.write("1.2.0", false)
+	h.loop.Trigger("push 1.2.0")
+	h.waitPasses(before + 2)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the newer revision waited %s for the older one's verification", d)
+	}
+	if got := strings.Join(h.versions("api"), ","); got != "1.2.0,1.2.0" {
+		t.Fatalf("after the newer revision: %s", got)
+	}
+	// The superseded revision is recorded as interrupted, and not held.
+	hist, _ := h.eng.Store.History("api", 0)
+	var sawInterrupted bool
+	for _, r := range hist {
+		if r.Version == "1.1.0" && r.Outcome == "interrupted" {
+			sawInterrupted = true
+		}
+	}
+	holds, _ := h.eng.Store.Holds()
+	if !sawInterrupted || len(holds["api"]) != 0 {
+		t.Fatalf("history %+v, holds %+v", hist, holds["api"])
+	}
+}
