@@ -154,6 +154,21 @@ func lookupVar(ctx *hcl.EvalContext, name string) cty.Value {
 	return cty.NilVal
 }
 
+// get evaluates the attribute name, when it is set, as a plain (not
+// sensitive) value of type ty.
+func (r *reader) get(attrs hcl.Attributes, name string, ty cty.Type, what string) (*hcl.Attribute, cty.Value, bool) {
+	a, ok := attrs[name]
+	if !ok {
+		return nil, cty.NilVal, false
+	}
+	v, ok := r.eval(a)
+	if !ok {
+		return a, cty.NilVal, false
+	}
+	v, ok = r.typed(a, v, ty, what)
+	return a, v, ok
+}
+
 // typed converts v to ty, reporting a type error at the attribute.
 func (r *reader) typed(a *hcl.Attribute, v cty.Value, ty cty.Type, what string) (cty.Value, bool) {
 	out, err := convert.Convert(v, ty)
@@ -184,15 +199,8 @@ func (r *reader) plain(a *hcl.Attribute, v cty.Value) (cty.Value, bool) {
 }
 
 func (r *reader) str(attrs hcl.Attributes, name string, dst *string) bool {
-	a, ok := attrs[name]
+	_, v, ok := r.get(attrs, name, cty.String, "string")
 	if !ok {
-		return false
-	}
-	v, ok := r.eval(a)
-	if !ok {
-		return false
-	}
-	if v, ok = r.typed(a, v, cty.String, "string"); !ok {
 		return false
 	}
 	*dst = v.AsString()
@@ -249,15 +257,8 @@ func (r *reader) toValue(a *hcl.Attribute, v cty.Value, dst *Value) bool {
 }
 
 func (r *reader) boolean(attrs hcl.Attributes, name string, dst *bool) bool {
-	a, ok := attrs[name]
+	_, v, ok := r.get(attrs, name, cty.Bool, "bool")
 	if !ok {
-		return false
-	}
-	v, ok := r.eval(a)
-	if !ok {
-		return false
-	}
-	if v, ok = r.typed(a, v, cty.Bool, "bool"); !ok {
 		return false
 	}
 	*dst = v.True()
@@ -266,15 +267,8 @@ func (r *reader) boolean(attrs hcl.Attributes, name string, dst *bool) bool {
 
 // integer decodes a whole number in [min, max].
 func (r *reader) integer(attrs hcl.Attributes, name string, dst *int, min, max int) bool {
-	a, ok := attrs[name]
+	a, v, ok := r.get(attrs, name, cty.Number, "number")
 	if !ok {
-		return false
-	}
-	v, ok := r.eval(a)
-	if !ok {
-		return false
-	}
-	if v, ok = r.typed(a, v, cty.Number, "number"); !ok {
 		return false
 	}
 	bf := v.AsBigFloat()
@@ -292,15 +286,8 @@ func (r *reader) integer(attrs hcl.Attributes, name string, dst *int, min, max i
 }
 
 func (r *reader) float(attrs hcl.Attributes, name string, dst *float64) bool {
-	a, ok := attrs[name]
+	_, v, ok := r.get(attrs, name, cty.Number, "number")
 	if !ok {
-		return false
-	}
-	v, ok := r.eval(a)
-	if !ok {
-		return false
-	}
-	if v, ok = r.typed(a, v, cty.Number, "number"); !ok {
 		return false
 	}
 	f, _ := v.AsBigFloat().Float64()
@@ -399,15 +386,8 @@ func (r *reader) constraint(attrs hcl.Attributes, name string, dst **semver.Cons
 }
 
 func (r *reader) strings(attrs hcl.Attributes, name string, dst *[]string) bool {
-	a, ok := attrs[name]
+	a, v, ok := r.get(attrs, name, cty.List(cty.String), "list of string")
 	if !ok {
-		return false
-	}
-	v, ok := r.eval(a)
-	if !ok {
-		return false
-	}
-	if v, ok = r.typed(a, v, cty.List(cty.String), "list of string"); !ok {
 		return false
 	}
 	out := make([]string, 0, v.LengthInt())
@@ -500,15 +480,8 @@ func (r *reader) valueMap(attrs hcl.Attributes, name string, dst *map[string]Val
 
 // stringMap decodes a map of plain strings.
 func (r *reader) stringMap(attrs hcl.Attributes, name string, dst *map[string]string) bool {
-	a, ok := attrs[name]
+	a, v, ok := r.get(attrs, name, cty.Map(cty.String), "map of string")
 	if !ok {
-		return false
-	}
-	v, ok := r.eval(a)
-	if !ok {
-		return false
-	}
-	if v, ok = r.typed(a, v, cty.Map(cty.String), "map of string"); !ok {
 		return false
 	}
 	out := make(map[string]string, v.LengthInt())
