@@ -1,0 +1,237 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Pass results, the values of the "result" label of tend_reconcile_total
+// and tend_reconcile_duration_seconds. Their series are created at zero by
+// NewMetrics so that rate() and alerts see them before the first pass.
+const (
+	ResultApplied    = "applied"
+	ResultNoChange   = "no-change"
+	ResultFailed     = "failed"
+	ResultStalled    = "stalled"
+	ResultFetchError = "fetch-error"
+)
+
+// PassResults lists the pass results NewMetrics initialises.
+var PassResults = []string{ResultApplied, ResultNoChange, ResultFailed, ResultStalled, ResultFetchError}
+
+// Webhook results, the values of the "result" label of tend_webhooks_total
+// as the webhook handlers count them.
+const (
+	WebhookTriggered    = "triggered"    // valid push to the tracked ref: one Trigger
+	WebhookIgnored      = "ignored"      // valid, but another ref, a deletion or another event
+	WebhookPing         = "ping"         // GitHub's ping
+	WebhookUnauthorized = "unauthorized" // bad or missing signature/token
+	WebhookTooLarge     = "too-large"    // body over the limit
+	WebhookBadRequest   = "bad-request"  // signed, but not a payload we can read
+	WebhookRateLimited  = "rate-limited" // over the per-client limit
+)
+
+var (
+	// Passes last from well under a second (nothing to do) to many minutes
+	// (rolling a large fleet); applies on one server likewise.
+	passBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}
+	// A fetch is a git fetch or a directory read.
+	fetchBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+)
+
+// Metrics holds tend's Prometheus metrics on one registry. Its methods are
+// safe for concurrent use, and a nil *Metrics ignores every call, so a
+// daemon without metrics may pass nil.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	passes        *prometheus.CounterVec
+	passDuration  *prometheus.HistogramVec
+	fetchDuration prometheus.Histogram
+	fetchErrors   prometheus.Counter
+	serverUp      *prometheus.GaugeVec
+	serverHealthy *prometheus.GaugeVec
+	serverDrifted *prometheus.GaugeVec
+	serverHeld    *prometheus.GaugeVec
+	rollbacks     *prometheus.CounterVec
+	applyDuration *prometheus.HistogramVec
+	lastSuccess   prometheus.Gauge
+	webhooks      *prometheus.CounterVec
+}
+
+// NewMetrics creates tend's metrics and registers them on reg (a new
+// registry when reg is nil), never on the global one. It panics when a
+// metric of the same name is already registered on reg, as MustRegister
+// does: that is a programming error. Go runtime and process collectors are
+// the caller's to add (collectors.NewGoCollector, NewProcessCollector).
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	serverGauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"server"})
+	}
+	m := &Metrics{
+		reg: reg,
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_reconcile_total",
+			Help: "Reconcile passes, by result (applied, no-change, failed, stalled, fetch-error).",
+		}, []string{"result"}),
+		passDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tend_reconcile_duration_seconds",
+			Help:    "Duration of reconcile passes, by result.",
+			Buckets: passBuckets,
+		}, []string{"result"}),
+		fetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tend_git_fetch_duration_seconds",
+			Help:    "Duration of fetches of the desired state, failed ones included.",
+			Buckets: fetchBuckets,
+		}),
+		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tend_git_fetch_errors_total",
+			Help: "Fetches of the desired state that failed.",
+		}),
+		serverUp:      serverGauge("tend_server_up", "1 when the server could be observed in the last pass."),
+		serverHealthy: serverGauge("tend_server_healthy", "1 when the server's health checks passed in the last pass."),
+		serverDrifted: serverGauge("tend_server_drifted", "1 when the server differs from its desired state."),
+		serverHeld:    serverGauge("tend_server_held", "1 when the server's desired revision is held after a failed verification or a rollback."),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_rollbacks_total",
+			Help: "Rollbacks, by server.",
+		}, []string{"server"}),
+		applyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tend_apply_duration_seconds",
+			Help:    "Duration of applies on one server, verification included.",
+			Buckets: passBuckets,
+		}, []string{"server"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tend_last_successful_sync_timestamp_seconds",
+			Help: "Unix time of the last pass that ended applied or no-change; 0 before the first.",
+		}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_webhooks_total",
+			Help: "Webhook requests, by endpoint and result.",
+		}, []string{"endpoint", "result"}),
+	}
+	reg.MustRegister(m.passes, m.passDuration, m.fetchDuration, m.fetchErrors,
+		m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld,
+		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks)
+	for _, r := range PassResults {
+		m.passes.WithLabelValues(r)
+	}
+	return m
+}
+
+// Registry returns the registry the metrics live on.
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
+
+// Handler serves the exposition of the registry (what GET /metrics does).
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		// Count scrape errors on the same registry and keep serving what
+		// could be gathered rather than failing the whole scrape.
+		Registry:            m.reg,
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	})
+}
+
+// ObservePass counts one reconcile pass and its duration under result.
+func (m *Metrics) ObservePass(result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.passes.WithLabelValues(result).Inc()
+	m.passDuration.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// ObserveFetch records one fetch of the desired state; err != nil counts
+// it as failed too.
+func (m *Metrics) ObserveFetch(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.fetchDuration.Observe(d.Seconds())
+	if err != nil {
+		m.fetchErrors.Inc()
+	}
+}
+
+// SetServer sets the four state gauges of one server.
+func (m *Metrics) SetServer(name string, up, healthy, drifted, held bool) {
+	if m == nil {
+		return
+	}
+	m.serverUp.WithLabelValues(name).Set(b2f(up))
+	m.serverHealthy.WithLabelValues(name).Set(b2f(healthy))
+	m.serverDrifted.WithLabelValues(name).Set(b2f(drifted))
+	m.serverHeld.WithLabelValues(name).Set(b2f(held))
+}
+
+// ForgetServer deletes every series of a server that left the fleet: its
+// gauges, its rollback counter and its apply histogram.
+func (m *Metrics) ForgetServer(name string) {
+	if m == nil {
+		return
+	}
+	for _, v := range []*prometheus.GaugeVec{m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld} {
+		v.DeleteLabelValues(name)
+	}
+	m.rollbacks.DeleteLabelValues(name)
+	m.applyDuration.DeleteLabelValues(name)
+}
+
+// IncRollback counts one rollback of server.
+func (m *Metrics) IncRollback(server string) {
+	if m == nil {
+		return
+	}
+	m.rollbacks.WithLabelValues(server).Inc()
+}
+
+// ObserveApply records how long one apply on server took.
+func (m *Metrics) ObserveApply(server string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.applyDuration.WithLabelValues(server).Observe(d.Seconds())
+}
+
+// SetLastSuccess records the time of the last successful sync.
+func (m *Metrics) SetLastSuccess(t time.Time) {
+	if m == nil {
+		return
+	}
+	if t.IsZero() {
+		m.lastSuccess.Set(0)
+		return
+	}
+	m.lastSuccess.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// IncWebhook counts one webhook request to endpoint ("github", "gitlab",
+// "gitea", "generic") with result (the Webhook* constants).
+func (m *Metrics) IncWebhook(endpoint, result string) {
+	if m == nil {
+		return
+	}
+	m.webhooks.WithLabelValues(endpoint, result).Inc()
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
