@@ -273,11 +273,16 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
+// discardLog is the logger of an Engine that was given none.
+var discardLog = func() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}()
+
 func (e *Engine) log() *logrus.Logger {
 	if e.Log == nil {
-		l := logrus.New()
-		l.SetOutput(io.Discard)
-		e.Log = l
+		return discardLog
 	}
 	return e.Log
 }

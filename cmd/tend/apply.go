@@ -121,7 +121,7 @@ func loadSavedPlan(e *reconcile.Engine, path string, ef engineFlags) (*reconcile
 	if err != nil {
 		return nil, nil, err
 	}
-	src, _, diags := reconcile.LoadSnapshot(sp.SourceDir, files, opts)
+	src, _, diags := reconcile.LoadSnapshot(sp.SourceDir, sp.SourceRevision, files, opts)
 	if diags.HasErrors() {
 		return nil, nil, fmt.Errorf("the source of the plan no longer loads: %s", diags.Error())
 	}

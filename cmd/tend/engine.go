@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/tendhq/tend/spec"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 // engineFlags are the flags of every command that touches the fleet.
 type engineFlags struct {
 	loadFlags
+	git         gitFlags
 	stateDir    string
 	managedBy   string
 	hostLabels  []string
@@ -29,6 +31,7 @@ type engineFlags struct {
 
 func (f *engineFlags) register(cmd *cobra.Command) {
 	f.loadFlags.register(cmd)
+	f.git.register(cmd)
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where tend keeps its state, logs and processes (default $TEND_STATE_DIR, else ~/.local/state/tend)")
 	cmd.Flags().StringVar(&f.managedBy, "managed-by", "", "this tend's identity on the objects it creates (default $TEND_MANAGED_BY, else \"tend\")")
 	cmd.Flags().StringArrayVar(&f.hostLabels, "host-label", nil, "a label of this host for server selectors: --host-label role=edge (repeatable)")
@@ -115,7 +118,26 @@ func (f *engineFlags) loadSource(cmd *cobra.Command, dir string, strict bool) (*
 	if err != nil {
 		return nil, err
 	}
-	src, loader, diags := reconcile.LoadSource(dir, opts)
+	var src *reconcile.Source
+	var loader *spec.Loader
+	var diags hcl.Diagnostics
+	if isRepoURL(dir) {
+		stateDir, err := f.resolvedStateDir()
+		if err != nil {
+			return nil, err
+		}
+		g, err := f.git.newGit(dir, stateDir)
+		if err != nil {
+			return nil, err
+		}
+		snap, _, err := g.Fetch(cmd.Context())
+		if err != nil {
+			return nil, err
+		}
+		src, loader, diags = reconcile.NewSource(g.Remote()+"@"+gitRevision(snap), gitRevision(snap), snap.Files, opts)
+	} else {
+		src, loader, diags = reconcile.LoadSource(dir, opts)
+	}
 	files := map[string]*hcl.File{}
 	if loader != nil {
 		files = loader.Files()

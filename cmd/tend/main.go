@@ -61,7 +61,7 @@ and rolls back by itself when verification fails.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newValidateCmd(), newFmtCmd(), newPlanCmd(), newApplyCmd(), newRollbackCmd(),
-		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newVersionCmd())
+		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newRunCmd(), newSyncCmd(), newVersionCmd())
 	return root
 }
 

@@ -183,7 +183,7 @@ func oneLine(s string, n int) string {
 
 func newStatusCmd() *cobra.Command {
 	var ef engineFlags
-	var output string
+	var output, remote string
 	cmd := &cobra.Command{
 		Use:   "status [DIR]",
 		Short: "Show every server: desired and live version, health, last apply, drift, holds",
@@ -193,6 +193,9 @@ live versions, replicas running, health, drift, the last revision applied,
 holds, and what the next apply would do.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if remote != "" {
+				return remoteStatus(cmd, remote, output)
+			}
 			src, err := ef.loadSource(cmd, dirArg(args), false)
 			if err != nil {
 				return err
@@ -246,6 +249,7 @@ holds, and what the next apply would do.`,
 	}
 	ef.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&remote, "remote", "", "read the status of a running tend at this address (tend run --listen); token in $TEND_API_TOKEN")
 	return cmd
 }
 

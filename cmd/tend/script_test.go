@@ -103,6 +103,7 @@ func TestScript(t *testing.T) {
 			}
 			env.Setenv("PORT_BASE", strconv.Itoa(port))
 			env.Setenv("PORT_BASE_1", strconv.Itoa(port+1))
+			env.Setenv("PORT_BASE_3", strconv.Itoa(port+3))
 			// Every script's replicas are stopped when it ends, pass or fail.
 			env.Defer(func() { stopAll(filepath.Join(env.WorkDir, ".state")) })
 			return nil
@@ -114,6 +115,18 @@ func TestScript(t *testing.T) {
 				ts.Check(err)
 				ts.Setenv("NOTES_BIN", dir)
 			},
+			// git-serve NAME: serve the bare repository $WORK/NAME.git over
+			// git's smart HTTP (git http-backend) on loopback, creating it on
+			// first use; sets $GIT_URL. Run again after git-stop, it serves
+			// on the same address.
+			"git-serve": cmdGitServe,
+			// git-stop: stop serving (the remote becomes unreachable).
+			"git-stop": cmdGitStop,
+			// wait-for URL SUBSTRING [TIMEOUT]: poll GET URL until its body
+			// contains SUBSTRING (with $TEND_API_TOKEN as bearer token).
+			"wait-for": cmdWaitFor,
+			// webhook URL SECRET BODY: POST BODY signed like /hooks/generic.
+			"webhook": cmdWebhook,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])

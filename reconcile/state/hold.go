@@ -10,10 +10,13 @@ import (
 // Hold is a revision of a server that failed verification, held so that the
 // engine does not apply it again until someone runs `tend retry`.
 type Hold struct {
-	Server, SpecHash, SourceRevision, Version string
-	RevisionID                                int64 // the failed revision; 0 for none
-	Reason                                    string
-	At                                        time.Time
+	Server         string    `json:"server"`
+	SpecHash       string    `json:"spec_hash"`
+	SourceRevision string    `json:"source_revision"`
+	Version        string    `json:"version"`
+	RevisionID     int64     `json:"revision"` // the failed revision; 0 for none
+	Reason         string    `json:"reason"`
+	At             time.Time `json:"at"`
 }
 
 // PutHold records h, replacing the hold of the same server and spec hash. A

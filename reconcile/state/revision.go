@@ -31,18 +31,18 @@ func (o Outcome) Valid() bool {
 
 // Revision is one revision tend applied to one server.
 type Revision struct {
-	ID             int64
-	Server         string
-	SourceRevision string // git commit or dir-<hash>
-	SpecHash       string
-	Version        string
-	Spec           []byte // the server's desired spec as JSON, secrets already redacted by the caller
-	Trigger        string // "apply", "rollback", "auto-rollback", "retry", "drift"
-	Outcome        Outcome
-	Message        string
-	ApplyID        string // groups the revisions of one apply
-	StartedAt      time.Time
-	FinishedAt     time.Time // zero while pending
+	ID             int64     `json:"revision"`
+	Server         string    `json:"server"`
+	SourceRevision string    `json:"source_revision"` // git commit or dir-<hash>
+	SpecHash       string    `json:"spec_hash"`
+	Version        string    `json:"version"`
+	Spec           []byte    `json:"-"`       // the server's desired spec as JSON, secrets already redacted by the caller
+	Trigger        string    `json:"trigger"` // "apply", "rollback", "auto-rollback", "retry", "drift"
+	Outcome        Outcome   `json:"outcome"`
+	Message        string    `json:"message"`
+	ApplyID        string    `json:"apply_id"` // groups the revisions of one apply
+	StartedAt      time.Time `json:"started_at"`
+	FinishedAt     time.Time `json:"finished_at"` // zero while pending
 }
 
 // BeginRevision records that r is being applied and returns its ID. r.ID,
