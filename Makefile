@@ -31,7 +31,8 @@ fuzz: fuzz-short
 
 ## bench: the performance targets; see the figures in the README.
 bench:
-	$(GO) test ./spec ./reconcile ./reconcile/state -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+	$(GO) test ./spec ./reconcile ./reconcile/state ./reconcile/source -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+	$(GO) test ./cmd/tend -run '^$$' -bench . -benchtime 20x
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -300,3 +300,50 @@ func TestLoopNewerRevisionSupersedesVerification(t *testing.T) {
 		t.Fatalf("history %+v, holds %+v", hist, holds["api"])
 	}
 }
+
+func TestLoopShutdownFinishesTheStepInFlight(t *testing.T) {
+	h := newHarness(t)
+	src := `
+provider "process" "mem" {}
+server "db" {
+  version = "1.0.0"
+  command = ["./db"]
+  port    = 5432
+  rollout {
+    verify_for        = "1s"
+    progress_deadline = "5s"
+  }
+}
+server "api" {
+  version    = "1.0.0"
+  command    = ["./api"]
+  port       = 8000
+  depends_on = [server.db]
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "5s"
+  }
+}
+`
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loop := &Loop{Engine: h.eng, Fetcher: &DirFetcher{Dir: h.dir}, Poll: time.Hour, Log: discardLog}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = loop.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond) // db is being verified
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after shutdown")
+	}
+	hist, _ := h.eng.Store.History("", 0)
+	if len(hist) != 1 || hist[0].Server != "db" || hist[0].Outcome != "verified" {
+		t.Fatalf("history after shutdown: %+v", hist)
+	}
+	if got := h.mem.Servers(); strings.Join(got, ",") != "db" {
+		t.Fatalf("servers after shutdown: %v (api must not start)", got)
+	}
+}

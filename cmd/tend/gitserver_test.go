@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,4 +133,23 @@ func cmdWebhook(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("webhook answered %s: %s", resp.Status, b)
 	}
 	fmt.Fprintf(ts.Stdout(), "%s %s\n", resp.Status, b)
+}
+
+// cmdReceiver starts an HTTP server that appends every request body, one per
+// line, to $WORK/received.log, and sets $RECEIVER_URL.
+func cmdReceiver(ts *testscript.TestScript, neg bool, args []string) {
+	path := filepath.Join(ts.Getenv("WORK"), "received.log")
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%s %s\n", r.Header.Get("Authorization"), bytes.ReplaceAll(b, []byte("\n"), []byte(" ")))
+			f.Close()
+		}
+		mu.Unlock()
+	}))
+	ts.Setenv("RECEIVER_URL", srv.URL+"/notify")
+	ts.Defer(srv.Close)
 }

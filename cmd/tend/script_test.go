@@ -127,6 +127,17 @@ func TestScript(t *testing.T) {
 			"wait-for": cmdWaitFor,
 			// webhook URL SECRET BODY: POST BODY signed like /hooks/generic.
 			"webhook": cmdWebhook,
+			// wait-for-file FILE SUBSTRING: wait up to 30s for FILE to contain SUBSTRING.
+			"wait-for-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if b, err := os.ReadFile(ts.MkAbs(args[0])); err == nil && strings.Contains(string(b), args[1]) {
+						return
+					}
+				}
+				ts.Fatalf("%s did not get %q", args[0], args[1])
+			},
+			// receiver: a local HTTP server recording notifications.
+			"receiver": cmdReceiver,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])
