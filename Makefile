@@ -9,18 +9,22 @@ STATICCHECK := $(CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME    ?= 20s
 BENCHTIME   ?= 5x
 
-.PHONY: all build test test-unit fuzz-short fuzz bench lint demo clean
+.PHONY: all build test test-unit bench-smoke fuzz-short fuzz bench lint demo clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/tend ./cmd/tend
 
-## test: every test, then each fuzz target for a short while.
-test: test-unit fuzz-short
+## test: every test, every benchmark once (so none rots; the figures come
+## from make bench), then each fuzz target for a short while.
+test: test-unit bench-smoke fuzz-short
 
 test-unit:
 	$(GO) test -race -count=1 ./...
+
+bench-smoke:
+	$(GO) test ./... -run '^$$' -bench . -benchtime 1x
 
 fuzz-short:
 	$(GO) test ./spec -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
