@@ -44,7 +44,7 @@ func needGit(t testing.TB) {
 		gitBin, httpBackend = p, b
 	})
 	if gitBin == "" {
-		t.Skip("git and git-http-backend are needed")
+		t.Fatal("git and git-http-backend are needed: tend requires git (apt-get install git)")
 	}
 }
 
