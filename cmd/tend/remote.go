@@ -98,7 +98,15 @@ func remoteStatus(cmd *cobra.Command, remote, output string) error {
 	}
 	out := cmd.OutOrStdout()
 	d := doc.Daemon
-	fmt.Fprintf(out, "source %s, revision %s (applied %s), last pass %s: %s\n", d.Source, dash(d.Revision), dash(d.Applied), ago(d.LastPass), d.LastResult)
+	rev := dash(d.Revision)
+	switch {
+	case d.Applied == "":
+	case strings.HasPrefix(d.Applied, d.Revision):
+		rev = d.Applied // the same files; the suffix names the inputs
+	default:
+		rev += " (the fleet was last planned from " + d.Applied + ")"
+	}
+	fmt.Fprintf(out, "source %s, revision %s, last pass %s: %s\n", d.Source, rev, ago(d.LastPass), d.LastResult)
 	for _, note := range []struct{ k, v string }{{"stalled", d.Stalled}, {"source error", d.FetchError}, {"prune refused", d.PruneRefused}} {
 		if note.v != "" {
 			fmt.Fprintf(out, "%s: %s\n", note.k, note.v)
