@@ -216,7 +216,7 @@ func (s *suite) testKill(t *testing.T) {
 	s.eventually(t, "the provider to notice the killed replica 2 (exited, crashing, missing, starting, or Restarts above "+strconv.Itoa(before.Restarts)+")", func() error {
 		inst, ok := s.find(t, webServer, 2)
 		if !ok {
-			return errors.New("Observe does not list replica 2 any more")
+			return errors.New("observe does not list replica 2 any more")
 		}
 		noticed = inst
 		if inst.State.Failed() || inst.State == providers.StateStarting || inst.Restarts > before.Restarts {
@@ -234,7 +234,7 @@ func (s *suite) testKill(t *testing.T) {
 	s.eventually(t, "replica 2 to answer again, or to be reported failed for "+failedFor.String()+", after the kill", func() error {
 		inst, ok := s.find(t, webServer, 2)
 		if !ok {
-			return errors.New("Observe does not list replica 2 any more")
+			return errors.New("observe does not list replica 2 any more")
 		}
 		if !inst.State.Failed() {
 			failedSince = time.Time{}
@@ -318,10 +318,10 @@ func (s *suite) testStatser(t *testing.T) {
 		defer cancel()
 		var err error
 		if got, err = st.Stats(ctx, inst); err != nil {
-			return fmt.Errorf("Stats: %w", err)
+			return fmt.Errorf("stats: %w", err)
 		}
 		if got.MemoryBytes <= 0 {
-			return fmt.Errorf("Stats reports memory %d bytes, want more than 0 (%+v)", got.MemoryBytes, got)
+			return fmt.Errorf("stats report memory %d bytes, want more than 0 (%+v)", got.MemoryBytes, got)
 		}
 		return nil
 	})
@@ -556,11 +556,11 @@ func (s *suite) waitRunning(t *testing.T, server string, n int) []providers.Inst
 	s.eventually(t, fmt.Sprintf("Observe to list %d running replicas of %s", n, server), func() error {
 		insts = s.observeServer(t, server)
 		if len(insts) != n {
-			return fmt.Errorf("Observe lists %d instances, want %d: %s", len(insts), n, describe(insts))
+			return fmt.Errorf("observe lists %d instances, want %d: %s", len(insts), n, describe(insts))
 		}
 		for i, inst := range insts {
 			if inst.Replica != i {
-				return fmt.Errorf("Observe lists replicas %s, want 0..%d", describe(insts), n-1)
+				return fmt.Errorf("observe lists replicas %s, want 0..%d", describe(insts), n-1)
 			}
 			if inst.State != providers.StateRunning {
 				return fmt.Errorf("replica %d is %s (%s)", i, inst.State, inst.Message)
@@ -644,7 +644,7 @@ func (s *suite) waitHealthy(t *testing.T, d *providers.Desired, replica int) {
 	s.eventually(t, fmt.Sprintf("%s replica %d to answer /health with %s", d.Server.Name, replica, d.Server.Version), func() error {
 		inst, ok := s.find(t, d.Server.Name, replica)
 		if !ok {
-			return fmt.Errorf("Observe does not list %s replica %d", d.Server.Name, replica)
+			return fmt.Errorf("observe does not list %s replica %d", d.Server.Name, replica)
 		}
 		return s.health(inst, d)
 	})
