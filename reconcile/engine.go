@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -414,7 +415,7 @@ func CheckSaved(saved, fresh *Plan) error {
 		switch {
 		case f == nil:
 			reasons = append(reasons, fmt.Sprintf("%s: planned to %s, now nothing to do", c.Server, c.Action))
-		case f.Action != c.Action || f.SpecHash != c.SpecHash || !equalInts(f.Start, c.Start) || len(f.Stop) != len(c.Stop):
+		case f.Action != c.Action || f.SpecHash != c.SpecHash || !slices.Equal(f.Start, c.Start) || len(f.Stop) != len(c.Stop):
 			reasons = append(reasons, fmt.Sprintf("%s: planned to %s, now it would %s (%s)", c.Server, c.Action, f.Action, strings.Join(f.Reasons, "; ")))
 		}
 		delete(byServer, c.Server)
@@ -429,18 +430,6 @@ func CheckSaved(saved, fresh *Plan) error {
 		return &StalePlanError{Reasons: reasons}
 	}
 	return nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Lock takes the apply lock and keeps it fresh until release is called.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -156,7 +157,7 @@ func drift(dir string, rec record, f instanceFiles, childAlive bool) []string {
 		out = append(out, "the environment file was changed by hand")
 	}
 	if childAlive && len(f.argv) > 0 {
-		if got := readCmdline(f.st.ChildPID); got != nil && !equalArgv(got, f.argv) {
+		if got := readCmdline(f.st.ChildPID); got != nil && !slices.Equal(got, f.argv) {
 			out = append(out, fmt.Sprintf("the running process (pid %d) has another command line than the one tend started it with", f.st.ChildPID))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -147,18 +148,6 @@ func memTotal() int64 {
 	return 0
 }
 
-func equalArgv(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // isSupervisor reports whether pid is the supervisor of instDir: a live
 // process whose command line is exactly EXE __tend-supervise INSTDIR, where
 // EXE is one of exes (this executable, or the one recorded when the
@@ -202,7 +191,7 @@ func isChild(pid, supPid int, instDir string, argv []string, startedAt time.Time
 	if cwd := procCwd(pid); cwd != "" && within(cwd, instDir) {
 		return true
 	}
-	return len(argv) > 0 && equalArgv(readCmdline(pid), argv)
+	return len(argv) > 0 && slices.Equal(readCmdline(pid), argv)
 }
 
 // childStartSlack is how far the kernel's start time of a child may be from
