@@ -7,10 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/zclconf/go-cty/cty"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +23,8 @@ import (
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/spec"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Source is a snapshot of a state repository: its files, the revision that
@@ -236,7 +237,10 @@ type Engine struct {
 	// rollback (the secrets come from the reconciler's side, as always).
 	LoadOptions spec.Options
 	Parallelism int
-	Log         *logrus.Logger
+	// Targets limits plans to these servers and their dependencies
+	// (tend plan/apply -target); empty means the whole desired state.
+	Targets []string
+	Log     *logrus.Logger
 	// Progress receives lines for a person watching an apply.
 	Progress io.Writer
 	Now      func() time.Time
@@ -310,6 +314,16 @@ func (e *Engine) say(server, format string, args ...any) {
 // implicit default, and those that hold recorded servers.
 func (e *Engine) providerKeys(cfg *spec.Config) []string {
 	set := map[string]bool{}
+	if len(e.Targets) > 0 {
+		// A targeted plan prunes nothing, so it asks only the providers
+		// of the servers it covers.
+		if ts, err := TargetSet(cfg, e.Targets); err == nil {
+			for name := range ts {
+				set[cfg.Servers[name].Provider] = true
+			}
+			return slices.Sorted(maps.Keys(set))
+		}
+	}
 	for k := range cfg.Providers {
 		set[k] = true
 	}
@@ -374,6 +388,11 @@ func (e *Engine) records() (map[string]*Record, map[string]map[string]state.Hold
 
 // Plan observes the fleet and plans the source.
 func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
+	if len(e.Targets) > 0 {
+		if _, err := TargetSet(src.Config, e.Targets); err != nil {
+			return nil, err
+		}
+	}
 	observed, err := e.Observe(ctx, src.Config)
 	if err != nil {
 		return nil, err
@@ -384,7 +403,7 @@ func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
 	}
 	return BuildPlan(PlanInput{
 		Config: src.Config, SourceRevision: src.Revision, ManagedBy: e.ManagedBy, Host: e.Host,
-		Observed: observed, Latest: latest, Holds: holds, Now: e.now(),
+		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: e.Targets,
 	})
 }
 

@@ -495,3 +495,62 @@ variable "strategy" {
 		t.Fatalf("recreate: %+v, %d stops", res.Servers, h.mem.Stops-stops)
 	}
 }
+
+// A targeted plan covers the targets and their dependencies, asks only
+// their providers, and prunes nothing.
+func TestEngineTargets(t *testing.T) {
+	h := newHarness(t)
+	// A server on a provider this registry cannot build: a plan of the
+	// whole fleet fails on it, a plan targeted elsewhere does not ask it.
+	extra := `
+provider "docker" "far" {}
+server "edge" {
+  provider = provider.docker.far
+  version  = "1.0.0"
+  image    = "edge:1.0.0"
+  port     = 9000
+}
+`
+	if err := os.WriteFile(filepath.Join(h.dir, "edge.hcl"), []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := strings.NewReplacer(`server "db" {`, `server "db" {
+  provider = provider.process.mem`, `server "api" {`, `server "api" {
+  provider = provider.process.mem`).Replace(fleet)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Plan(context.Background(), h.source()); err == nil || !strings.Contains(err.Error(), "docker provider is not available") {
+		t.Fatalf("whole plan with an unavailable provider: %v", err)
+	}
+	// An orphan of an earlier desired state.
+	old := &providers.Desired{Server: &spec.Server{Name: "old", Version: "0.1.0", Replicas: 1}, SpecHash: "h", ManagedBy: "test"}
+	if r := h.mem.StartReplica(context.Background(), providers.StartRequest{Desired: old}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+
+	h.eng.Targets = []string{"api"}
+	p := h.plan()
+	if strings.Join(p.Targets, ",") != "api,db" {
+		t.Fatalf("targets %q, want api and its dependency db", p.Targets)
+	}
+	var got []string
+	for _, c := range p.Changes {
+		got = append(got, c.Server+":"+string(c.Action))
+	}
+	if strings.Join(got, " ") != "db:create api:create" {
+		t.Fatalf("targeted plan changes %q, want api and db created, and no delete of old", got)
+	}
+	_, res := h.apply()
+	if outcome(res, "api") != ResultVerified || outcome(res, "db") != ResultVerified {
+		t.Fatalf("targeted apply: %+v", res.Servers)
+	}
+	if insts := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: "old"}).Instances; len(insts) != 1 {
+		t.Fatalf("a targeted apply pruned the orphan: %d instances of old left", len(insts))
+	}
+
+	h.eng.Targets = []string{"nope"}
+	if _, err := h.eng.Plan(context.Background(), h.source()); err == nil || !strings.Contains(err.Error(), `no server "nope"`) {
+		t.Fatalf("unknown target: %v", err)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,15 +95,18 @@ type ServerChange struct {
 // Plan is what an apply will do, as data: printable, savable as JSON, and
 // applied later only if the world did not move.
 type Plan struct {
-	FormatVersion  int             `json:"format_version"`
-	CreatedAt      time.Time       `json:"created_at"`
-	SourceRevision string          `json:"source_revision"`
-	Env            string          `json:"env,omitempty"`
-	ManagedBy      string          `json:"managed_by"`
-	Host           string          `json:"host"`
-	Fingerprint    string          `json:"observed_fingerprint"`
-	Changes        []*ServerChange `json:"changes"`
-	Waves          int             `json:"waves"`
+	FormatVersion  int       `json:"format_version"`
+	CreatedAt      time.Time `json:"created_at"`
+	SourceRevision string    `json:"source_revision"`
+	Env            string    `json:"env,omitempty"`
+	ManagedBy      string    `json:"managed_by"`
+	Host           string    `json:"host"`
+	Fingerprint    string    `json:"observed_fingerprint"`
+	// Targets, when set, are the servers the plan was limited to (with
+	// their dependencies); nothing else is changed or pruned.
+	Targets []string        `json:"targets,omitempty"`
+	Changes []*ServerChange `json:"changes"`
+	Waves   int             `json:"waves"`
 }
 
 // PlanFormatVersion is the version of the plan's JSON form.
@@ -189,6 +194,42 @@ type PlanInput struct {
 	// Holds maps server → fields hash → hold.
 	Holds map[string]map[string]state.Hold
 	Now   time.Time
+	// Targets limits the plan to these servers and, transitively, the
+	// servers they depend on (like terraform -target); nothing else is
+	// planned, and nothing is pruned.
+	Targets []string
+}
+
+// TargetSet returns the servers a targeted plan covers: the targets and
+// what they depend on, transitively. Unknown targets are an error.
+func TargetSet(cfg *spec.Config, targets []string) (map[string]bool, error) {
+	set := map[string]bool{}
+	var unknown []string
+	var visit func(string)
+	visit = func(name string) {
+		if set[name] {
+			return
+		}
+		s, ok := cfg.Servers[name]
+		if !ok {
+			return
+		}
+		set[name] = true
+		for _, d := range s.Dependencies() {
+			visit(d)
+		}
+	}
+	for _, t := range targets {
+		if _, ok := cfg.Servers[t]; !ok {
+			unknown = append(unknown, strconv.Quote(t))
+			continue
+		}
+		visit(t)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no server %s in the desired state (-target)", strings.Join(unknown, ", "))
+	}
+	return set, nil
 }
 
 // BuildPlan computes the plan. It fails only for a plan that must not be
@@ -203,6 +244,14 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 		Host:           in.Host.Name,
 		Fingerprint:    Fingerprint(in.Observed, in.Latest),
 	}
+	var targeted map[string]bool
+	if len(in.Targets) > 0 {
+		var err error
+		if targeted, err = TargetSet(in.Config, in.Targets); err != nil {
+			return nil, err
+		}
+		p.Targets = slices.Sorted(maps.Keys(targeted))
+	}
 	// Instances by server, across providers.
 	byServer := map[string][]providers.Instance{}
 	for _, insts := range in.Observed {
@@ -212,7 +261,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 	}
 	desired := map[string]*spec.Server{}
 	for name, s := range in.Config.Servers {
-		if in.Host.Matches(s.Selector) {
+		if in.Host.Matches(s.Selector) && (targeted == nil || targeted[name]) {
 			desired[name] = s
 		}
 	}
@@ -231,7 +280,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 	// Orphans: tend-owned instances of servers that are not desired here.
 	orphans := make([]string, 0)
 	for name := range byServer {
-		if _, ok := desired[name]; !ok {
+		if _, ok := desired[name]; !ok && targeted == nil {
 			orphans = append(orphans, name)
 		}
 	}

@@ -42,6 +42,9 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 	for _, c := range p.Changes {
 		counts[c.Action]++
 	}
+	if len(p.Targets) > 0 {
+		fmt.Fprintf(w, "Targeted plan: only %s; nothing else is changed or pruned.\n", strings.Join(p.Targets, ", "))
+	}
 	if !p.HasChanges() && counts[ActionHeld] == 0 && counts[ActionBlocked] == 0 {
 		fmt.Fprintf(w, "No changes. The fleet matches the desired state (%s).\n", p.SourceRevision)
 		return

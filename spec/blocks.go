@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"net"
 	"time"
 	_ "time/tzdata" // window timezones must not depend on the host's zoneinfo
 
@@ -85,8 +86,9 @@ var ProviderTypes = []string{"docker", "kubernetes", "process", "systemd"}
 var providerSchemas = map[string]*hcl.BodySchema{
 	"process": {Attributes: []hcl.AttributeSchema{{Name: "work_dir"}, {Name: "stop_timeout"}, {Name: "host"}}},
 	"docker": {
-		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "api_version"}, {Name: "network"}, {Name: "pull_policy"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "tls"}},
+		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "api_version"}, {Name: "network"}, {Name: "pull_policy"},
+			{Name: "publish_address"}, {Name: "restart_policy"}, {Name: "stop_timeout"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
 	},
 	"systemd": {Attributes: []hcl.AttributeSchema{
 		{Name: "unit_dir"}, {Name: "user_mode"}, {Name: "artifact_dir"}, {Name: "keep_artifacts"}, {Name: "user"},
@@ -134,11 +136,18 @@ func (d *decoder) decodeProviders(blocks []*hcl.Block) {
 			r.str(at, "host", &s.Host)
 			p.Process = s
 		case "docker":
-			s := &DockerSettings{Host: "unix:///var/run/docker.sock", PullPolicy: "missing"}
+			s := &DockerSettings{Host: "unix:///var/run/docker.sock", PullPolicy: "missing",
+				PublishAddress: "127.0.0.1", RestartPolicy: "unless-stopped", StopTimeout: 10 * time.Second}
 			r.str(at, "host", &s.Host)
 			r.str(at, "api_version", &s.APIVersion)
 			r.str(at, "network", &s.Network)
 			r.oneOf(at, "pull_policy", &s.PullPolicy, "missing", "always", "never")
+			r.str(at, "publish_address", &s.PublishAddress)
+			if a, ok := at["publish_address"]; ok && s.PublishAddress != "" && net.ParseIP(s.PublishAddress) == nil {
+				d.errorf(a.Expr.Range().Ptr(), "Invalid publish address", "publish_address is the host IP address container ports are published on, such as \"127.0.0.1\" or \"0.0.0.0\"; %q is not an IP address.", s.PublishAddress)
+			}
+			r.oneOf(at, "restart_policy", &s.RestartPolicy, "unless-stopped", "always", "on-failure", "no")
+			r.duration(at, "stop_timeout", &s.StopTimeout)
 			for i, tb := range content.Blocks {
 				if i > 0 {
 					d.errorf(tb.DefRange.Ptr(), "Duplicate tls block", "A docker provider has at most one tls block; the first is at %s.", content.Blocks[0].DefRange.String())

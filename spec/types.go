@@ -98,6 +98,14 @@ type DockerSettings struct {
 	Network    string       `json:"network,omitempty"`
 	TLS        *TLSSettings `json:"tls,omitempty"`
 	PullPolicy string       `json:"pull_policy"` // missing | always | never
+	// PublishAddress is the host address container ports are published
+	// on; checks reach replicas there (or at the daemon's host when it is
+	// 0.0.0.0 or ::).
+	PublishAddress string `json:"publish_address"`
+	// RestartPolicy is the containers' restart policy: unless-stopped,
+	// always, on-failure or no.
+	RestartPolicy string        `json:"restart_policy"`
+	StopTimeout   time.Duration `json:"stop_timeout"`
 }
 
 // TLSSettings is a client certificate set.

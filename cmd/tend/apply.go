@@ -69,6 +69,7 @@ failed, rolled back or blocked server.`,
 		},
 	}
 	ef.register(cmd)
+	ef.registerTarget(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -125,5 +126,9 @@ func loadSavedPlan(e *reconcile.Engine, path string, ef engineFlags) (*reconcile
 	if diags.HasErrors() {
 		return nil, nil, fmt.Errorf("the source of the plan no longer loads: %s", diags.Error())
 	}
+	if len(ef.targets) > 0 {
+		return nil, nil, fmt.Errorf("-target applies to planning; the saved plan %s already says what it covers", path)
+	}
+	e.Targets = sp.Plan.Targets
 	return sp.Plan, src, nil
 }

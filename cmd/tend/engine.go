@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/docker"
 	"github.com/tendhq/tend/providers/process"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/state"
@@ -25,6 +26,7 @@ type engineFlags struct {
 	managedBy   string
 	hostLabels  []string
 	parallelism int
+	targets     []string
 	logFormat   string
 	logLevel    string
 }
@@ -38,6 +40,11 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 0, "how many servers change at once (default: tend { parallelism }, else 10)")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "error", "log level on stderr: debug, info, warning, error")
+}
+
+// registerTarget adds -target, for plan and apply.
+func (f *engineFlags) registerTarget(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.targets, "target", nil, "plan only this server and the servers it depends on; nothing else is changed or pruned (repeatable)")
 }
 
 func (f *engineFlags) resolvedStateDir() (string, error) {
@@ -103,10 +110,11 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	}
 	reg := providers.NewRegistry()
 	process.Register(reg)
+	docker.Register(reg)
 	e := &reconcile.Engine{
 		Store: st, Registry: reg, ManagedBy: managedBy, Host: host,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
-		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress,
+		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress, Targets: f.targets,
 	}
 	return e, func() { st.Close() }, nil
 }

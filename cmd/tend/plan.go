@@ -79,6 +79,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode 0 no changes,
 		},
 	}
 	ef.register(cmd)
+	ef.registerTarget(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&out, "out", "", "save the plan to FILE for tend apply FILE")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 with no changes, 2 with changes, 1 on error")

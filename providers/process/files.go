@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tendhq/tend/providers"
@@ -195,41 +194,4 @@ func envList(env map[string]string) []string {
 }
 
 // redactor hides secret values in messages.
-type redactor []string
-
-func (r redactor) String(s string) string {
-	for _, v := range r {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, spec.Redacted)
-		}
-	}
-	return s
-}
-
-func (r redactor) Error(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if red := r.String(msg); red != msg {
-		return redactedError{msg: red}
-	}
-	return err
-}
-
-// redactedError replaces an error whose text held a secret; it keeps no
-// link to the original, which would still hold it.
-type redactedError struct{ msg string }
-
-func (e redactedError) Error() string { return e.msg }
-
-// add adds secrets, longest first so that one secret inside another is
-// hidden whole.
-func (r *redactor) add(vs ...string) {
-	for _, v := range vs {
-		if v != "" {
-			*r = append(*r, v)
-		}
-	}
-	sort.Slice(*r, func(i, j int) bool { return len((*r)[i]) > len((*r)[j]) })
-}
+type redactor = providers.Redactor

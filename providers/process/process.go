@@ -240,7 +240,7 @@ func (p *Provider) prepare(d *providers.Desired, managedBy string, replica int) 
 	}
 	for _, v := range l.env {
 		if v.IsSensitive() {
-			l.red.add(v.Reveal())
+			l.red.Add(v.Reveal())
 		}
 	}
 	for _, cf := range s.ConfigFiles {
@@ -278,7 +278,7 @@ func (l *launch) command(s *spec.Server) error {
 	for i, item := range slices.Concat(s.Command, s.Args) {
 		if item.IsSensitive() || refersTo(item.Reveal(), secretNames) {
 			l.sensitiveArgs = append(l.sensitiveArgs, i)
-			l.red.add(argv[i])
+			l.red.Add(argv[i])
 		}
 	}
 	prog, err := resolveProgram(argv[0], l.env["PATH"].Reveal())

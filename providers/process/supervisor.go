@@ -92,7 +92,7 @@ func loadSupervisor(dir string, lg *log.Logger) (*supervisor, error) {
 		return nil, err
 	}
 	for _, k := range s.ls.SensitiveEnv {
-		s.red.add(env[k])
+		s.red.Add(env[k])
 	}
 	s.env = envList(env)
 	s.argv = s.ls.Argv
@@ -104,7 +104,7 @@ func loadSupervisor(dir string, lg *log.Logger) (*supervisor, error) {
 		s.argv = argv
 		for _, i := range s.ls.SensitiveArgs {
 			if i >= 0 && i < len(argv) {
-				s.red.add(argv[i])
+				s.red.Add(argv[i])
 			}
 		}
 	}

@@ -76,7 +76,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 						return -1, fmt.Errorf("exec: %w", err)
 					}
 					for _, k := range f.ls.SensitiveEnv {
-						red.add(env[k])
+						red.Add(env[k])
 					}
 				}
 			}

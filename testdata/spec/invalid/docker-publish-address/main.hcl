@@ -1,0 +1,4 @@
+provider "docker" "edge" {
+  publish_address = "localhost"
+  restart_policy  = "sometimes"
+}
