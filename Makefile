@@ -9,16 +9,24 @@ STATICCHECK := $(CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME    ?= 20s
 BENCHTIME   ?= 5x
 
-.PHONY: all build test test-unit bench-smoke fuzz-short fuzz bench lint demo clean
+.PHONY: all build test engines test-unit bench-smoke fuzz-short fuzz bench lint demo clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/tend ./cmd/tend
 
-## test: every test, every benchmark once (so none rots; the figures come
-## from make bench), then each fuzz target for a short while.
-test: test-unit bench-smoke fuzz-short
+## test: the real backends first (a Docker Engine), then every test, every
+## benchmark once (so none rots; the figures come from make bench), then
+## each fuzz target for a short while.
+test: engines
+	$(MAKE) test-unit bench-smoke fuzz-short
+
+## engines: make the backends the provider tests need available: install and
+## start dockerd when missing (root only). Without them, those tests skip,
+## or fail with TEND_REQUIRE_DOCKER=1.
+engines:
+	./hack/docker-engine.sh up
 
 test-unit:
 	$(GO) test -race -count=1 ./...

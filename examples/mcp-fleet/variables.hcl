@@ -13,6 +13,12 @@ variable "registry" {
   description = "Where the images come from."
 }
 
+variable "postgres_image" {
+  type        = string
+  default     = "postgres:16.4"
+  description = "The database image (a mirror's copy, where Docker Hub is out of reach)."
+}
+
 variable "search_version" {
   type    = string
   default = "1.4.2"

@@ -1,7 +1,7 @@
 server "postgres" {
   provider = provider.docker.edge
   version  = "16.4.0"
-  image    = "postgres:16.4"
+  image    = var.postgres_image
   port     = 5432
   labels   = local.common_labels
 

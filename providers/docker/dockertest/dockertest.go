@@ -73,6 +73,7 @@ func Engine(t testing.TB) *client.Client {
 type Build struct {
 	Version string
 	Fault   string // crash | unhealthy | no-mcp (see examples/mcp-notes)
+	Toolset string // the tools it serves (see examples/mcp-notes)
 	// Files are extra files of the image (path → content, mode 0755), such
 	// as a script standing in for a server's own tool.
 	Files map[string]string
@@ -107,7 +108,7 @@ func binary(t testing.TB, b Build) string {
 	t.Helper()
 	binMu.Lock()
 	defer binMu.Unlock()
-	key := b.Version + "|" + b.Fault
+	key := b.Version + "|" + b.Fault + "|" + b.Toolset
 	if p, ok := binCache[key]; ok {
 		return p
 	}
@@ -124,6 +125,9 @@ func binary(t testing.TB, b Build) string {
 	ld := "-X main.version=" + b.Version
 	if b.Fault != "" {
 		ld += " -X main.fault=" + b.Fault
+	}
+	if b.Toolset != "" {
+		ld += " -X main.toolset=" + b.Toolset
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ld, "-o", out, "./examples/mcp-notes")
 	cmd.Dir = root
