@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -236,7 +237,7 @@ func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) pr
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				if client.IsErrNotFound(err) { // removed since the list
+				if cerrdefs.IsNotFound(err) { // removed since the list
 					return
 				}
 				if firstErr == nil {
@@ -280,7 +281,7 @@ func firstName(names []string) string {
 func (p *Provider) inspect(ctx context.Context, id string) (providers.Instance, error) {
 	c, err := p.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		if client.IsErrNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			return providers.Instance{}, err
 		}
 		return providers.Instance{}, p.engineErr("inspect container "+shortID(id), err)
@@ -500,10 +501,10 @@ func (p *Provider) remove(ctx context.Context, id string, grace time.Duration) e
 	if grace > 0 && secs == 0 {
 		secs = 1
 	}
-	if err := p.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !client.IsErrNotFound(err) {
+	if err := p.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
 		return p.engineErr("stop container "+shortID(id), err)
 	}
-	if err := p.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+	if err := p.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		if strings.Contains(err.Error(), "is already in progress") {
 			return nil
 		}
@@ -522,7 +523,7 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) (image.InspectRe
 		if err == nil {
 			return img, nil
 		}
-		if !client.IsErrNotFound(err) {
+		if !cerrdefs.IsNotFound(err) {
 			return img, p.engineErr("inspect image "+ref, err)
 		}
 		if p.set.PullPolicy == "never" {
@@ -580,7 +581,7 @@ func (p *Provider) ensureNetwork(ctx context.Context, managedBy string) error {
 	if err == nil {
 		return nil
 	}
-	if !client.IsErrNotFound(err) {
+	if !cerrdefs.IsNotFound(err) {
 		return p.engineErr("inspect network "+p.set.Network, err)
 	}
 	_, err = p.cli.NetworkCreate(ctx, p.set.Network, network.CreateOptions{

@@ -14,11 +14,11 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/tendhq/tend/providers"
@@ -293,7 +293,7 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 			wasRunning = append(wasRunning, id)
 		}
 		grace := int(p.set.StopTimeout / time.Second)
-		if err := p.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &grace}); err != nil && !client.IsErrNotFound(err) {
+		if err := p.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &grace}); err != nil && !cerrdefs.IsNotFound(err) {
 			discard()
 			return providers.Instance{}, p.engineErr("stop the running container "+shortID(id), err)
 		}
@@ -307,7 +307,7 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 		if id == created.ID {
 			continue
 		}
-		if err := p.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := p.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return providers.Instance{}, p.engineErr("remove the old container "+shortID(id), err)
 		}
 	}

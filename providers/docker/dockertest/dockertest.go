@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -271,7 +272,7 @@ func Cleanup(t testing.TB, cli *client.Client, managedBy string) {
 		return
 	}
 	for _, c := range list {
-		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("cleanup: remove container %s: %v", c.ID[:12], err)
 		}
 	}
@@ -281,7 +282,7 @@ func Cleanup(t testing.TB, cli *client.Client, managedBy string) {
 		return
 	}
 	for _, v := range vols.Volumes {
-		if err := cli.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+		if err := cli.VolumeRemove(ctx, v.Name, true); err != nil && !cerrdefs.IsNotFound(err) {
 			t.Errorf("cleanup: remove volume %s: %v", v.Name, err)
 		}
 	}
