@@ -72,6 +72,18 @@ CREATE TABLE lock (
 	expires_at  TEXT NOT NULL
 );
 `},
+	{2, "contracts", `
+-- The API contract (tools, resources, prompts and their schemas) a server
+-- exposed when a revision was verified.
+CREATE TABLE contracts (
+	revision_id INTEGER PRIMARY KEY REFERENCES revisions (id) ON DELETE CASCADE,
+	server      TEXT NOT NULL,
+	version     TEXT NOT NULL DEFAULT '',
+	contract    BLOB NOT NULL,
+	recorded_at TEXT NOT NULL
+);
+CREATE INDEX contracts_server_revision ON contracts (server, revision_id);
+`},
 }
 
 // schemaVersion is the newest schema this code knows.
