@@ -468,12 +468,17 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 		}
 	}
 	deadline := s.Rollout.ProgressDeadline
+	var outageMu sync.Mutex
+	var outage error // the provider could not be observed during verification
 	o := verify.Verify(ctx, verify.Options{
 		Checks: s.Checks, Targets: targets, VerifyFor: verifyFor, Deadline: deadline,
 		Exec: exec, Version: s.Version,
 		Alive: func(ctx context.Context) error {
 			now, err := mine(ctx)
 			if err != nil {
+				outageMu.Lock()
+				outage = err
+				outageMu.Unlock()
 				return nil // a failed observation is not a failed replica
 			}
 			for _, r := range replicas {
@@ -489,6 +494,20 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 		},
 	})
 	if !o.Verified {
+		// Checks that fail while the backend itself is down (a Docker
+		// Engine restarting, an API server away) say nothing about the
+		// change: that is the provider's failure, not held.
+		outageMu.Lock()
+		seen := outage
+		outageMu.Unlock()
+		if ctx.Err() == nil {
+			if _, err := mine(ctx); err != nil {
+				seen = err
+			}
+		}
+		if seen != nil {
+			return backendError{fmt.Errorf("%s, while the provider could not be reached (%v)", o.Reason, seen)}
+		}
 		return errors.New(o.Reason)
 	}
 	return nil

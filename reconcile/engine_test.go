@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tendhq/tend/providers"
@@ -552,5 +553,63 @@ server "edge" {
 	h.eng.Targets = []string{"nope"}
 	if _, err := h.eng.Plan(context.Background(), h.source()); err == nil || !strings.Contains(err.Error(), `no server "nope"`) {
 		t.Fatalf("unknown target: %v", err)
+	}
+}
+
+// Checks that fail while the provider cannot be observed (a Docker Engine
+// restarting) are the provider's failure: the change is not held and not
+// rolled back, and the next apply converges.
+func TestEngineOutageDuringVerificationIsNotHeld(t *testing.T) {
+	src := `
+provider "process" "mem" {}
+server "a" {
+  version = "1.0.0"
+  command = ["./a"]
+  port    = 7000
+  check "up" {
+    tcp {}
+    interval          = "50ms"
+    timeout           = "50ms"
+    failure_threshold = 1
+  }
+  rollout {
+    verify_for        = "0s"
+    progress_deadline = "1s"
+  }
+}
+`
+	h := newHarness(t)
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing listens on 7000 (the memory provider starts nothing), so
+	// the check fails; the backend is unreachable after the first look.
+	// ObserveErr runs under the provider's lock, so it may read Starts.
+	var mu sync.Mutex
+	failing, sinceStart := true, 0
+	h.mem.ObserveErr = func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if h.mem.Starts > 0 {
+			sinceStart++
+		}
+		if failing && sinceStart > 1 {
+			return errors.New("cannot connect to the backend")
+		}
+		return nil
+	}
+	_, res := h.apply()
+	var msg string
+	for _, s := range res.Servers {
+		msg = s.Message
+	}
+	if outcome(res, "a") != ResultFailed || !strings.Contains(msg, "while the provider could not be reached (cannot connect to the backend)") {
+		t.Fatalf("outcome %s: %s", outcome(res, "a"), msg)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	if c := h.plan().Change("a"); c.Action == ActionHeld {
+		t.Fatalf("a change whose checks failed during a backend outage is held: %v", c.Reasons)
 	}
 }

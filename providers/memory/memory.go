@@ -38,6 +38,10 @@ type Provider struct {
 	Starts, Stops int
 	// StartError, when set, fails StartReplica for that server.
 	StartError map[string]error
+	// ObserveErr, when set, is asked at every Observe (call counts from
+	// 1) and fails it when it returns an error: a backend gone away.
+	ObserveErr   func(call int) error
+	observeCalls int
 }
 
 // New returns an empty provider registered under key (TYPE.NAME).
@@ -54,6 +58,12 @@ func (p *Provider) Type() string { return "memory" }
 func (p *Provider) Observe(_ context.Context, req providers.ObserveRequest) providers.ObserveResponse {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.observeCalls++
+	if p.ObserveErr != nil {
+		if err := p.ObserveErr(p.observeCalls); err != nil {
+			return providers.ObserveResponse{Err: err}
+		}
+	}
 	out := make([]providers.Instance, 0, len(p.instances))
 	for _, in := range p.instances {
 		if in.ManagedBy == req.ManagedBy && (req.Server == "" || in.Server == req.Server) {
