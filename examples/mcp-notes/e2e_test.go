@@ -31,7 +31,8 @@ const testVersion = "1.2.3"
 
 // binaries are the builds under test.
 type binaries struct {
-	good, crash, unhealthy, noMCP string
+	good, crash, unhealthy, noMCP  string
+	additive, breaking, badToolset string // tool sets
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -57,9 +58,12 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("FaultCrash", func(t *testing.T) { t.Parallel(); testFaultCrash(t, bins) })
 	t.Run("FaultUnhealthy", func(t *testing.T) { t.Parallel(); testFaultUnhealthy(t, bins) })
 	t.Run("FaultNoMCP", func(t *testing.T) { t.Parallel(); testFaultNoMCP(t, bins) })
+	t.Run("SSE", func(t *testing.T) { t.Parallel(); testSSE(t, bins) })
+	t.Run("Toolsets", func(t *testing.T) { t.Parallel(); testToolsets(t, bins) })
+	t.Run("UnknownToolset", func(t *testing.T) { t.Parallel(); testUnknownToolset(t, bins) })
 }
 
-// buildAll builds the four binaries, in parallel, into a temporary directory.
+// buildAll builds the binaries, in parallel, into a temporary directory.
 func buildAll(t *testing.T) binaries {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -68,10 +72,11 @@ func buildAll(t *testing.T) binaries {
 	}
 	dir := t.TempDir()
 	type build struct {
-		dst    *string
-		name   string
-		fault  string
-		failed error
+		dst     *string
+		name    string
+		fault   string
+		toolset string
+		failed  error
 	}
 	var bins binaries
 	builds := []*build{
@@ -79,6 +84,9 @@ func buildAll(t *testing.T) binaries {
 		{dst: &bins.crash, name: "mcp-notes-crash", fault: faultCrash},
 		{dst: &bins.unhealthy, name: "mcp-notes-unhealthy", fault: faultUnhealthy},
 		{dst: &bins.noMCP, name: "mcp-notes-no-mcp", fault: faultNoMCP},
+		{dst: &bins.additive, name: "mcp-notes-additive", toolset: toolsetAdditive},
+		{dst: &bins.breaking, name: "mcp-notes-breaking", toolset: toolsetBreaking},
+		{dst: &bins.badToolset, name: "mcp-notes-bad-toolset", toolset: "v3-nonsense"},
 	}
 	// The first build compiles the dependencies into the build cache; the
 	// others, which differ only in their -X flags, then only link, in parallel.
@@ -87,6 +95,9 @@ func buildAll(t *testing.T) binaries {
 		ldflags := "-X main.version=" + testVersion
 		if b.fault != "" {
 			ldflags += " -X main.fault=" + b.fault
+		}
+		if b.toolset != "" {
+			ldflags += " -X main.toolset=" + b.toolset
 		}
 		cmd := exec.Command(goBin, "build", "-ldflags", ldflags, "-o", out, ".")
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -421,6 +432,93 @@ func testFaultNoMCP(t *testing.T, bins binaries) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /mcp of the no-mcp build: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := get(t, p.url+"/sse"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /sse of the no-mcp build: %d, want 404", resp.StatusCode)
+	}
+}
+
+// testSSE talks to the server over the HTTP+SSE transport at /sse.
+func testSSE(t *testing.T, bins binaries) {
+	p := startNotes(t, bins.good, nil, "--data-dir", t.TempDir())
+	if code, body := p.waitHealth(t); code != http.StatusOK {
+		t.Fatalf("/health: %d %s", code, body)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-notes-test", Version: "0"}, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: p.url + "/sse"}, nil)
+	if err != nil {
+		t.Fatalf("MCP connect over SSE: %v", err)
+	}
+	defer cs.Close()
+	if v := cs.InitializeResult().ServerInfo.Version; v != testVersion {
+		t.Errorf("serverInfo.version over SSE = %q, want %q", v, testVersion)
+	}
+	var added Note
+	structured(t, callTool(t, cs, "add_note", map[string]any{"title": "over SSE"}), &added)
+	var found notesOutput
+	structured(t, callTool(t, cs, "list_notes", map[string]any{}), &found)
+	if found.Count != 1 || found.Notes[0].ID != added.ID {
+		t.Errorf("list_notes over SSE = %+v", found)
+	}
+	_ = cs.Close()
+	// The event stream does not hold a SIGTERM up.
+	if code := p.signal(t, syscall.SIGTERM, 8*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+}
+
+// testToolsets checks that the tool-set builds serve their tools over HTTP
+// and name the tool set in their start line.
+func testToolsets(t *testing.T, bins binaries) {
+	for _, tc := range []struct {
+		bin, set string
+	}{{bins.additive, toolsetAdditive}, {bins.breaking, toolsetBreaking}} {
+		t.Run(tc.set, func(t *testing.T) {
+			t.Parallel()
+			p := startNotes(t, tc.bin, nil, "--data-dir", t.TempDir())
+			if code, body := p.waitHealth(t); code != http.StatusOK {
+				t.Fatalf("/health: %d %s", code, body)
+			}
+			cs := connect(t, p.url)
+			res, err := cs.ListTools(t.Context(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, tool := range res.Tools {
+				names = append(names, tool.Name)
+			}
+			slices.Sort(names)
+			if want := slices.Sorted(slices.Values(toolsets[tc.set])); !slices.Equal(names, want) {
+				t.Errorf("tools/list = %v, want %v", names, want)
+			}
+			if !strings.Contains(p.log(), "toolset="+tc.set) {
+				t.Errorf("the start line does not name the tool set:\n%s", p.log())
+			}
+			// /metrics counts the tools of this set.
+			_, body := get(t, p.url+"/metrics")
+			for _, name := range toolsets[tc.set] {
+				if !strings.Contains(body, `mcp_notes_tool_calls_total{tool="`+name+`"} 0`) {
+					t.Errorf("/metrics lacks the tool %s:\n%s", name, body)
+				}
+			}
+		})
+	}
+}
+
+func testUnknownToolset(t *testing.T, bins binaries) {
+	p := startNotes(t, bins.badToolset, nil, "--data-dir", t.TempDir())
+	code, ok := p.waitExit(10 * time.Second)
+	if !ok {
+		t.Fatalf("a build with an unknown tool set did not exit:\n%s", p.log())
+	}
+	if code != 2 {
+		t.Errorf("exit code = %d, want 2", code)
+	}
+	if !strings.Contains(p.log(), "unknown tool set") || !strings.Contains(p.log(), "toolset=v3-nonsense") {
+		t.Errorf("stderr does not name the unknown tool set:\n%s", p.log())
 	}
 }
 

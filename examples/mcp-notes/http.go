@@ -54,13 +54,17 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
 	if fault == faultNoMCP {
 		mux.Handle("/mcp", http.NotFoundHandler())
+		mux.Handle("/sse", http.NotFoundHandler())
 	} else {
-		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(
-			func(*http.Request) *mcp.Server { return a.mcp },
+		getServer := func(*http.Request) *mcp.Server { return a.mcp }
+		mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(getServer,
 			&mcp.StreamableHTTPOptions{
 				SessionTimeout: 30 * time.Minute,
 				Logger:         a.logger,
 			}))
+		// The HTTP+SSE transport of protocol 2024-11-05: GET /sse opens a
+		// session's event stream, POST /sse?sessionid=ID sends it a message.
+		mux.Handle("/sse", mcp.NewSSEHandler(getServer, nil))
 	}
 	return a.logRequests(a.rateLimit(a.limitWorkers(mux)))
 }
@@ -92,11 +96,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// isEventStream reports whether r opens the long-lived MCP event stream
-// (GET /mcp), which stays open for as long as the client's session and so
-// neither takes a worker nor counts as in flight.
+// isEventStream reports whether r opens a long-lived MCP event stream
+// (GET /mcp, GET /sse), which stays open for as long as the client's session
+// and so neither takes a worker nor counts as in flight.
 func isEventStream(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.URL.Path == "/mcp"
+	return r.Method == http.MethodGet && (r.URL.Path == "/mcp" || r.URL.Path == "/sse")
 }
 
 // logRequests logs one line per request and counts it in the metrics.

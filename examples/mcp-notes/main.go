@@ -1,13 +1,15 @@
 // Command mcp-notes is a small MCP (Model Context Protocol) server that keeps
-// notes in a JSON file. It serves the MCP streamable HTTP transport at /mcp,
-// a health check at /health and Prometheus metrics at /metrics.
+// notes in a JSON file. It serves the MCP streamable HTTP transport at /mcp
+// (and the older HTTP+SSE transport at /sse), a health check at /health and
+// Prometheus metrics at /metrics.
 //
-// It is the demo and test workload of tend: its version and an optional
-// fault are set at build time, so that a "bad release" is a real, different
-// binary:
+// It is the demo and test workload of tend: its version, an optional fault
+// and the tool set it serves are set at build time, so that a "bad release"
+// or a release that changes the tools is a real, different binary:
 //
 //	go build -ldflags "-X main.version=1.2.3" -o bin/mcp-notes-1.2.3 ./examples/mcp-notes
 //	go build -ldflags "-X main.version=1.2.4 -X main.fault=unhealthy" -o bin/mcp-notes-1.2.4 ./examples/mcp-notes
+//	go build -ldflags "-X main.version=1.3.0 -X main.toolset=v2-additive" -o bin/mcp-notes-1.3.0 ./examples/mcp-notes
 //
 // See README.md in this folder.
 package main
@@ -28,10 +30,12 @@ import (
 	"time"
 )
 
-// Set at build time with -ldflags "-X main.version=... -X main.fault=...".
+// Set at build time with
+// -ldflags "-X main.version=... -X main.fault=... -X main.toolset=...".
 var (
 	version = "0.0.0-dev"
 	fault   = ""
+	toolset = ""
 )
 
 // The faults a build can carry; see README.md.
@@ -76,6 +80,11 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	default:
 		logger.Error("this binary was built with an unknown fault; want one of crash, unhealthy, no-mcp",
 			"fault", fault)
+		return exitBadConfig
+	}
+	if _, ok := toolsets[toolset]; !ok {
+		logger.Error("this binary was built with an unknown tool set; want v2-additive, v2-breaking or none (the default)",
+			"toolset", toolset)
 		return exitBadConfig
 	}
 
@@ -123,6 +132,9 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	}
 	if fault != faultNone {
 		startAttrs = append(startAttrs, "fault", fault)
+	}
+	if toolset != toolsetDefault {
+		startAttrs = append(startAttrs, "toolset", toolset)
 	}
 	logger.Info("mcp-notes starting", startAttrs...)
 
@@ -181,7 +193,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: mcp-notes [--config FILE] [--host HOST] [--port PORT] [--data-dir DIR]\n"+
 			"       mcp-notes --version\n\n"+
-			"An MCP server over a notes store, at http://HOST:PORT/mcp (streamable HTTP).\n"+
+			"An MCP server over a notes store, at http://HOST:PORT/mcp (streamable HTTP)\n"+
+			"and http://HOST:PORT/sse (the older HTTP+SSE transport).\n"+
 			"Precedence: flags > environment (PORT, NOTES_DATA_DIR) > config file > defaults.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}

@@ -142,6 +142,20 @@ func (s *Store) List(tag string) []Note {
 	return s.filter(func(n Note) bool { return tag == "" || slices.Contains(n.Tags, tag) })
 }
 
+// ListTags returns the notes that have every one of tags (compared
+// case-insensitively), oldest first; with no tags, every note.
+func (s *Store) ListTags(tags []string) []Note {
+	want := normalizeTags(tags)
+	return s.filter(func(n Note) bool {
+		for _, t := range want {
+			if !slices.Contains(n.Tags, t) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // Search returns the notes whose title or body contains query, ignoring case,
 // oldest first.
 func (s *Store) Search(query string) []Note {
