@@ -182,6 +182,9 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 
 	err = e.rollout(ctx, prov, d, c)
 	if err == nil {
+		err = e.checkContract(ctx, prov, s, id, true)
+	}
+	if err == nil {
 		if s.Hooks != nil && len(s.Hooks.PostDeploy) > 0 {
 			if herr := e.hook(ctx, prov, d, "post_deploy", s.Hooks.PostDeploy, s.Hooks.Timeout); herr != nil {
 				e.say(c.Server, "warning: post_deploy hook failed: %v", herr)
@@ -592,6 +595,10 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 	}
 	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: target.SourceRevision, ManagedBy: e.ManagedBy}
 	if err := e.rollout(ctx, prov, d, c); err != nil {
+		_ = e.Store.FinishRevision(id, state.OutcomeFailed, err.Error(), e.now())
+		return id, err
+	}
+	if err := e.checkContract(ctx, prov, s, id, false); err != nil {
 		_ = e.Store.FinishRevision(id, state.OutcomeFailed, err.Error(), e.now())
 		return id, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/contract"
 	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/spec"
 )
@@ -70,8 +71,11 @@ type ServerChange struct {
 	Reasons []string           `json:"reasons"`
 	Changes []spec.FieldChange `json:"changes,omitempty"`
 
-	FromVersion  string `json:"from_version,omitempty"`
-	ToVersion    string `json:"to_version,omitempty"`
+	FromVersion string `json:"from_version,omitempty"`
+	ToVersion   string `json:"to_version,omitempty"`
+	// Bump is the kind of version change (major, minor, patch, downgrade...);
+	// a breaking API change needs a major one (see reconcile/contract).
+	Bump         string `json:"bump,omitempty"`
 	FromReplicas int    `json:"from_replicas"`
 	ToReplicas   int    `json:"to_replicas"`
 	Strategy     string `json:"strategy,omitempty"`
@@ -314,6 +318,9 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 	}
 	if rec != nil {
 		c.FromVersion = rec.Version
+		if rec.Version != "" && s.Version != "" && rec.Version != s.Version {
+			c.Bump = contract.Bump(rec.Version, s.Version)
+		}
 		if rec.fieldsHash() != fieldsHash {
 			c.Changes = spec.DiffFields(rec.fields(), fields)
 		}

@@ -100,12 +100,12 @@ func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, st
 		what = fmt.Sprintf("create %s, %d %s on %s", c.ToVersion, c.ToReplicas, replicaWord(c.ToReplicas), c.Provider)
 	case ActionUpdate:
 		if c.Rollout {
-			what = fmt.Sprintf("update %s, %s %s", versionArrow(c), c.Strategy, replicaCount(c))
+			what = fmt.Sprintf("update %s, %s %s", bumpArrow(c), c.Strategy, replicaCount(c))
 		} else {
 			what = "update settings (no replica is restarted)"
 		}
 	case ActionReplace:
-		what = fmt.Sprintf("replace %s, all %d %s", versionArrow(c), c.ToReplicas, replicaWord(c.ToReplicas))
+		what = fmt.Sprintf("replace %s, all %d %s", bumpArrow(c), c.ToReplicas, replicaWord(c.ToReplicas))
 	case ActionScale:
 		what = fmt.Sprintf("scale %d → %d %s", c.FromReplicas, c.ToReplicas, replicaWord(c.ToReplicas))
 	case ActionHeal:
@@ -151,6 +151,14 @@ func versionArrow(c *ServerChange) string {
 		return c.ToVersion
 	}
 	return c.FromVersion + " → " + c.ToVersion
+}
+
+// bumpArrow is versionArrow with the kind of bump: "1.4.2 → 1.5.0 (minor)".
+func bumpArrow(c *ServerChange) string {
+	if c.Bump == "" {
+		return versionArrow(c)
+	}
+	return versionArrow(c) + " (" + c.Bump + ")"
 }
 
 func replicaCount(c *ServerChange) string {

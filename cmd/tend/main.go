@@ -60,7 +60,7 @@ and rolls back by itself when verification fails.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(), newFmtCmd(), newPlanCmd(), newApplyCmd(), newRollbackCmd(),
+	root.AddCommand(newValidateCmd(), newFmtCmd(), newPlanCmd(), newDocsCmd(), newApplyCmd(), newRollbackCmd(),
 		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newRunCmd(), newSyncCmd(), newVersionCmd())
 	return root
 }

@@ -42,17 +42,27 @@ var (
 )
 
 // buildNotes builds the mcp-notes releases the scripts deploy: 1.0.0,
-// 1.1.0, and 1.2.0 that crashes at start. Built once per test run.
+// 1.1.0, 1.2.0 that crashes at start, and the tool-set releases of the
+// contract script. Built once per test run.
 func buildNotes() (string, error) {
 	notesOnce.Do(func() {
 		notesDir, notesErr = os.MkdirTemp("", "tend-mcp-notes-")
 		if notesErr != nil {
 			return
 		}
-		for _, b := range []struct{ version, fault string }{{"1.0.0", ""}, {"1.1.0", ""}, {"1.2.0", "crash"}} {
+		for _, b := range []struct{ version, fault, toolset string }{
+			{"1.0.0", "", ""}, {"1.1.0", "", ""}, {"1.2.0", "crash", ""},
+			// For the contract checks: a compatible minor release, a minor
+			// and a major release that break clients, and a release that
+			// answers /health but not MCP.
+			{"1.3.0", "", "v2-additive"}, {"1.4.0", "", "v2-breaking"}, {"2.0.0", "", "v2-breaking"}, {"2.0.1", "no-mcp", "v2-breaking"},
+		} {
 			ld := "-X main.version=" + b.version
 			if b.fault != "" {
 				ld += " -X main.fault=" + b.fault
+			}
+			if b.toolset != "" {
+				ld += " -X main.toolset=" + b.toolset
 			}
 			cmd := exec.Command("go", "build", "-ldflags", ld, "-o", filepath.Join(notesDir, "mcp-notes-"+b.version), "../../examples/mcp-notes")
 			if out, err := cmd.CombinedOutput(); err != nil {

@@ -230,6 +230,9 @@ func sdkError(err error) error {
 		}
 		t = strings.TrimPrefix(t, "rejected by transport: ")
 		if t == s {
+			if s == "Not Found" || strings.HasSuffix(s, ": Not Found") {
+				s += " (the server answers 404: not an MCP endpoint)"
+			}
 			return errors.New(s)
 		}
 		s = t

@@ -209,7 +209,7 @@ func TestMCPNotAnMCPServer(t *testing.T) {
 	t.Parallel()
 	tg := serve(t, http.NotFoundHandler())
 	msg := wantFail(t, probe(t, mcpCheck(&spec.MCPCheck{Tools: []string{"search"}}), tg))
-	if !strings.HasSuffix(msg, "/mcp: initialize: Not Found") {
+	if !strings.HasSuffix(msg, "/mcp: initialize: Not Found (the server answers 404: not an MCP endpoint)") {
 		t.Errorf("message: %s", msg)
 	}
 	dead := Target{Host: "127.0.0.1", Ports: map[string]int{"web": freePort(t)}}

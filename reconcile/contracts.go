@@ -1,0 +1,192 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/contract"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+// mcpCheck returns the server's first mcp check, or nil.
+func mcpCheck(s *spec.Server) *spec.MCPCheck {
+	for _, c := range s.Checks {
+		if c.MCP != nil {
+			return c.MCP
+		}
+	}
+	return nil
+}
+
+// contractURL is where a replica's MCP endpoint is, by the mcp check.
+func contractURL(s *spec.Server, c *spec.MCPCheck, in providers.Instance) (string, error) {
+	port := c.Port
+	if port == "" && len(s.Ports) > 0 {
+		port = s.Ports[0].Name
+	}
+	n, ok := in.Ports[port]
+	if !ok {
+		return "", fmt.Errorf("replica %d has no port %q", in.Replica, port)
+	}
+	host := in.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	path := c.Path
+	if path == "" {
+		path = "/mcp"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(n)) + path, nil
+}
+
+// FetchContract asks one running replica of a server for its API contract,
+// through the endpoint of its mcp check. A server without an mcp check has
+// no contract (nil, nil).
+func (e *Engine) FetchContract(ctx context.Context, prov providers.Provider, s *spec.Server) (*contract.Contract, error) {
+	c := mcpCheck(s)
+	if c == nil {
+		return nil, nil
+	}
+	resp := prov.Observe(ctx, providers.ObserveRequest{ManagedBy: e.ManagedBy, Server: s.Name})
+	if resp.Err != nil {
+		return nil, backendError{resp.Err}
+	}
+	var in *providers.Instance
+	for i := range resp.Instances {
+		if resp.Instances[i].Server == s.Name && resp.Instances[i].State == providers.StateRunning {
+			in = &resp.Instances[i]
+			break
+		}
+	}
+	if in == nil {
+		return nil, errors.New("no replica is running to ask for its contract")
+	}
+	url, err := contractURL(s, c, *in)
+	if err != nil {
+		return nil, err
+	}
+	transport := c.Transport
+	if transport == "" {
+		transport = contract.TransportStreamable
+	}
+	return contract.Fetch(ctx, contract.FetchOptions{URL: url, Transport: transport, Server: s.Name, ProtocolVersion: c.ProtocolVersion})
+}
+
+// checkContract records the contract of a verified revision and, unless
+// the server says contract = "off", compares it with the contract of the
+// last verified revision: a breaking change under a version bump that is
+// not major fails verification under "enforce", and is a warning under
+// "warn". compare is false for a rollback, which restores what was.
+func (e *Engine) checkContract(ctx context.Context, prov providers.Provider, s *spec.Server, revisionID int64, compare bool) error {
+	if mcpCheck(s) == nil || s.Contract == contract.ModeOff {
+		return nil
+	}
+	got, err := e.FetchContract(ctx, prov, s)
+	if err != nil {
+		var be backendError
+		if errors.As(err, &be) || s.Contract != contract.ModeEnforce {
+			e.say(s.Name, "warning: the API contract could not be read, so it was not compared: %v", err)
+			return nil
+		}
+		return fmt.Errorf("the API contract could not be read (contract = \"enforce\"): %w", err)
+	}
+	if compare {
+		prev, err := e.Store.LastVerifiedContract(s.Name)
+		switch {
+		case errors.Is(err, state.ErrNotFound):
+			// The first contract recorded: nothing to compare with.
+		case err != nil:
+			return backendError{fmt.Errorf("reading the last contract: %w", err)}
+		default:
+			var old contract.Contract
+			if err := json.Unmarshal(prev.Contract, &old); err != nil {
+				e.say(s.Name, "warning: the recorded contract of revision %d does not decode (%v); not compared", prev.RevisionID, err)
+				break
+			}
+			v := contract.Evaluate(s.Contract, prev.Version, s.Version, contract.Compare(&old, got))
+			switch {
+			case v.Fail:
+				return errors.New(strings.TrimSpace(v.Report))
+			case v.Warn:
+				e.say(s.Name, "warning: %s", strings.TrimSpace(v.Report))
+			}
+		}
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		return err
+	}
+	if err := e.Store.PutContract(state.Contract{RevisionID: revisionID, Server: s.Name, Version: s.Version, Contract: b}); err != nil {
+		e.say(s.Name, "warning: recording the API contract failed: %v", err)
+	}
+	return nil
+}
+
+// Contracts returns the API contract of every server of src that has one:
+// the one recorded when its last verified revision was verified, or, with
+// live, the one its running replicas expose now (the recorded one when no
+// replica answers; each such fallback is listed in notes).
+func (e *Engine) Contracts(ctx context.Context, src *Source, live bool) (map[string]*contract.Contract, []string, error) {
+	recorded, err := e.Store.LastVerifiedContracts()
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string]*contract.Contract{}
+	var notes []string
+	for name, rc := range recorded {
+		if _, ok := src.Config.Servers[name]; !ok {
+			continue
+		}
+		var c contract.Contract
+		if err := json.Unmarshal(rc.Contract, &c); err != nil {
+			notes = append(notes, fmt.Sprintf("%s: the contract recorded with revision %d does not decode: %v", name, rc.RevisionID, err))
+			continue
+		}
+		out[name] = &c
+	}
+	if !live {
+		return out, notes, nil
+	}
+	for _, name := range sortedServerNames(src.Config) {
+		s := src.Config.Servers[name]
+		if mcpCheck(s) == nil {
+			continue
+		}
+		prov, err := e.Registry.Get(src.Config, s.Provider, e.ProvEnv)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		c, err := e.FetchContract(ctx, prov, s)
+		if err != nil {
+			what := "no contract is recorded either"
+			if out[name] != nil {
+				what = "the recorded one is used"
+			}
+			notes = append(notes, fmt.Sprintf("%s: %v; %s", name, err, what))
+			continue
+		}
+		out[name] = c
+	}
+	return out, notes, nil
+}
+
+func sortedServerNames(cfg *spec.Config) []string {
+	names := make([]string, 0, len(cfg.Servers))
+	for n := range cfg.Servers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
