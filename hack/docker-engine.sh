@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Makes a Docker Engine available to the tests on this machine:
 #
-#   hack/docker-engine.sh up       install docker.io and busybox-static when
-#                                  missing (root only), start dockerd when it
-#                                  is not running, and wait until it answers
+#   hack/docker-engine.sh up       install docker.io, busybox-static (a shell
+#                                  for the test images) and docker-registry (a
+#                                  registry to pull from) when missing (root
+#                                  only), start dockerd when it is not
+#                                  running, and wait until it answers
 #   hack/docker-engine.sh restart  restart the dockerd this script started
 #   hack/docker-engine.sh down     stop it
 #
@@ -58,13 +60,14 @@ stop() {
 
 case "${1:-up}" in
 up)
-  if ! command -v dockerd >/dev/null 2>&1 || ! command -v busybox >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null 2>&1 || ! command -v busybox >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ]; then
       command -v dockerd >/dev/null 2>&1 || fail "no dockerd here, and only root can install Debian's docker.io"
     else
       pkgs=()
       command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
       command -v busybox >/dev/null 2>&1 || pkgs+=(busybox-static)
+      command -v docker-registry >/dev/null 2>&1 || pkgs+=(docker-registry)
       echo "docker-engine: installing ${pkgs[*]}" >&2
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null) ||
         fail "apt-get install ${pkgs[*]} failed"

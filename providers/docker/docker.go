@@ -59,6 +59,7 @@ type Provider struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // by container name
+	netMu sync.Mutex             // one network creation at a time
 }
 
 var _ interface {
@@ -577,6 +578,10 @@ func (p *Provider) ensureNetwork(ctx context.Context, managedBy string) error {
 	if p.set.Network == "" {
 		return nil
 	}
+	// The Engine lets two networks share a name; two replicas starting at
+	// once must not both create it.
+	p.netMu.Lock()
+	defer p.netMu.Unlock()
 	_, err := p.cli.NetworkInspect(ctx, p.set.Network, network.InspectOptions{})
 	if err == nil {
 		return nil

@@ -7,10 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/docker/dockertest"
@@ -264,5 +268,63 @@ func TestNetworkAlias(t *testing.T) {
 			t.Fatalf("web cannot reach %s on network %s: %v exit %d %q", url, netName, r.Err, r.ExitCode, out.String())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Images are pulled from a real registry when missing, and a digest pins
+// one: the container runs exactly that image.
+func TestPullFromRegistryAndDigestPinning(t *testing.T) {
+	p, managedBy := newTestProvider(t, "")
+	buildImages(t, p, "1.0.0")
+	cli := p.Client()
+	ctx := ctxT(t)
+	repo := dockertest.Registry(t) + "/tend-test/pulled"
+	ref := repo + ":1.0.0"
+	if err := cli.ImageTag(ctx, testImage+":1.0.0", ref); err != nil {
+		t.Fatal(err)
+	}
+	digest := dockertest.Push(t, cli, ref)
+	untag := func(r string) {
+		if _, err := cli.ImageRemove(ctx, r, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Fatalf("untag %s: %v", r, err)
+		}
+	}
+	untag(ref)
+	t.Cleanup(func() { untag(ref); untag(repo + "@" + digest) })
+	if _, err := cli.ImageInspect(ctx, ref); !cerrdefs.IsNotFound(err) {
+		t.Fatalf("%s is still present after untagging: %v", ref, err)
+	}
+
+	p.set.PullPolicy = "missing"
+	s := testServer(t, "pulled", "1.0.0", dockertest.FreePorts(t, 1))
+	s.Image = ref
+	if res := p.StartReplica(ctx, providers.StartRequest{Desired: desiredOf(s, managedBy), Replica: 0}); res.Err != nil {
+		t.Fatalf("start from an image to pull: %v", res.Err)
+	}
+	waitHealth(t, "127.0.0.1:"+strconv.Itoa(s.Ports[0].Number), "1.0.0")
+	img, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
+		t.Fatalf("the image was not pulled: %v", err)
+	}
+	if !slices.Contains(img.RepoDigests, repo+"@"+digest) {
+		t.Fatalf("pulled image's digests %v lack %s", img.RepoDigests, digest)
+	}
+
+	pinned := testServer(t, "pinned", "1.0.0", dockertest.FreePorts(t, 1))
+	pinned.Image = repo + "@" + digest
+	res := p.StartReplica(ctx, providers.StartRequest{Desired: desiredOf(pinned, managedBy), Replica: 0})
+	if res.Err != nil {
+		t.Fatalf("start a digest-pinned image: %v", res.Err)
+	}
+	c, err := cli.ContainerInspect(ctx, res.Instance.ID)
+	if err != nil || c.Config.Image != pinned.Image || c.Image != img.ID {
+		t.Fatalf("the pinned container runs %q (%s), want %s (%s): %v", c.Config.Image, c.Image, pinned.Image, img.ID, err)
+	}
+
+	missing := testServer(t, "missing", "1.0.0", dockertest.FreePorts(t, 1))
+	missing.Image = repo + "@sha256:" + strings.Repeat("0", 64)
+	res = p.StartReplica(ctx, providers.StartRequest{Desired: desiredOf(missing, managedBy), Replica: 0})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "is not present on the Docker host at "+dockertest.Host()+" and could not be pulled") {
+		t.Fatalf("start an image the registry does not have: %v", res.Err)
 	}
 }

@@ -300,7 +300,7 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 	}
 	if err := p.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		discard()
-		restored := p.restart(wasRunning)
+		restored := len(wasRunning) > 0 && p.restart(wasRunning)
 		return providers.Instance{}, b.red.Error(p.startErr(b, replica, err, restored))
 	}
 	for _, id := range old {

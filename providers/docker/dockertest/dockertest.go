@@ -12,12 +12,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"debug/elf"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +34,7 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
@@ -316,4 +319,88 @@ func FreePorts(t testing.TB, n int) int {
 	}
 	t.Fatal("no free ports")
 	return 0
+}
+
+// Registry starts a Docker registry (Debian's docker-registry, the
+// distribution project's) on a free loopback port for the test, and returns
+// its address, such as 127.0.0.1:41234. The Docker Engine trusts registries
+// on loopback without TLS.
+func Registry(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		msg := "no docker-registry here (make test installs Debian's docker-registry)"
+		if Required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	addr := "127.0.0.1:" + strconv.Itoa(FreePorts(t, 1))
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry at %s does not answer: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Push pushes a local image to its registry and returns the digest the
+// registry gives it.
+func Push(t testing.TB, cli *client.Client, ref string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))})
+	if err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	defer rc.Close()
+	var digest string
+	dec := json.NewDecoder(rc)
+	for {
+		var m struct {
+			Error string `json:"error"`
+			Aux   struct {
+				Digest string `json:"Digest"`
+			} `json:"aux"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+		if m.Error != "" {
+			t.Fatalf("push %s: %s", ref, m.Error)
+		}
+		if m.Aux.Digest != "" {
+			digest = m.Aux.Digest
+		}
+	}
+	if digest == "" {
+		t.Fatalf("push %s: the registry gave no digest", ref)
+	}
+	return digest
 }
