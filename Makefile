@@ -23,10 +23,13 @@ test: engines
 	$(MAKE) test-unit bench-smoke fuzz-short
 
 ## engines: make the backends the provider tests need available: install and
-## start dockerd when missing (root only). Without them, those tests skip,
-## or fail with TEND_REQUIRE_DOCKER=1.
+## start dockerd when missing (root only), and build the image of systemd
+## the systemd provider's tests run in (cached; about a minute cold).
+## Without them, those tests skip, or fail with TEND_REQUIRE_DOCKER=1 or
+## TEND_REQUIRE_SYSTEMD=1.
 engines:
 	./hack/docker-engine.sh up
+	./hack/systemd-image.sh >/dev/null || [ "$$TEND_REQUIRE_SYSTEMD" != 1 ]
 
 test-unit:
 	$(GO) test -race -count=1 ./...

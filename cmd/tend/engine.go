@@ -14,6 +14,7 @@ import (
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/docker"
 	"github.com/tendhq/tend/providers/process"
+	"github.com/tendhq/tend/providers/systemd"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/state"
 )
@@ -111,6 +112,7 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	reg := providers.NewRegistry()
 	process.Register(reg)
 	docker.Register(reg)
+	systemd.Register(reg)
 	e := &reconcile.Engine{
 		Store: st, Registry: reg, ManagedBy: managedBy, Host: host,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
