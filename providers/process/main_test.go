@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/testports"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/spec"
 )
@@ -113,36 +113,6 @@ func newTestProvider(t *testing.T, root string) *Provider {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// freePorts returns a base port such that base..base+n-1 are free now.
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := base+n-1 < 65536
-		for i := 1; ok && i < n; i++ {
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l2)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
 }
 
 func testDesired(t *testing.T, name string, port int, hash string, env map[string]spec.Value) *providers.Desired {
@@ -286,3 +256,5 @@ func tempRoot(t *testing.T) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), "root")
 }
+
+func freePorts(t *testing.T, n int) int { return testports.Consecutive(t, n) }

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tendhq/tend/providers/internal/dirtar"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -236,7 +237,7 @@ func extract(ctx context.Context, file, dir string) error {
 		if err != nil {
 			return fmt.Errorf("extract: %v", err)
 		}
-		if err := untar(ctx, dir, zr); err != nil {
+		if err := dirtar.Extract(ctx, dir, zr); err != nil {
 			return fmt.Errorf("extract: %v", err)
 		}
 		return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/testports"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/systemd"
 	"github.com/tendhq/tend/providers/systemd/systemdtest"
@@ -76,7 +76,7 @@ func TestInsideEngine(t *testing.T) {
 	if bin == "" {
 		t.Fatalf("%s is not set", systemdtest.NotesDirEnv)
 	}
-	port := freePorts(t, 3)
+	port := testports.Consecutive(t, 3)
 	repo := t.TempDir()
 	if err := os.WriteFile(filepath.Join(repo, "main.hcl"), []byte(notesRepo), 0o644); err != nil {
 		t.Fatal(err)
@@ -234,33 +234,4 @@ func waitFor(t *testing.T, f func() error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := base+n-1 < 65536
-		for i := 1; ok && i < n; i++ {
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l2)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
 }

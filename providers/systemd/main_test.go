@@ -3,7 +3,6 @@ package systemd
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/testports"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/systemd/systemdtest"
 	"github.com/tendhq/tend/spec"
@@ -138,36 +138,6 @@ func newTestProvider(t *testing.T, keep int) (*Provider, string) {
 	return p, managedBy
 }
 
-// freePorts returns a base port such that base..base+n-1 are free now.
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := base+n-1 < 65536
-		for i := 1; ok && i < n; i++ {
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l2)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
-}
-
 // testServer is a server of the test binary answering /health with its
 // version.
 func testServer(t *testing.T, name, version string, port int) *spec.Server {
@@ -269,3 +239,5 @@ func observeOne(t *testing.T, p *Provider, managedBy, server string, replica int
 	t.Fatalf("Observe does not list %s/%d", server, replica)
 	return providers.Instance{}
 }
+
+func freePorts(t *testing.T, n int) int { return testports.Consecutive(t, n) }

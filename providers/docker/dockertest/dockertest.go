@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,6 +37,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
+	"github.com/tendhq/tend/internal/testports"
 	"github.com/tendhq/tend/providers"
 )
 
@@ -292,34 +292,7 @@ func Cleanup(t testing.TB, cli *client.Client, managedBy string) {
 }
 
 // FreePorts returns the first of n consecutive ports free on 127.0.0.1.
-func FreePorts(t testing.TB, n int) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := base+n-1 < 65536
-		for i := 1; ok && i < n; i++ {
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l2)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
-}
+func FreePorts(t testing.TB, n int) int { return testports.Consecutive(t, n) }
 
 // Registry starts a Docker registry (Debian's docker-registry, the
 // distribution project's) on a free loopback port for the test, and returns
