@@ -258,8 +258,12 @@ func TestLoopCoalescesTriggers(t *testing.T) {
 		h.loop.Trigger("burst")
 	}
 	time.Sleep(300 * time.Millisecond)
-	if got := h.loop.Status().Passes - before; got < 1 || got > 2 {
-		t.Fatalf("50 triggers caused %d passes, want 1 or 2", got)
+	// Triggers that arrive during a pass are one pending pass: a burst
+	// makes a pass, plus one for each pass that ends while the burst is
+	// still being sent (one or two on an idle machine; a few on a loaded
+	// one), never one each.
+	if got := h.loop.Status().Passes - before; got < 1 || got > 5 {
+		t.Fatalf("50 triggers caused %d passes, want 1 to 5", got)
 	}
 }
 
