@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tendhq/tend/spec"
@@ -330,7 +331,10 @@ type Env struct {
 }
 
 // Registry holds provider factories by type and built providers by key.
+// It is safe for concurrent use (the daemon's loop and its status API share
+// one).
 type Registry struct {
+	mu        sync.Mutex
 	factories map[string]Factory
 	built     map[string]Provider
 }
@@ -341,15 +345,25 @@ func NewRegistry() *Registry {
 }
 
 // Register adds a factory for a provider type.
-func (r *Registry) Register(typ string, f Factory) { r.factories[typ] = f }
+func (r *Registry) Register(typ string, f Factory) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.factories[typ] = f
+}
 
 // Add puts an already built provider under a key (TYPE.NAME); tests use it
 // to run the engine on an in-memory provider.
-func (r *Registry) Add(key string, p Provider) { r.built[key] = p }
+func (r *Registry) Add(key string, p Provider) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.built[key] = p
+}
 
 // Get returns the provider for key (TYPE.NAME), building it from the
 // configuration's provider block (or the implicit process.default) once.
 func (r *Registry) Get(cfg *spec.Config, key string, env Env) (Provider, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if p, ok := r.built[key]; ok {
 		return p, nil
 	}
