@@ -23,13 +23,16 @@ test: engines
 	$(MAKE) test-unit bench-smoke fuzz-short
 
 ## engines: make the backends the provider tests need available: install and
-## start dockerd when missing (root only), and build the image of systemd
-## the systemd provider's tests run in (cached; about a minute cold).
-## Without them, those tests skip, or fail with TEND_REQUIRE_DOCKER=1 or
-## TEND_REQUIRE_SYSTEMD=1.
+## start dockerd when missing (root only), build the image of systemd the
+## systemd provider's tests run in (about a minute cold), and build the
+## Kubernetes control plane the kubernetes provider's tests start (about 12
+## minutes cold on 2 cores). Both are cached in ~/.cache/tend. Without them,
+## those tests skip, or fail with TEND_REQUIRE_DOCKER=1,
+## TEND_REQUIRE_SYSTEMD=1 or TEND_REQUIRE_KUBERNETES=1.
 engines:
 	./hack/docker-engine.sh up
 	./hack/systemd-image.sh >/dev/null || [ "$$TEND_REQUIRE_SYSTEMD" != 1 ]
+	./hack/k8s-cluster.sh build >/dev/null || [ "$$TEND_REQUIRE_KUBERNETES" != 1 ]
 
 test-unit:
 	$(GO) test -race -count=1 ./...

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/docker"
+	"github.com/tendhq/tend/providers/kubernetes"
 	"github.com/tendhq/tend/providers/process"
 	"github.com/tendhq/tend/providers/systemd"
 	"github.com/tendhq/tend/reconcile"
@@ -113,6 +114,7 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	process.Register(reg)
 	docker.Register(reg)
 	systemd.Register(reg)
+	kubernetes.Register(reg)
 	e := &reconcile.Engine{
 		Store: st, Registry: reg, ManagedBy: managedBy, Host: host,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},

@@ -1,0 +1,179 @@
+package kubernetes
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/spec"
+)
+
+func testServer() *spec.Server {
+	return &spec.Server{
+		Name: "web", Version: "1.0.0", Image: "registry.example.com/web:1.0.0", Replicas: 2,
+		Ports: []spec.Port{{Name: "http", Number: 8080}},
+		Env: map[string]spec.Value{
+			"MODE":  spec.Plain("cost $5 at $(TEND_SERVER)"),
+			"TOKEN": spec.Sensitive("tok-secret"),
+		},
+		ConfigFiles: []*spec.ConfigFile{
+			{Path: "/etc/web/a.yaml", Content: spec.Plain("a: 1\n")},
+			{Path: "/etc/web/key", Content: spec.Sensitive("key-secret")},
+		},
+		Labels:  map[string]string{"team": "search", "annotation:prometheus.io/scrape": "true"},
+		Rollout: spec.Rollout{Strategy: spec.StrategyRolling, MaxUnavailable: spec.IntOrPercent{Value: 25, Percent: true}, ProgressDeadline: 90 * time.Second},
+	}
+}
+
+func TestNewProviderContactsNothing(t *testing.T) {
+	p, err := New(&spec.Provider{Type: Type, Name: "x", Kubernetes: &spec.KubernetesSettings{
+		Kubeconfig: "/nonexistent/kubeconfig", Namespace: "apps",
+	}}, providers.Env{ManagedBy: "m"})
+	if err != nil {
+		t.Fatalf("New read or contacted something: %v", err)
+	}
+	if _, err := p.Clientset(); err == nil || !strings.Contains(err.Error(), "/nonexistent/kubeconfig") {
+		t.Errorf("the first use of a missing kubeconfig: %v, want an error naming it", err)
+	}
+	if _, err := New(&spec.Provider{Type: Type, Name: "x", Kubernetes: &spec.KubernetesSettings{Namespace: "Bad_NS"}}, providers.Env{}); err == nil {
+		t.Error("an invalid namespace was accepted")
+	}
+}
+
+func TestBuild(t *testing.T) {
+	d := &providers.Desired{Server: testServer(), SpecHash: "0123456789abcdef", Revision: "dir-abc+12ff34", ManagedBy: "tend prod"}
+	b, err := newBuild(d, "apps", d.ManagedBy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := b.deployment(2, 2)
+	raw, _ := json.Marshal(dep)
+	cm, _ := json.Marshal(b.configMap)
+	svc, _ := json.Marshal(b.service)
+	pdb, _ := json.Marshal(b.pdb)
+	for _, sec := range []string{"tok-secret", "key-secret"} {
+		for what, j := range map[string][]byte{"Deployment": raw, "ConfigMap": cm, "Service": svc, "PDB": pdb} {
+			if strings.Contains(string(j), sec) {
+				t.Errorf("the %s holds the secret %q", what, sec)
+			}
+		}
+	}
+	sec, _ := json.Marshal(b.secret.Data)
+	if !strings.Contains(string(sec), "dG9rLXNlY3JldA") { // base64 of tok-secret
+		t.Errorf("the Secret does not hold the env secret: %s", sec)
+	}
+	if strings.Contains(string(cm), "key-secret") || !strings.Contains(string(cm), "a: 1") {
+		t.Errorf("ConfigMap %s", cm)
+	}
+	// The revision cannot be a label value: an annotation only; the
+	// managed-by is a digest in labels.
+	if v := dep.Labels[providers.LabelManagedBy]; v == "tend prod" || !strings.HasPrefix(v, "h-") {
+		t.Errorf("managed-by label %q", v)
+	}
+	if dep.Annotations[providers.LabelRevision] != "dir-abc+12ff34" || dep.Annotations[providers.LabelManagedBy] != "tend prod" {
+		t.Errorf("annotations %v", dep.Annotations)
+	}
+	tmpl := dep.Spec.Template
+	if tmpl.Labels["team"] != "search" || tmpl.Annotations["prometheus.io/scrape"] != "true" {
+		t.Errorf("pod labels %v annotations %v", tmpl.Labels, tmpl.Annotations)
+	}
+	if _, ok := tmpl.Annotations[providers.LabelRevision]; ok {
+		t.Error("the revision is in the pod template: every commit would roll the pods")
+	}
+	var mode string
+	for _, e := range tmpl.Spec.Containers[0].Env {
+		if *e.Name == "MODE" {
+			mode = *e.Value
+		}
+		if *e.Name == "TEND_REPLICA" {
+			t.Error("TEND_REPLICA is set on a Deployment's pods")
+		}
+	}
+	if mode != "cost $$5 at web" {
+		t.Errorf("MODE is %q, want tend's expansion with '$' escaped for Kubernetes", mode)
+	}
+	if s := dep.Spec.Strategy.RollingUpdate.MaxUnavailable.String(); s != "25%" || *dep.Spec.ProgressDeadlineSeconds != 90 {
+		t.Errorf("strategy %s, deadline %d", s, *dep.Spec.ProgressDeadlineSeconds)
+	}
+	if b.hpa != nil || b.pdb == nil {
+		t.Errorf("hpa %v pdb %v: want no HPA without scaling, a PDB with two replicas", b.hpa, b.pdb)
+	}
+}
+
+func TestBuildRefuses(t *testing.T) {
+	for name, edit := range map[string]func(s *spec.Server){
+		"no image":        func(s *spec.Server) { s.Image = "" },
+		"bad label key":   func(s *spec.Server) { s.Labels = map[string]string{"a b": "x"} },
+		"bad label value": func(s *spec.Server) { s.Labels = map[string]string{"a": "tok-secret!"} },
+		"tend's label":    func(s *spec.Server) { s.Labels = map[string]string{"tend.dev/server": "x"} },
+		"relative file":   func(s *spec.Server) { s.ConfigFiles = []*spec.ConfigFile{{Path: "a.yaml", Content: spec.Plain("")}} },
+		"named user":      func(s *spec.Server) { s.User = "www-data" },
+		"secret program":  func(s *spec.Server) { s.Command = []spec.Value{spec.Sensitive("tok-secret")} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := testServer()
+			edit(s)
+			_, err := newBuild(&providers.Desired{Server: s, SpecHash: "h", ManagedBy: "m"}, "apps", "m")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), "tok-secret!") && name != "bad label value" {
+				t.Errorf("the error shows a secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestFieldsDigest(t *testing.T) {
+	entry := func(manager string, op metav1.ManagedFieldsOperationType, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields)}
+	}
+	full := `{"f:metadata":{"f:annotations":{"f:tend.dev/replicas":{}}},"f:spec":{"f:replicas":{},"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"server\"}":{".":{},"f:image":{},"f:env":{"k:{\"name\":\"MODE\"}":{".":{},"f:name":{},"f:value":{}}}}}}}}}`
+	scaled := `{"f:metadata":{"f:annotations":{}},"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"server\"}":{".":{},"f:image":{},"f:env":{"k:{\"name\":\"MODE\"}":{".":{},"f:name":{},"f:value":{}}}}}}}}}`
+	edited := `{"f:metadata":{"f:annotations":{"f:tend.dev/replicas":{}}},"f:spec":{"f:replicas":{},"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"server\"}":{".":{},"f:image":{},"f:env":{"k:{\"name\":\"MODE\"}":{".":{},"f:name":{}}}}}}}}}`
+	a := fieldsDigest("Deployment", []metav1.ManagedFieldsEntry{entry("tend", metav1.ManagedFieldsOperationApply, full)})
+	b := fieldsDigest("Deployment", []metav1.ManagedFieldsEntry{entry("tend", metav1.ManagedFieldsOperationApply, scaled)})
+	c := fieldsDigest("Deployment", []metav1.ManagedFieldsEntry{entry("tend", metav1.ManagedFieldsOperationApply, edited)})
+	if a == "" || a != b {
+		t.Errorf("a scale changed the digest: %q %q", a, b)
+	}
+	if a == c {
+		t.Error("an env value taken by someone else did not change the digest")
+	}
+	om := metav1.ObjectMeta{
+		Annotations: map[string]string{AnnotationFields: a},
+		ManagedFields: []metav1.ManagedFieldsEntry{
+			entry("tend", metav1.ManagedFieldsOperationApply, edited),
+			entry("kubectl-set", metav1.ManagedFieldsOperationUpdate, `{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"server\"}":{"f:env":{"k:{\"name\":\"MODE\"}":{"f:value":{}}}}}}}}}`),
+		},
+	}
+	got := strings.Join(objectDrift("Deployment", "web", om), "\n")
+	if !strings.Contains(got, "kubectl-set") || !strings.Contains(got, "spec.template.spec.containers[name=server].env[name=MODE].value") {
+		t.Errorf("drift %q", got)
+	}
+}
+
+func TestPodState(t *testing.T) {
+	ready := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+	for name, tc := range map[string]struct {
+		st   corev1.PodStatus
+		want providers.State
+	}{
+		"ready":   {corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{ready}}, providers.StateRunning},
+		"pending": {corev1.PodStatus{Phase: corev1.PodPending}, providers.StateStarting},
+		"crash loop": {corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "server", RestartCount: 4,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}}, providers.StateCrashing},
+		"bad image": {corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: "server",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "not found"}}}}}, providers.StateMissing},
+	} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: tc.st}
+		if got, msg, _, _ := podState(pod); got != tc.want {
+			t.Errorf("%s: %s (%s), want %s", name, got, msg, tc.want)
+		}
+	}
+}
