@@ -185,6 +185,14 @@ type ExecResponse struct {
 	Err      error // the task could not be run at all
 }
 
+// SettingsApplier is a provider whose objects hold settings that do not
+// change what a replica runs (on Kubernetes: the autoscaler from the
+// scaling block, the disruption budget and the rollout strategy). The
+// engine calls it when only such settings changed, which restarts nothing.
+type SettingsApplier interface {
+	ApplySettings(ctx context.Context, d *Desired) error
+}
+
 // Statser reports resource use, for autoscaling.
 type Statser interface {
 	Stats(ctx context.Context, inst Instance) (Stats, error)

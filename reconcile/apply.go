@@ -412,6 +412,13 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 				return err
 			}
 		}
+	} else if sa, ok := prov.(providers.SettingsApplier); ok && c.Action == ActionUpdate {
+		// Only settings changed (scaling, rollout, checks): a provider
+		// whose objects hold some of them gets them; no replica restarts.
+		e.say(s.Name, "applying settings")
+		if err := sa.ApplySettings(ctx, d); err != nil {
+			return backendError{fmt.Errorf("applying settings: %w", err)}
+		}
 	}
 	if s.Replicas == 0 {
 		return nil

@@ -613,3 +613,39 @@ server "a" {
 		t.Fatalf("a change whose checks failed during a backend outage is held: %v", c.Reasons)
 	}
 }
+
+// A change of settings only restarts nothing, and reaches a provider whose
+// objects hold settings (providers.SettingsApplier).
+func TestEngineSettingsOnlyChange(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	starts := h.mem.Starts
+	main := strings.Replace(fleet, `    verify_for        = "0s"
+    progress_deadline = "2s"
+  }
+}
+`, `    verify_for        = "0s"
+    progress_deadline = "3s"
+  }
+}
+`, 1)
+	if main == fleet {
+		t.Fatal("the fleet's text changed; this test must edit a setting of db")
+	}
+	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, res := h.apply()
+	if c := p.Change("db"); c.Action != ActionUpdate || c.Rollout {
+		t.Fatalf("db: %s (rollout %v), want a settings update", c.Action, c.Rollout)
+	}
+	if outcome(res, "db") != ResultVerified {
+		t.Fatalf("outcomes: %+v", res.Servers)
+	}
+	if h.mem.Starts != starts {
+		t.Errorf("a settings change started %d replicas", h.mem.Starts-starts)
+	}
+	if got := strings.Join(h.mem.Settings, ","); got != "db@3.0.0" {
+		t.Errorf("settings applied: %q, want db@3.0.0", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,6 +37,10 @@ variable "never_ready" {
   default = "false"
 }
 
+variable "scaling_max" {
+  default = 4
+}
+
 provider "kubernetes" "test" {
   kubeconfig = var.kubeconfig
   context    = "tend-test"
@@ -60,7 +65,7 @@ server "notes" {
   }
   scaling {
     min         = 2
-    max         = 4
+    max         = var.scaling_max
     cpu_percent = 80
   }
   rollout {
@@ -177,6 +182,34 @@ func TestEngine(t *testing.T) {
 	if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers("tend-engine").Get(context.Background(), "notes", metav1.GetOptions{}); err != nil {
 		t.Errorf("the HorizontalPodAutoscaler: %v", err)
 	}
+
+	// A change of the scaling block alone reaches the autoscaler and
+	// replaces no pod.
+	podNames := func() string {
+		pods, err := cs.CoreV1().Pods("tend-engine").List(context.Background(), metav1.ListOptions{LabelSelector: "tend.dev/role=server"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range pods.Items {
+			names = append(names, p.Name)
+		}
+		sort.Strings(names)
+		return strings.Join(names, ",")
+	}
+	before := podNames()
+	vars["scaling_max"] = "6"
+	if out := apply(); !strings.HasPrefix(out, reconcile.ResultVerified) {
+		t.Fatalf("scaling max 4 → 6: %s\n%s", out, progress.String())
+	}
+	hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers("tend-engine").Get(context.Background(), "notes", metav1.GetOptions{})
+	if err != nil || hpa.Spec.MaxReplicas != 6 {
+		t.Fatalf("after scaling max = 6, the autoscaler: %+v %v", hpa.Spec, err)
+	}
+	if after := podNames(); after != before {
+		t.Errorf("a change of the scaling block replaced pods: %s → %s", before, after)
+	}
+	noChanges("after the scaling change")
 
 	// Upgrade: the Deployment's rolling update, verified.
 	vars["notes_version"] = "1.1.0"

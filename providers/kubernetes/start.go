@@ -34,6 +34,14 @@ func (p *Provider) StartReplica(ctx context.Context, req providers.StartRequest)
 	return providers.StartResponse{Instance: inst}
 }
 
+// ApplySettings implements providers.SettingsApplier: a change of the
+// scaling or rollout blocks alone reaches the HorizontalPodAutoscaler, the
+// PodDisruptionBudget and the Deployment's strategy. The pod template is
+// unchanged, so no pod is replaced.
+func (p *Provider) ApplySettings(ctx context.Context, d *providers.Desired) error {
+	return p.StartReplica(ctx, providers.StartRequest{Desired: d, Replica: 0}).Err
+}
+
 func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, replica int) (providers.Instance, error) {
 	managedBy := p.managedByOf(d.ManagedBy)
 	if replica < 0 {

@@ -42,6 +42,16 @@ type Provider struct {
 	// 1) and fails it when it returns an error: a backend gone away.
 	ObserveErr   func(call int) error
 	observeCalls int
+	// Settings records the servers given to ApplySettings, in order.
+	Settings []string
+}
+
+// ApplySettings implements providers.SettingsApplier: it records the call.
+func (p *Provider) ApplySettings(_ context.Context, d *providers.Desired) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Settings = append(p.Settings, d.Server.Name+"@"+d.Server.Version)
+	return nil
 }
 
 // New returns an empty provider registered under key (TYPE.NAME).
