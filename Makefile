@@ -34,8 +34,11 @@ engines:
 	./hack/systemd-image.sh >/dev/null || [ "$$TEND_REQUIRE_SYSTEMD" != 1 ]
 	./hack/k8s-cluster.sh build >/dev/null || [ "$$TEND_REQUIRE_KUBERNETES" != 1 ]
 
+## TestDockerFleet restarts dockerd, which would cut the other packages'
+## containers (the systemd tests run in one), so it runs alone, after them.
 test-unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -skip '^TestDockerFleet$$' ./...
+	TEND_DOCKERD_RESTART=1 $(GO) test -race -count=1 -run '^TestDockerFleet$$' ./cmd/tend
 
 bench-smoke:
 	$(GO) test ./... -run '^$$' -bench . -benchtime 1x
