@@ -23,6 +23,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/keylock"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -57,9 +58,8 @@ type Provider struct {
 	checkHost string
 	managedBy string
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // by container name
-	netMu sync.Mutex             // one network creation at a time
+	locks keylock.Map // by container name
+	netMu sync.Mutex  // one network creation at a time
 }
 
 var _ interface {
@@ -97,7 +97,6 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 	}
 	return &Provider{
 		key: p.Key(), set: set, cli: cli, checkHost: checkHost(set), managedBy: managedBy,
-		locks: map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -143,17 +142,7 @@ func volumeName(managedBy, server, vol string, replica int) string {
 	return nameUnsafe.ReplaceAllString(managedBy+"."+server+"."+vol+"."+strconv.Itoa(replica), "-")
 }
 
-func (p *Provider) lock(name string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[name] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Provider) lock(name string) func() { return p.locks.Lock(name) }
 
 // engineErr says what failed in words a person can act on.
 func (p *Provider) engineErr(what string, err error) error {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/keylock"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -81,7 +82,7 @@ type Provider struct {
 	cfg   *rest.Config
 	cs    kubernetes.Interface
 	nsOK  bool
-	locks map[string]*sync.Mutex // by server
+	locks keylock.Map // by server
 }
 
 var _ interface {
@@ -112,7 +113,6 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 	}
 	return &Provider{
 		key: p.Key(), set: set, managedBy: managedBy,
-		locks: map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -212,17 +212,7 @@ func (p *Provider) Clientset() (kubernetes.Interface, error) {
 	return p.cs, nil
 }
 
-func (p *Provider) lock(server string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[server]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[server] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Provider) lock(server string) func() { return p.locks.Lock(server) }
 
 // apiErr says what failed in words a person can act on.
 func (p *Provider) apiErr(what string, err error) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/internal/dirtar"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // volumeDir returns the host directory of the instance's volume mounted at
@@ -19,7 +20,7 @@ func (p *Provider) volumeDir(inst providers.Instance, vpath string) (string, err
 		return "", err
 	}
 	var rec record
-	if err := readJSON(filepath.Join(dir, identityFile), &rec); err != nil {
+	if err := hostfs.ReadJSON(filepath.Join(dir, identityFile), &rec); err != nil {
 		return "", fmt.Errorf("%s replica %d: no such instance", inst.Server, inst.Replica)
 	}
 	for _, v := range rec.Volumes {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // Observe lists every instance of req.ManagedBy under the provider's root:
@@ -61,9 +62,9 @@ func (p *Provider) observeInstance(dir, managedBy, server string, replica int) p
 		Host:     p.host,
 	}
 	var rec record
-	if err := readJSON(filepath.Join(dir, identityFile), &rec); err != nil {
+	if err := hostfs.ReadJSON(filepath.Join(dir, identityFile), &rec); err != nil {
 		inst.State = providers.StateMissing
-		inst.Message = "the instance's record cannot be read (" + shortErr(err) + "); it was not started completely"
+		inst.Message = "the instance's record cannot be read (" + hostfs.ShortErr(err) + "); it was not started completely"
 		return inst
 	}
 	inst.Identity = rec.Identity
@@ -137,9 +138,9 @@ func drift(dir string, rec record, f instanceFiles, childAlive bool) []string {
 			out = append(out, fmt.Sprintf("config file %s was removed by hand", cf.Path))
 			continue
 		case err != nil:
-			out = append(out, fmt.Sprintf("config file %s cannot be read: %s", cf.Path, shortErr(err)))
+			out = append(out, fmt.Sprintf("config file %s cannot be read: %s", cf.Path, hostfs.ShortErr(err)))
 			continue
-		case sha256Hex(b) != cf.SHA256:
+		case hostfs.SHA256Hex(b) != cf.SHA256:
 			out = append(out, fmt.Sprintf("config file %s was changed by hand", cf.Path))
 			continue
 		}
@@ -152,8 +153,8 @@ func drift(dir string, rec record, f instanceFiles, childAlive bool) []string {
 	case errors.Is(err, os.ErrNotExist):
 		out = append(out, "the environment file was removed by hand")
 	case err != nil:
-		out = append(out, "the environment file cannot be read: "+shortErr(err))
-	case sha256Hex(b) != rec.EnvSHA256:
+		out = append(out, "the environment file cannot be read: "+hostfs.ShortErr(err))
+	case hostfs.SHA256Hex(b) != rec.EnvSHA256:
 		out = append(out, "the environment file was changed by hand")
 	}
 	if childAlive && len(f.argv) > 0 {
@@ -162,13 +163,4 @@ func drift(dir string, rec record, f instanceFiles, childAlive bool) []string {
 		}
 	}
 	return out
-}
-
-// shortErr is an error without the path os errors repeat.
-func shortErr(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

@@ -113,41 +113,6 @@ func procCwd(pid int) string {
 	return s
 }
 
-// rssBytes returns the resident set size of pid, from /proc/PID/statm.
-func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0, errors.New("malformed statm")
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return pages * int64(os.Getpagesize()), nil
-}
-
-// memTotal returns the host's memory, from /proc/meminfo.
-func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb * 1024
-			}
-		}
-	}
-	return 0
-}
-
 // isSupervisor reports whether pid is the supervisor of instDir: a live
 // process whose command line is exactly EXE __tend-supervise INSTDIR, where
 // EXE is one of exes (this executable, or the one recorded when the

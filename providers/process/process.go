@@ -12,11 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
+	"github.com/tendhq/tend/providers/internal/keylock"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -52,8 +53,7 @@ type Provider struct {
 	managedBy   string
 	exe         string // this executable, which supervisors re-run
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per instance directory
+	locks keylock.Map // per instance directory
 }
 
 var (
@@ -110,7 +110,6 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 		name: p.Name, key: Type + "." + p.Name, root: root,
 		host: set.Host, stopTimeout: set.StopTimeout,
 		managedBy: env.ManagedBy, exe: exe,
-		locks: map[string]*sync.Mutex{},
 	}
 	if pr.host == "" {
 		pr.host = defaultHost
@@ -163,17 +162,7 @@ func (p *Provider) instDirOf(inst providers.Instance) (string, error) {
 	return p.instanceDir(p.managedByOf(inst.ManagedBy), inst.Server, inst.Replica)
 }
 
-func (p *Provider) lock(dir string) func() {
-	p.mu.Lock()
-	l := p.locks[dir]
-	if l == nil {
-		l = &sync.Mutex{}
-		p.locks[dir] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Provider) lock(dir string) func() { return p.locks.Lock(dir) }
 
 // launch is what StartReplica and Exec work out from a spec before they
 // touch anything.
@@ -366,7 +355,7 @@ func writeConfigs(workDir string, cfs []configOut) ([]fileDigest, error) {
 		if err := os.Chmod(path, cf.mode); err != nil { // the umask may have cut it
 			return nil, err
 		}
-		out = append(out, fileDigest{Path: cf.rel, SHA256: sha256Hex(cf.content), Mode: octalMode(cf.mode)})
+		out = append(out, fileDigest{Path: cf.rel, SHA256: hostfs.SHA256Hex(cf.content), Mode: octalMode(cf.mode)})
 	}
 	return out, nil
 }
@@ -453,7 +442,7 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 		}
 	}
 	envBytes := encodeEnv(revealEnv(l.env))
-	if err := writeFileAtomic(filepath.Join(dir, envFile), envBytes, 0o600); err != nil {
+	if err := hostfs.WriteFileAtomic(filepath.Join(dir, envFile), envBytes, 0o600); err != nil {
 		return inst, err
 	}
 	ls := launchSpec{
@@ -467,7 +456,7 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 		}
 		ls.SensitiveArgs = l.sensitiveArgs
 		ls.ArgvFile = argvFile
-		if err := writeJSON(filepath.Join(dir, argvFile), l.argv, 0o600); err != nil {
+		if err := hostfs.WriteJSON(filepath.Join(dir, argvFile), l.argv, 0o600); err != nil {
 			return inst, err
 		}
 	}
@@ -477,7 +466,7 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 		}
 	}
 	slices.Sort(ls.SensitiveEnv)
-	if err := writeJSON(filepath.Join(dir, specFile), ls, 0o644); err != nil {
+	if err := hostfs.WriteJSON(filepath.Join(dir, specFile), ls, 0o644); err != nil {
 		return inst, err
 	}
 	var res *spec.Resources
@@ -487,10 +476,10 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 	}
 	rec := record{
 		Identity: id, Provider: p.key, Ports: providers.ReplicaPorts(s, id.Replica),
-		ConfigFiles: digests, EnvSHA256: sha256Hex(envBytes), Volumes: l.volumes,
+		ConfigFiles: digests, EnvSHA256: hostfs.SHA256Hex(envBytes), Volumes: l.volumes,
 		Resources: res, CreatedAt: time.Now().UTC(),
 	}
-	if err := writeJSON(filepath.Join(dir, identityFile), rec, 0o644); err != nil {
+	if err := hostfs.WriteJSON(filepath.Join(dir, identityFile), rec, 0o644); err != nil {
 		return inst, err
 	}
 
@@ -499,7 +488,7 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 		return inst, fmt.Errorf("start the supervisor: %w", err)
 	}
 	started = true
-	if err := writeFileAtomic(filepath.Join(dir, supPidFile), []byte(strconv.Itoa(sup)+"\n"), 0o644); err != nil {
+	if err := hostfs.WriteFileAtomic(filepath.Join(dir, supPidFile), []byte(strconv.Itoa(sup)+"\n"), 0o644); err != nil {
 		return inst, err
 	}
 	if err := p.waitStarted(ctx, dir, exited); err != nil {
@@ -560,13 +549,13 @@ func (p *Provider) waitStarted(ctx context.Context, dir string, exited <-chan st
 	defer tick.Stop()
 	for {
 		var st status
-		if err := readJSON(filepath.Join(dir, statusFile), &st); err == nil && st.State != "" && st.State != string(providers.StateStarting) {
+		if err := hostfs.ReadJSON(filepath.Join(dir, statusFile), &st); err == nil && st.State != "" && st.State != string(providers.StateStarting) {
 			return nil
 		}
 		select {
 		case <-exited:
 			var st status
-			if err := readJSON(filepath.Join(dir, statusFile), &st); err == nil {
+			if err := hostfs.ReadJSON(filepath.Join(dir, statusFile), &st); err == nil {
 				if st.Message == "stopped by tend" {
 					return nil
 				}
@@ -626,8 +615,8 @@ type instanceFiles struct {
 
 func readInstance(dir string) instanceFiles {
 	var f instanceFiles
-	f.lsErr = readJSON(filepath.Join(dir, specFile), &f.ls)
-	f.stErr = readJSON(filepath.Join(dir, statusFile), &f.st)
+	f.lsErr = hostfs.ReadJSON(filepath.Join(dir, specFile), &f.ls)
+	f.stErr = hostfs.ReadJSON(filepath.Join(dir, statusFile), &f.st)
 	f.supPid = f.st.SupervisorPID
 	if f.supPid == 0 {
 		if b, err := os.ReadFile(filepath.Join(dir, supPidFile)); err == nil {
@@ -637,7 +626,7 @@ func readInstance(dir string) instanceFiles {
 	f.argv = f.ls.Argv
 	if f.ls.ArgvFile != "" {
 		var argv []string
-		if err := readJSON(filepath.Join(dir, f.ls.ArgvFile), &argv); err == nil {
+		if err := hostfs.ReadJSON(filepath.Join(dir, f.ls.ArgvFile), &argv); err == nil {
 			f.argv = argv
 		}
 	}
@@ -667,7 +656,7 @@ func (p *Provider) stop(ctx context.Context, dir string, grace time.Duration) er
 	}
 	children := []child{{f.st.ChildPID, f.st.ChildStartedAt}}
 	if p.supervisorAlive(dir, f) {
-		_ = writeJSON(filepath.Join(dir, stopFile), stopRequest{Grace: duration(grace)}, 0o644)
+		_ = hostfs.WriteJSON(filepath.Join(dir, stopFile), stopRequest{Grace: duration(grace)}, 0o644)
 		_ = syscall.Kill(f.supPid, syscall.SIGTERM)
 		if !waitUntil(ctx, grace+stopSlack, func() bool { return !p.supervisorAlive(dir, f) }) {
 			if p.supervisorAlive(dir, f) {
@@ -676,7 +665,7 @@ func (p *Provider) stop(ctx context.Context, dir string, grace time.Duration) er
 		}
 		// The child the supervisor ran last (it may have restarted it).
 		var st status
-		if readJSON(filepath.Join(dir, statusFile), &st) == nil && st.ChildPID != 0 {
+		if hostfs.ReadJSON(filepath.Join(dir, statusFile), &st) == nil && st.ChildPID != 0 {
 			children = append(children, child{st.ChildPID, st.ChildStartedAt})
 		}
 	}

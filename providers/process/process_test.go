@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -385,7 +386,7 @@ func TestForeignProcessUntouched(t *testing.T) {
 	ls := launchSpec{Identity: rec.Identity, Executable: testExe(t), Argv: []string{testExe(t), "__test-sleep"}, EnvFile: "env", WorkDir: filepath.Join(dir, "work")}
 	st := status{SupervisorPID: pid, ChildPID: pid, ChildStartedAt: time.Now().Add(-time.Hour), State: "running"}
 	for name, v := range map[string]any{identityFile: rec, specFile: ls, statusFile: st} {
-		if err := writeJSON(filepath.Join(dir, name), v, 0o644); err != nil {
+		if err := hostfs.WriteJSON(filepath.Join(dir, name), v, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -593,7 +594,7 @@ func TestSecrets(t *testing.T) {
 		return nil
 	})
 	var ls launchSpec
-	readJSON(filepath.Join(dir, specFile), &ls)
+	hostfs.ReadJSON(filepath.Join(dir, specFile), &ls)
 	if len(ls.Argv) != 3 || ls.Argv[1] != spec.Redacted || ls.Argv[2] != spec.Redacted {
 		t.Errorf("spec.json argv %q", ls.Argv)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // Supervisor timing.
@@ -70,7 +72,7 @@ func supervise(dir string) int {
 	if err != nil {
 		lg.Printf("cannot supervise %s: %v", dir, err)
 		st := status{SupervisorPID: os.Getpid(), State: "crashing", Message: "the supervisor cannot start: " + err.Error(), UpdatedAt: time.Now()}
-		_ = writeJSON(filepath.Join(dir, statusFile), st, 0o644)
+		_ = hostfs.WriteJSON(filepath.Join(dir, statusFile), st, 0o644)
 		return 1
 	}
 	defer s.stdout.Close()
@@ -80,7 +82,7 @@ func supervise(dir string) int {
 
 func loadSupervisor(dir string, lg *log.Logger) (*supervisor, error) {
 	s := &supervisor{dir: dir, log: lg}
-	if err := readJSON(filepath.Join(dir, specFile), &s.ls); err != nil {
+	if err := hostfs.ReadJSON(filepath.Join(dir, specFile), &s.ls); err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(filepath.Join(dir, s.ls.EnvFile))
@@ -98,7 +100,7 @@ func loadSupervisor(dir string, lg *log.Logger) (*supervisor, error) {
 	s.argv = s.ls.Argv
 	if s.ls.ArgvFile != "" {
 		var argv []string
-		if err := readJSON(filepath.Join(dir, s.ls.ArgvFile), &argv); err != nil {
+		if err := hostfs.ReadJSON(filepath.Join(dir, s.ls.ArgvFile), &argv); err != nil {
 			return nil, err
 		}
 		s.argv = argv
@@ -276,7 +278,7 @@ func (s *supervisor) exited(ex childExit, at time.Time) {
 // the provider's stop timeout.
 func (s *supervisor) grace() time.Duration {
 	var req stopRequest
-	if err := readJSON(filepath.Join(s.dir, stopFile), &req); err == nil && req.Grace > 0 {
+	if err := hostfs.ReadJSON(filepath.Join(s.dir, stopFile), &req); err == nil && req.Grace > 0 {
 		return time.Duration(req.Grace)
 	}
 	if s.ls.StopTimeout > 0 {
@@ -338,7 +340,7 @@ func (s *supervisor) writeStatus() {
 		return
 	}
 	s.st.UpdatedAt = time.Now()
-	if err := writeJSON(filepath.Join(s.dir, statusFile), s.st, 0o644); err != nil {
+	if err := hostfs.WriteJSON(filepath.Join(s.dir, statusFile), s.st, 0o644); err != nil {
 		s.log.Printf("cannot write the status: %v", err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // Exec runs a one-off task: req.Command, expanded with the replica's
@@ -283,7 +284,7 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 		return out, fmt.Errorf("stats of %s replica %d: no process is running", inst.Server, inst.Replica)
 	}
 	var rec record
-	_ = readJSON(filepath.Join(dir, identityFile), &rec)
+	_ = hostfs.ReadJSON(filepath.Join(dir, identityFile), &rec)
 	a, err := readStat(pid)
 	if err != nil {
 		return out, err
@@ -304,12 +305,12 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	if rec.Resources != nil && rec.Resources.MilliCPU > 0 {
 		out.CPUPercent = out.CPUPercent * 1000 / float64(rec.Resources.MilliCPU)
 	}
-	rss, err := rssBytes(pid)
+	rss, err := hostfs.RSSBytes(pid)
 	if err != nil {
 		return out, err
 	}
 	out.MemoryBytes = rss
-	limit := memTotal()
+	limit := hostfs.MemTotal()
 	if rec.Resources != nil && rec.Resources.MemoryBytes > 0 {
 		limit = rec.Resources.MemoryBytes
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers/internal/dirtar"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -77,9 +78,9 @@ func (p *Provider) ensureArtifact(ctx context.Context, s *spec.Server) (string, 
 	defer unlock()
 
 	var m marker
-	if err := readJSON(filepath.Join(dir, markerFile), &m); err == nil && m.SHA256 == want && m.Extract == a.Extract {
+	if err := hostfs.ReadJSON(filepath.Join(dir, markerFile), &m); err == nil && m.SHA256 == want && m.Extract == a.Extract {
 		m.UsedAt = time.Now().UTC()
-		_ = writeJSON(filepath.Join(dir, markerFile), m, 0o644)
+		_ = hostfs.WriteJSON(filepath.Join(dir, markerFile), m, 0o644)
 		return dir, nil
 	}
 	if err := p.download(ctx, a, want, dir); err != nil {
@@ -128,7 +129,7 @@ func (p *Provider) download(ctx context.Context, a *spec.Artifact, want, dir str
 		}
 		m.File = name
 	}
-	if err := writeJSON(filepath.Join(tmp, markerFile), m, 0o644); err != nil {
+	if err := hostfs.WriteJSON(filepath.Join(tmp, markerFile), m, 0o644); err != nil {
 		return err
 	}
 	// A directory already there (another digest, or a broken install) is
@@ -195,7 +196,7 @@ func fetch(ctx context.Context, raw, dst string) (string, error) {
 	case "file":
 		f, err := os.Open(u.Path)
 		if err != nil {
-			return "", fmt.Errorf("read: %s", shortErr(err))
+			return "", fmt.Errorf("read: %s", hostfs.ShortErr(err))
 		}
 		body = f
 	default:
@@ -363,7 +364,7 @@ func (p *Provider) pruneArtifacts(server, keepAlso string) error {
 			continue
 		}
 		var m marker
-		if err := readJSON(filepath.Join(dir, markerFile), &m); err != nil {
+		if err := hostfs.ReadJSON(filepath.Join(dir, markerFile), &m); err != nil {
 			continue // not tend's
 		}
 		versions = append(versions, version{dir, m.UsedAt})

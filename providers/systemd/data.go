@@ -9,6 +9,7 @@ import (
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/internal/dirtar"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // volumeHostDir returns the host directory of the instance's volume
@@ -16,7 +17,7 @@ import (
 func (p *Provider) volumeHostDir(inst providers.Instance, vpath string) (string, *account, error) {
 	dir := p.instanceDir(p.managedByOf(inst.ManagedBy), inst.Server, inst.Replica)
 	var rec record
-	if err := readJSON(filepath.Join(dir, recordFile), &rec); err != nil {
+	if err := hostfs.ReadJSON(filepath.Join(dir, recordFile), &rec); err != nil {
 		return "", nil, fmt.Errorf("%s replica %d: no such instance", inst.Server, inst.Replica)
 	}
 	for _, v := range rec.Volumes {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -78,7 +79,7 @@ func TestInsideArtifacts(t *testing.T) {
 	for _, v := range versions {
 		tgz := tarGz(t, map[string]tarEntry{"bin/server": {mode: 0o755, body: launcherScript(t)}, "VERSION": {mode: 0o644, body: []byte(v)}})
 		srv.put("/server-"+v+".tar.gz", tgz)
-		sums[v] = sha256Hex(tgz)
+		sums[v] = hostfs.SHA256Hex(tgz)
 	}
 	desired := func(v, sum string) *providers.Desired {
 		s := testServer(t, "art", v, port)
@@ -154,7 +155,7 @@ func TestInsideArtifacts(t *testing.T) {
 	url := srv.put("/launch.sh", script)
 	s := testServer(t, "art-file", "2.0.0", port+2)
 	s.Command = []spec.Value{spec.Plain("launch.sh")}
-	s.Artifact = &spec.Artifact{URL: url, SHA256: sha256Hex(script)}
+	s.Artifact = &spec.Artifact{URL: url, SHA256: hostfs.SHA256Hex(script)}
 	start(t, p, desiredOf(s, managedBy), 0)
 	waitHealth(t, port+2, "2.0.0")
 }
@@ -187,7 +188,7 @@ func TestInsideSecrets(t *testing.T) {
 		t.Errorf("the unit file holds a secret:\n%s", unitFile)
 	}
 	var rec record
-	if err := readJSON(filepath.Join(p.instanceDir(managedBy, "secrets", 0), recordFile), &rec); err != nil {
+	if err := hostfs.ReadJSON(filepath.Join(p.instanceDir(managedBy, "secrets", 0), recordFile), &rec); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(rec.EnvFile)
@@ -299,7 +300,7 @@ func TestInsideExec(t *testing.T) {
 		t.Fatalf("Exec beside the replica: %d %v", res.ExitCode, res.Err)
 	}
 	var rec record
-	if err := readJSON(filepath.Join(p.instanceDir(managedBy, "exec", 0), recordFile), &rec); err != nil {
+	if err := hostfs.ReadJSON(filepath.Join(p.instanceDir(managedBy, "exec", 0), recordFile), &rec); err != nil {
 		t.Fatal(err)
 	}
 	if want := "hello\n" + rec.WorkDir + "\nanswer: 42"; out.String() != want {

@@ -12,6 +12,7 @@ import (
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // unitProps are the properties of a unit that tend reads.
@@ -227,7 +228,7 @@ func (p *Provider) candidates(managedBy, server string) (map[string]*candidate, 
 	}
 	for _, rp := range recs {
 		var rec record
-		if err := readJSON(rp, &rec); err != nil || rec.Unit == "" || rec.ManagedBy != managedBy {
+		if err := hostfs.ReadJSON(rp, &rec); err != nil || rec.Unit == "" || rec.ManagedBy != managedBy {
 			continue
 		}
 		if server != "" && rec.Server != server {
@@ -359,7 +360,7 @@ func (p *Provider) drift(c *candidate, u unitProps) []string {
 	switch {
 	case c.file == nil:
 		out = append(out, fmt.Sprintf("the unit file %s was removed by hand", c.unitPath))
-	case sha256Hex(c.file) != rec.UnitSHA256:
+	case hostfs.SHA256Hex(c.file) != rec.UnitSHA256:
 		out = append(out, fmt.Sprintf("the unit file %s was changed by hand", c.unitPath))
 	case u.NeedReload:
 		out = append(out, "systemd runs another version of the unit than its file says (a daemon-reload is due)")
@@ -370,8 +371,8 @@ func (p *Provider) drift(c *candidate, u unitProps) []string {
 		case errors.Is(err, os.ErrNotExist):
 			out = append(out, "the environment file was removed by hand")
 		case err != nil:
-			out = append(out, "the environment file cannot be read: "+shortErr(err))
-		case sha256Hex(b) != rec.EnvSHA256:
+			out = append(out, "the environment file cannot be read: "+hostfs.ShortErr(err))
+		case hostfs.SHA256Hex(b) != rec.EnvSHA256:
 			out = append(out, "the environment file was changed by hand")
 		default:
 			if fi, err := os.Stat(rec.EnvFile); err == nil && fi.Mode().Perm() != 0o600 {
@@ -386,9 +387,9 @@ func (p *Provider) drift(c *candidate, u unitProps) []string {
 			out = append(out, fmt.Sprintf("config file %s was removed by hand", cf.Path))
 			continue
 		case err != nil:
-			out = append(out, fmt.Sprintf("config file %s cannot be read: %s", cf.Path, shortErr(err)))
+			out = append(out, fmt.Sprintf("config file %s cannot be read: %s", cf.Path, hostfs.ShortErr(err)))
 			continue
-		case sha256Hex(b) != cf.SHA256:
+		case hostfs.SHA256Hex(b) != cf.SHA256:
 			out = append(out, fmt.Sprintf("config file %s was changed by hand", cf.Path))
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -229,7 +230,7 @@ func resolveProgram(prog, artifact, path string) (string, error) {
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return "", fmt.Errorf("program %s: %s", abs, shortErr(err))
+		return "", fmt.Errorf("program %s: %s", abs, hostfs.ShortErr(err))
 	}
 	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 		return "", fmt.Errorf("program %s is not an executable file", abs)
@@ -360,7 +361,7 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 	digests := configDigests(l.configs)
 	rec := record{
 		Identity: l.id, Provider: p.key, Unit: l.unit, UnitFile: unitPath,
-		UnitSHA256: sha256Hex(content), EnvFile: us.EnvFile, EnvSHA256: sha256Hex(envBytes),
+		UnitSHA256: hostfs.SHA256Hex(content), EnvFile: us.EnvFile, EnvSHA256: hostfs.SHA256Hex(envBytes),
 		PlainEnv: l.plainEnv, SensitiveEnv: sortedKeys(l.secretEnv),
 		WorkDir: l.workDir, User: l.userName, Ports: us.Ports, ConfigFiles: digests,
 		Volumes: l.volumes, Resources: us.Resources, Artifact: art,
@@ -372,13 +373,13 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 	if keep, identOnly := p.unchanged(ctx, conn, l, unitPath, old, runtime, content, envBytes, digests); keep {
 		if identOnly {
 			var prev record
-			if readJSON(recPath, &prev) == nil && !prev.CreatedAt.IsZero() {
+			if hostfs.ReadJSON(recPath, &prev) == nil && !prev.CreatedAt.IsZero() {
 				rec.CreatedAt = prev.CreatedAt
 			}
-			if err := writeJSON(recPath, rec, 0o644); err != nil {
+			if err := hostfs.WriteJSON(recPath, rec, 0o644); err != nil {
 				return providers.Instance{}, err
 			}
-			if err := writeFileAtomic(unitPath, content, 0o644); err != nil {
+			if err := hostfs.WriteFileAtomic(unitPath, content, 0o644); err != nil {
 				return providers.Instance{}, err
 			}
 			if err := conn.ReloadContext(ctx); err != nil {
@@ -441,7 +442,7 @@ func exists(path string) bool {
 func configDigests(cfs []configOut) []fileDigest {
 	out := make([]fileDigest, 0, len(cfs))
 	for _, cf := range cfs {
-		out = append(out, fileDigest{Path: cf.path, SHA256: sha256Hex(cf.content), Mode: octalMode(cf.mode)})
+		out = append(out, fileDigest{Path: cf.path, SHA256: hostfs.SHA256Hex(cf.content), Mode: octalMode(cf.mode)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
@@ -455,7 +456,7 @@ func (p *Provider) unchanged(ctx context.Context, conn *sdbus.Conn, l *launch, u
 	}
 	identOnly = !bytes.Equal(old, content)
 	var rec record
-	if err := readJSON(filepath.Join(l.instDir, recordFile), &rec); err != nil || rec.UnitSHA256 != sha256Hex(old) {
+	if err := hostfs.ReadJSON(filepath.Join(l.instDir, recordFile), &rec); err != nil || rec.UnitSHA256 != hostfs.SHA256Hex(old) {
 		return false, false
 	}
 	if rec.EnvFile != "" || len(envBytes) > 0 {
@@ -510,7 +511,7 @@ func (p *Provider) writeReplica(l *launch, rec record, unitPath string, content,
 		if err := os.MkdirAll(filepath.Dir(cf.path), 0o755); err != nil {
 			return fmt.Errorf("config file %s: %w", cf.path, err)
 		}
-		if err := writeFileAtomic(cf.path, cf.content, cf.mode); err != nil {
+		if err := hostfs.WriteFileAtomic(cf.path, cf.content, cf.mode); err != nil {
 			return fmt.Errorf("config file %s: %w", cf.path, err)
 		}
 		if l.user != nil {
@@ -536,19 +537,19 @@ func (p *Provider) writeReplica(l *launch, rec record, unitPath string, content,
 	}
 	envPath := filepath.Join(l.instDir, envFile)
 	if len(envBytes) > 0 {
-		if err := writeFileAtomic(envPath, envBytes, 0o600); err != nil {
+		if err := hostfs.WriteFileAtomic(envPath, envBytes, 0o600); err != nil {
 			return err
 		}
 	} else if err := os.Remove(envPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := writeJSON(filepath.Join(l.instDir, recordFile), rec, 0o644); err != nil {
+	if err := hostfs.WriteJSON(filepath.Join(l.instDir, recordFile), rec, 0o644); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(p.unitDir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(unitPath, content, 0o644); err != nil {
+	if err := hostfs.WriteFileAtomic(unitPath, content, 0o644); err != nil {
 		return fmt.Errorf("write the unit file: %w", err)
 	}
 	link := p.wantsLink(l.unit)

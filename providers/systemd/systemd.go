@@ -15,6 +15,7 @@ import (
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/keylock"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -65,8 +66,7 @@ type Provider struct {
 	connMu sync.Mutex
 	conn   *sdbus.Conn
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // by unit name, and "artifact:SERVER"
+	locks keylock.Map // by unit name, and "artifact:SERVER"
 }
 
 var _ interface {
@@ -135,7 +135,6 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 		unitDir: unitDir, root: root, artifactDir: artifactDir,
 		keep: set.KeepArtifacts, user: set.User,
 		managedBy: managedBy, host: defaultHost,
-		locks: map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -184,17 +183,7 @@ func (p *Provider) managedByOf(m string) string {
 	return p.managedBy
 }
 
-func (p *Provider) lock(name string) func() {
-	p.mu.Lock()
-	l := p.locks[name]
-	if l == nil {
-		l = &sync.Mutex{}
-		p.locks[name] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Provider) lock(name string) func() { return p.locks.Lock(name) }
 
 // ---- D-Bus ----
 

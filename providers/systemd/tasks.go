@@ -18,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // task is a one-off command as a transient unit.
@@ -80,7 +81,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 	if req.Instance != nil {
 		var r record
 		dir := p.instanceDir(t.managedBy, req.Instance.Server, req.Instance.Replica)
-		if err := readJSON(filepath.Join(dir, recordFile), &r); err == nil {
+		if err := hostfs.ReadJSON(filepath.Join(dir, recordFile), &r); err == nil {
 			rec = &r
 		}
 	}
@@ -148,7 +149,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 				if err := os.MkdirAll(filepath.Dir(cf.path), 0o755); err != nil {
 					return -1, fmt.Errorf("exec: config file %s: %w", cf.path, err)
 				}
-				if err := writeFileAtomic(cf.path, cf.content, cf.mode); err != nil {
+				if err := hostfs.WriteFileAtomic(cf.path, cf.content, cf.mode); err != nil {
 					return -1, fmt.Errorf("exec: config file %s: %w", cf.path, err)
 				}
 				if l.user != nil {
@@ -220,7 +221,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 			return -1, t.red.Error(fmt.Errorf("exec: %w", err))
 		}
 		envPath := filepath.Join(t.dir, envFile)
-		if err := writeFileAtomic(envPath, b, 0o600); err != nil {
+		if err := hostfs.WriteFileAtomic(envPath, b, 0o600); err != nil {
 			return -1, fmt.Errorf("exec: %w", err)
 		}
 		t.envFiles = append(t.envFiles, envPath)
@@ -409,7 +410,7 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 		}
 	}
 	var rec record
-	_ = readJSON(filepath.Join(p.instanceDir(managedBy, inst.Server, inst.Replica), recordFile), &rec)
+	_ = hostfs.ReadJSON(filepath.Join(p.instanceDir(managedBy, inst.Server, inst.Replica), recordFile), &rec)
 	if r := rec.Resources; r != nil && r.MilliCPU > 0 {
 		out.CPUPercent = out.CPUPercent * 1000 / float64(r.MilliCPU)
 	}
@@ -417,13 +418,13 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	case b.MemoryCurrent != unset:
 		out.MemoryBytes = int64(b.MemoryCurrent)
 	default:
-		rss, err := rssBytes(int(b.MainPID))
+		rss, err := hostfs.RSSBytes(int(b.MainPID))
 		if err != nil {
 			return fail(errors.New("systemd has no memory accounting for the unit, and its main process is gone"))
 		}
 		out.MemoryBytes = rss
 	}
-	limit := memTotal()
+	limit := hostfs.MemTotal()
 	if r := rec.Resources; r != nil && r.MemoryBytes > 0 {
 		limit = r.MemoryBytes
 	} else if b.MemoryMax != unset && b.MemoryMax > 0 {
@@ -458,38 +459,6 @@ func procCPU(pid uint32) int64 {
 		return -1
 	}
 	return (ut + st) * int64(time.Second) / clockTicks
-}
-
-func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0, errors.New("malformed statm")
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return pages * int64(os.Getpagesize()), nil
-}
-
-func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			if f := strings.Fields(rest); len(f) >= 1 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb * 1024
-			}
-		}
-	}
-	return 0
 }
 
 // Logs returns the last lines lines (all, if lines <= 0) of the unit's

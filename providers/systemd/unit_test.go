@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -290,7 +291,7 @@ func TestArtifacts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.ArtifactDir(), "notes", "1.0.0")); err == nil {
 		t.Error("a download with a wrong digest was installed")
 	}
-	dir, err := p.ensureArtifact(ctx, server("1.0.0", url, strings.ToUpper(sha256Hex(tgz)), true))
+	dir, err := p.ensureArtifact(ctx, server("1.0.0", url, strings.ToUpper(hostfs.SHA256Hex(tgz)), true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestArtifacts(t *testing.T) {
 		t.Errorf("bin/link: %q %v", l, err)
 	}
 	// Present: not downloaded again.
-	if _, err := p.ensureArtifact(ctx, server("1.0.0", url, sha256Hex(tgz), true)); err != nil {
+	if _, err := p.ensureArtifact(ctx, server("1.0.0", url, hostfs.SHA256Hex(tgz), true)); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.count("/notes-1.0.0.tar.gz"); n != 2 {
@@ -320,7 +321,7 @@ func TestArtifacts(t *testing.T) {
 
 	// A zip, and a plain file.
 	z := zipOf(t, map[string]string{"notes": "#!/bin/sh\n"})
-	dir2, err := p.ensureArtifact(ctx, server("1.1.0", srv.put("/notes.zip", z), sha256Hex(z), true))
+	dir2, err := p.ensureArtifact(ctx, server("1.1.0", srv.put("/notes.zip", z), hostfs.SHA256Hex(z), true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestArtifacts(t *testing.T) {
 		t.Error(err)
 	}
 	plain := []byte("#!/bin/sh\necho hi\n")
-	dir3, err := p.ensureArtifact(ctx, server("1.2.0", srv.put("/dl/notes-linux", plain), sha256Hex(plain), false))
+	dir3, err := p.ensureArtifact(ctx, server("1.2.0", srv.put("/dl/notes-linux", plain), hostfs.SHA256Hex(plain), false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,15 +337,15 @@ func TestArtifacts(t *testing.T) {
 		t.Errorf("the plain artifact: %v %v", fi, err)
 	}
 	// extract = true of something that is no archive.
-	if _, err := p.ensureArtifact(ctx, server("1.3.0", srv.put("/x", plain), sha256Hex(plain), true)); err == nil || !strings.Contains(err.Error(), "neither") {
+	if _, err := p.ensureArtifact(ctx, server("1.3.0", srv.put("/x", plain), hostfs.SHA256Hex(plain), true)); err == nil || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("extracting a non-archive: %v", err)
 	}
 	// A missing file.
-	if _, err := p.ensureArtifact(ctx, server("1.4.0", srv.URL+"/missing", sha256Hex(plain), false)); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err := p.ensureArtifact(ctx, server("1.4.0", srv.URL+"/missing", hostfs.SHA256Hex(plain), false)); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("a missing download: %v", err)
 	}
 	// A token in the URL is not shown.
-	if _, err := p.ensureArtifact(ctx, server("1.5.0", "http://user:tok3n@127.0.0.1:1/x", sha256Hex(plain), false)); err == nil || strings.Contains(err.Error(), "tok3n") {
+	if _, err := p.ensureArtifact(ctx, server("1.5.0", "http://user:tok3n@127.0.0.1:1/x", hostfs.SHA256Hex(plain), false)); err == nil || strings.Contains(err.Error(), "tok3n") {
 		t.Errorf("a URL with a password: %v", err)
 	}
 
@@ -374,7 +375,7 @@ func TestArtifacts(t *testing.T) {
 		t.Errorf("after pruning: %v", left)
 	}
 	os.Remove(filepath.Join(p.UnitDir(), "tend.other.notes.0.service"))
-	if _, err := p.ensureArtifact(ctx, server("1.1.0", srv.URL+"/notes.zip", sha256Hex(z), true)); err != nil { // used again: newest
+	if _, err := p.ensureArtifact(ctx, server("1.1.0", srv.URL+"/notes.zip", hostfs.SHA256Hex(z), true)); err != nil { // used again: newest
 		t.Fatal(err)
 	}
 	if err := p.pruneArtifacts("notes", ""); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/tendhq/tend/reconcile/internal/boundhttp"
 )
 
 // Transports Fetch speaks.
@@ -89,7 +90,7 @@ func Fetch(ctx context.Context, opts FetchOptions) (*Contract, error) {
 		defer tr.CloseIdleConnections()
 		base = tr
 	}
-	rec := &recorder{base: &boundTransport{base: base, life: life}}
+	rec := &recorder{base: boundhttp.Transport(base, life)}
 	hc.Transport = rec
 
 	var transport mcp.Transport
@@ -359,40 +360,4 @@ func firstLine(s string) string {
 		s = string(r[:maxErrorBody]) + "…"
 	}
 	return s
-}
-
-// boundTransport cancels every request it carries when life ends, even one
-// made on a context that outlives it; a response body keeps its request
-// alive until it is closed or life ends.
-type boundTransport struct {
-	base http.RoundTripper
-	life context.Context
-}
-
-func (b *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(req.Context())
-	stop := context.AfterFunc(b.life, cancel)
-	release := func() {
-		stop()
-		cancel()
-	}
-	resp, err := b.base.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		release()
-		return nil, err
-	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
-	return resp, nil
-}
-
-type releasingBody struct {
-	io.ReadCloser
-	once    sync.Once
-	release func()
-}
-
-func (r *releasingBody) Close() error {
-	err := r.ReadCloser.Close()
-	r.once.Do(r.release)
-	return err
 }

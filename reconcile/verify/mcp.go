@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/tendhq/tend/reconcile/internal/boundhttp"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -94,7 +93,7 @@ func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 	defer endLife()
 	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{}).DialContext}
 	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: &boundTransport{base: tr, life: life}}
+	hc := &http.Client{Transport: boundhttp.Transport(tr, life)}
 
 	var transport mcp.Transport
 	if p.c.Transport == transportSSE {
@@ -302,40 +301,4 @@ func stringLeaves(v any, out []string) []string {
 		}
 	}
 	return out
-}
-
-// boundTransport cancels every request it carries when life ends, even one
-// made on a context that outlives it; a response body keeps its request
-// alive until it is closed or life ends.
-type boundTransport struct {
-	base http.RoundTripper
-	life context.Context
-}
-
-func (b *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(req.Context())
-	stop := context.AfterFunc(b.life, cancel)
-	release := func() {
-		stop()
-		cancel()
-	}
-	resp, err := b.base.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		release()
-		return nil, err
-	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
-	return resp, nil
-}
-
-type releasingBody struct {
-	io.ReadCloser
-	once    sync.Once
-	release func()
-}
-
-func (r *releasingBody) Close() error {
-	err := r.ReadCloser.Close()
-	r.once.Do(r.release)
-	return err
 }
