@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -191,6 +192,19 @@ type ExecResponse struct {
 // engine calls it when only such settings changed, which restarts nothing.
 type SettingsApplier interface {
 	ApplySettings(ctx context.Context, d *Desired) error
+}
+
+// CheckRouter is a provider whose replicas tend cannot always reach at
+// their Instance.Host: the pods of a Kubernetes cluster, seen from outside
+// it. The engine's http and mcp checks, and its contract fetches, go the
+// way it says.
+type CheckRouter interface {
+	// CheckRoute returns the URL that stands for scheme://Host:port on
+	// the replica (a request to URL+"/path" reaches /path there) and the
+	// round tripper that carries requests to it, which authenticates them
+	// to the proxy and turns the proxy's own failures into errors. ok is
+	// false when checks reach the replica at its Host directly.
+	CheckRoute(inst Instance, scheme string, port int) (url string, rt http.RoundTripper, ok bool, err error)
 }
 
 // Statser reports resource use, for autoscaling.

@@ -466,7 +466,7 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 		if !ok {
 			return fmt.Errorf("replica %d is not running the new spec", r)
 		}
-		targets = append(targets, verify.Target{Replica: r, Host: in.Host, Ports: in.Ports})
+		targets = append(targets, verify.Target{Replica: r, Host: in.Host, Ports: in.Ports, Route: checkRoute(prov, in)})
 	}
 	var exec verify.ExecFunc
 	if ex, ok := prov.(providers.Execer); ok {

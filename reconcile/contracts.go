@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,18 +28,14 @@ func mcpCheck(s *spec.Server) *spec.MCPCheck {
 }
 
 // contractURL is where a replica's MCP endpoint is, by the mcp check.
-func contractURL(s *spec.Server, c *spec.MCPCheck, in providers.Instance) (string, error) {
+func contractURL(prov providers.Provider, s *spec.Server, c *spec.MCPCheck, in providers.Instance) (string, http.RoundTripper, error) {
 	port := c.Port
 	if port == "" && len(s.Ports) > 0 {
 		port = s.Ports[0].Name
 	}
 	n, ok := in.Ports[port]
 	if !ok {
-		return "", fmt.Errorf("replica %d has no port %q", in.Replica, port)
-	}
-	host := in.Host
-	if host == "" {
-		host = "127.0.0.1"
+		return "", nil, fmt.Errorf("replica %d has no port %q", in.Replica, port)
 	}
 	path := c.Path
 	if path == "" {
@@ -47,7 +44,37 @@ func contractURL(s *spec.Server, c *spec.MCPCheck, in providers.Instance) (strin
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(n)) + path, nil
+	if route := checkRoute(prov, in); route != nil {
+		base, rt, err := route("http", n)
+		if err != nil {
+			return "", nil, fmt.Errorf("replica %d: %w", in.Replica, err)
+		}
+		if base != "" {
+			return strings.TrimSuffix(base, "/") + path, rt, nil
+		}
+	}
+	host := in.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(n)) + path, nil, nil
+}
+
+// checkRoute is how checks reach a replica of a provider that routes them
+// (providers.CheckRouter); nil for the others, which checks reach at the
+// replica's Host.
+func checkRoute(prov providers.Provider, in providers.Instance) func(scheme string, port int) (string, http.RoundTripper, error) {
+	cr, ok := prov.(providers.CheckRouter)
+	if !ok {
+		return nil
+	}
+	return func(scheme string, port int) (string, http.RoundTripper, error) {
+		url, rt, ok, err := cr.CheckRoute(in, scheme, port)
+		if err != nil || !ok {
+			return "", nil, err
+		}
+		return url, rt, nil
+	}
 }
 
 // FetchContract asks one running replica of a server for its API contract,
@@ -72,15 +99,19 @@ func (e *Engine) FetchContract(ctx context.Context, prov providers.Provider, s *
 	if in == nil {
 		return nil, errors.New("no replica is running to ask for its contract")
 	}
-	url, err := contractURL(s, c, *in)
+	url, rt, err := contractURL(prov, s, c, *in)
 	if err != nil {
 		return nil, err
+	}
+	var hc *http.Client
+	if rt != nil {
+		hc = &http.Client{Transport: rt}
 	}
 	transport := c.Transport
 	if transport == "" {
 		transport = contract.TransportStreamable
 	}
-	return contract.Fetch(ctx, contract.FetchOptions{URL: url, Transport: transport, Server: s.Name, ProtocolVersion: c.ProtocolVersion})
+	return contract.Fetch(ctx, contract.FetchOptions{URL: url, Transport: transport, HTTPClient: hc, Server: s.Name, ProtocolVersion: c.ProtocolVersion})
 }
 
 // checkContract records the contract of a verified revision and, unless

@@ -67,13 +67,13 @@ func newHTTPProber(c *spec.HTTPCheck) (*httpProber, error) {
 }
 
 func (p *httpProber) Probe(ctx context.Context, t Target) error {
-	addr, err := address(t, p.c.Port)
-	if err != nil {
-		return err
-	}
 	scheme := strings.ToLower(p.c.Scheme)
 	if scheme == "" {
 		scheme = "http"
+	}
+	base, rt, err := baseURL(t, p.c.Port, scheme)
+	if err != nil {
+		return err
 	}
 	path := p.c.Path
 	if !strings.HasPrefix(path, "/") {
@@ -83,7 +83,7 @@ func (p *httpProber) Probe(ctx context.Context, t Target) error {
 	if method == "" {
 		method = http.MethodGet
 	}
-	target := scheme + "://" + addr + path
+	target := base + path
 	what := method + " " + target
 
 	req, err := http.NewRequestWithContext(ctx, method, target, nil)
@@ -93,12 +93,19 @@ func (p *httpProber) Probe(ctx context.Context, t Target) error {
 	req.Header.Set("User-Agent", "tend-verify")
 	for k, v := range p.c.Headers {
 		if strings.EqualFold(k, "Host") {
-			req.Host = v.Reveal()
+			// Through a proxy, the Host header is the proxy's business.
+			if rt == nil {
+				req.Host = v.Reveal()
+			}
 			continue
 		}
 		req.Header.Set(k, v.Reveal())
 	}
-	resp, err := p.client.Do(req)
+	client := p.client
+	if rt != nil {
+		client = &http.Client{Transport: rt, CheckRedirect: p.client.CheckRedirect}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return failed(ctx, what, p.unwrap(err))
 	}

@@ -71,7 +71,7 @@ func newMCPProber(c *spec.MCPCheck, version string) (*mcpProber, error) {
 
 func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 	start := time.Now()
-	addr, err := address(t, p.c.Port)
+	base, rt, err := baseURL(t, p.c.Port, "http")
 	if err != nil {
 		return err
 	}
@@ -82,18 +82,22 @@ func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	endpoint := "http://" + addr + path
+	endpoint := base + path
 	what := "mcp " + endpoint
 
-	// A transport of its own: no proxy from the environment, and nothing
-	// left behind. The SDK sends some requests on contexts of its own (the
-	// session's DELETE, a cancellation notice after a timeout); binding every
-	// request to life ends them all when the probe ends or runs out of time.
+	// A transport of its own (or the route's): no proxy from the
+	// environment, and nothing left behind. The SDK sends some requests on
+	// contexts of its own (the session's DELETE, a cancellation notice after
+	// a timeout); binding every request to life ends them all when the
+	// probe ends or runs out of time.
 	life, endLife := context.WithCancel(ctx)
 	defer endLife()
-	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{}).DialContext}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: boundhttp.Transport(tr, life)}
+	if rt == nil {
+		tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{}).DialContext}
+		defer tr.CloseIdleConnections()
+		rt = tr
+	}
+	hc := &http.Client{Transport: boundhttp.Transport(rt, life)}
 
 	var transport mcp.Transport
 	if p.c.Transport == transportSSE {

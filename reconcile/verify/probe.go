@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +21,12 @@ type Target struct {
 	Replica int
 	Host    string         // address to reach it at, such as "127.0.0.1"
 	Ports   map[string]int // port name → port on Host
+	// Route, when set, carries http and mcp checks to the replica through a
+	// proxy (the Kubernetes API server's pod proxy) instead of to Host. It
+	// returns the URL that stands for scheme://Host:port and the round
+	// tripper that carries requests to it; a nil round tripper means
+	// directly, as without a Route. tcp checks still go to Host.
+	Route func(scheme string, port int) (url string, rt http.RoundTripper, err error)
 }
 
 // Prober runs one check once against one target.
@@ -164,6 +171,41 @@ func netError(err error) error {
 
 // address joins a target's host and the port the check names.
 func address(t Target, port string) (string, error) {
+	n, err := portOf(t, port)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(hostOf(t), strconv.Itoa(n)), nil
+}
+
+// baseURL is where an HTTP request for the replica's port goes: its
+// Route's URL, or scheme://Host:port. rt is the Route's round tripper, nil
+// for a direct request.
+func baseURL(t Target, port, scheme string) (base string, rt http.RoundTripper, err error) {
+	n, err := portOf(t, port)
+	if err != nil {
+		return "", nil, err
+	}
+	if t.Route != nil {
+		base, rt, err := t.Route(scheme, n)
+		if err != nil {
+			return "", nil, fmt.Errorf("replica %d: %v", t.Replica, err)
+		}
+		if base != "" {
+			return strings.TrimSuffix(base, "/"), rt, nil
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(hostOf(t), strconv.Itoa(n)), nil, nil
+}
+
+func hostOf(t Target) string {
+	if t.Host == "" {
+		return "127.0.0.1"
+	}
+	return t.Host
+}
+
+func portOf(t Target, port string) (int, error) {
 	n, ok := t.Ports[port]
 	if !ok && port == "" && len(t.Ports) == 1 {
 		for _, v := range t.Ports {
@@ -176,16 +218,12 @@ func address(t Target, port string) (string, error) {
 			names = append(names, strconv.Quote(k))
 		}
 		if len(names) == 0 {
-			return "", fmt.Errorf("replica %d has no port %q (it has no ports)", t.Replica, port)
+			return 0, fmt.Errorf("replica %d has no port %q (it has no ports)", t.Replica, port)
 		}
 		slices.Sort(names)
-		return "", fmt.Errorf("replica %d has no port %q (it has %s)", t.Replica, port, strings.Join(names, ", "))
+		return 0, fmt.Errorf("replica %d has no port %q (it has %s)", t.Replica, port, strings.Join(names, ", "))
 	}
-	host := t.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+	return n, nil
 }
 
 // snippetLen is how much of a body, an output or a tool result a message shows.

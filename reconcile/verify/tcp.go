@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"net"
 )
 
@@ -18,7 +19,11 @@ func (p *tcpProber) Probe(ctx context.Context, t Target) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return failed(ctx, what, netError(err))
+		err = failed(ctx, what, netError(err))
+		if t.Route != nil {
+			err = fmt.Errorf("%w (a tcp check goes to the replica's address itself; only http and mcp checks go through the provider's proxy)", err)
+		}
+		return err
 	}
 	return conn.Close()
 }
