@@ -94,7 +94,7 @@ var providerSchemas = map[string]*hcl.BodySchema{
 		{Name: "unit_dir"}, {Name: "user_mode"}, {Name: "artifact_dir"}, {Name: "keep_artifacts"}, {Name: "user"},
 	}},
 	"kubernetes": {Attributes: []hcl.AttributeSchema{
-		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "in_cluster"},
+		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "in_cluster"}, {Name: "checks_via"},
 	}},
 }
 
@@ -177,6 +177,7 @@ func (d *decoder) decodeProviders(blocks []*hcl.Block) {
 			r.str(at, "context", &s.Context)
 			r.str(at, "namespace", &s.Namespace)
 			r.boolean(at, "in_cluster", &s.InCluster)
+			r.oneOf(at, "checks_via", &s.ChecksVia, ChecksViaAPIProxy, ChecksViaPodIP)
 			if s.InCluster && (s.Kubeconfig != "" || s.Context != "") {
 				d.errorf(b.DefRange.Ptr(), "Conflicting kubernetes settings", "in_cluster = true uses the pod's service account; remove kubeconfig and context, or set in_cluster = false.")
 			}

@@ -130,7 +130,18 @@ type KubernetesSettings struct {
 	Context    string `json:"context,omitempty"`
 	Namespace  string `json:"namespace"`
 	InCluster  bool   `json:"in_cluster"`
+	// ChecksVia is how tend's http and mcp checks (and contract fetches)
+	// reach pods: ChecksViaAPIProxy, through the API server's pod proxy, or
+	// ChecksViaPodIP, at the pod's IP. Empty means the API server's proxy,
+	// unless InCluster.
+	ChecksVia string `json:"checks_via,omitempty"`
 }
+
+// Values of KubernetesSettings.ChecksVia.
+const (
+	ChecksViaAPIProxy = "api-proxy"
+	ChecksViaPodIP    = "pod-ip"
+)
 
 // Server is a `server "NAME" {}` block: one long-running service and how to
 // run, check, roll out, scale and back it up.

@@ -241,6 +241,7 @@ func providerOf(p *spec.Provider) providerDoc {
 		set("context", p.Kubernetes.Context)
 		set("namespace", p.Kubernetes.Namespace)
 		set("in_cluster", strconv.FormatBool(p.Kubernetes.InCluster))
+		set("checks_via", p.Kubernetes.ChecksVia)
 	}
 	if len(d.Settings) == 0 {
 		d.Settings = nil

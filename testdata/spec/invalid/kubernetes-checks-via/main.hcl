@@ -1,0 +1,4 @@
+provider "kubernetes" "prod" {
+  context    = "prod"
+  checks_via = "proxy"
+}
