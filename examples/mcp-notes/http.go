@@ -111,12 +111,19 @@ func (a *app) logRequests(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		code := rec.status()
 		a.metrics.request(r.URL.Path, code)
-		a.logger.Info("request",
+		attrs := []any{
 			"method", r.Method,
 			"path", r.URL.Path,
 			"code", code,
 			"duration", time.Since(start).Round(time.Microsecond),
-			"remote", clientIP(r))
+			"remote", clientIP(r),
+		}
+		// Behind a proxy that says where the request first went (the
+		// Kubernetes API server's pod proxy does), log that too.
+		if f := r.Header.Get("X-Forwarded-Uri"); f != "" {
+			attrs = append(attrs, "forwarded_uri", f)
+		}
+		a.logger.Info("request", attrs...)
 	})
 }
 

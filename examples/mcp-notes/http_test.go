@@ -141,3 +141,23 @@ func TestStatusRecorder(t *testing.T) {
 		t.Errorf("status = %d", s.status())
 	}
 }
+
+func TestLogRequestsForwardedURI(t *testing.T) {
+	var log strings.Builder
+	a := newApp(defaultConfig(), &Store{notes: map[string]Note{}}, slog.New(slog.NewTextHandler(&log, nil)))
+	h := a.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/health", nil))
+	req := httptest.NewRequest("GET", "/health", nil)
+	req.Header.Set("X-Forwarded-Uri", "/api/v1/namespaces/mcp/pods/notes-1:8080/proxy/health")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2:\n%s", len(lines), log.String())
+	}
+	if strings.Contains(lines[0], "forwarded_uri") {
+		t.Errorf("a direct request logs a forwarded URI: %s", lines[0])
+	}
+	if !strings.Contains(lines[1], "path=/health") || !strings.Contains(lines[1], "forwarded_uri=/api/v1/namespaces/mcp/pods/notes-1:8080/proxy/health") {
+		t.Errorf("a proxied request's line: %s", lines[1])
+	}
+}
