@@ -3,8 +3,9 @@
 #
 #   hack/docker-engine.sh up       install docker.io, busybox-static (a shell
 #                                  for the test images) and docker-registry (a
-#                                  registry to pull from) when missing (root
-#                                  only), start dockerd when it is not
+#                                  registry to pull from), and iproute2 (for
+#                                  the kubernetes tests' network namespaces),
+#                                  when missing (root only), start dockerd when it is not
 #                                  running, and wait until it answers
 #   hack/docker-engine.sh restart  restart the dockerd this script started
 #   hack/docker-engine.sh down     stop it
@@ -60,7 +61,8 @@ stop() {
 
 case "${1:-up}" in
 up)
-  if ! command -v dockerd >/dev/null 2>&1 || ! command -v busybox >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null 2>&1 || ! command -v busybox >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1 ||
+    ! command -v ip >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ]; then
       command -v dockerd >/dev/null 2>&1 || fail "no dockerd here, and only root can install Debian's docker.io"
     else
@@ -68,6 +70,8 @@ up)
       command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
       command -v busybox >/dev/null 2>&1 || pkgs+=(busybox-static)
       command -v docker-registry >/dev/null 2>&1 || pkgs+=(docker-registry)
+      # ip: the network namespaces of the kubernetes tests' pod hosts.
+      command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
       echo "docker-engine: installing ${pkgs[*]}" >&2
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null) ||
         fail "apt-get install ${pkgs[*]} failed"

@@ -3,7 +3,7 @@
 # tests of the kubernetes provider run (providers/kubernetes/kubetest):
 #
 #   hack/k8s-cluster.sh build   build what is missing and print the bin dir
-#   hack/k8s-cluster.sh bindir  print the bin dir if it is complete, else exit 1
+#   hack/k8s-cluster.sh bindir  print the bin dir if it is built (rewriting stale stages), else exit 1
 #   hack/k8s-cluster.sh clean   remove this version's cache
 #
 # The bin dir, ${TEND_CACHE_DIR:-$HOME/.cache/tend}/k8s-v1.37.2-etcd-v3.7.3-kwok-v0.8.0/bin,
@@ -14,9 +14,13 @@
 # streams need, and clients then fall back to relisting, which makes every
 # change take seconds to be seen. Its sibling stages/
 # holds kwok's stage configs (node-initialize, node-heartbeat-with-lease,
-# pod-ready, pod-complete, pod-delete) from kwok's own module; pod-ready skips
-# pods annotated tend.dev/test-never-ready: "true", so that a Deployment of
-# them never becomes Available.
+# pod-ready, pod-complete, pod-delete) from kwok's own module, with two
+# changes to pod-ready: it skips pods annotated tend.dev/test-never-ready:
+# "true", so that a Deployment of them never becomes Available, and it gives
+# a pod annotated tend.dev/test-pod-ip the IP address the annotation names
+# (where a test runs the pod's server, in a network namespace, so that the
+# API server can proxy to it). The stages are rewritten, cheaply, whenever
+# STAGES_REV below changes.
 #
 # The build (10 to 20 minutes on 2 cores when Go's build cache is cold) runs
 # under a lock and is renamed into place whole, so concurrent callers wait for
@@ -36,21 +40,75 @@ DIR=$CACHE_ROOT/$KEY
 BIN=$DIR/bin
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 STAGES=(node-initialize node-heartbeat-with-lease pod-ready pod-complete pod-delete)
+# STAGES_REV names the edits made to kwok's stages; change it with them.
+STAGES_REV=2-never-ready-pod-ip
 
 log() { echo "k8s-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-complete() {
-  local b s
+binaries_complete() {
+  local b
   for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || return 1; done
-  for s in "${STAGES[@]}"; do [ -f "$DIR/stages/$s.yaml" ] || return 1; done
 }
+
+stages_current() {
+  local s
+  for s in "${STAGES[@]}"; do [ -f "$DIR/stages/$s.yaml" ] || return 1; done
+  [ "$(cat "$DIR/stages/REVISION" 2>/dev/null)" = "$STAGES_REV" ]
+}
+
+complete() { binaries_complete && stages_current; }
 
 etcd_build() {
   local out=$1
   log "building etcd $ETCD_VERSION"
   (cd "$ROOT/hack/k8s/etcd" && CGO_ENABLED=0 nice -n 19 go build -trimpath -ldflags='-s -w' \
     -o "$out/etcd" go.etcd.io/etcd/server/v3) >&2
+}
+
+# stages_build writes kwok's stage configs, as tend's tests need them, into
+# the directory $1.
+stages_build() {
+  local out=$1 src
+  src=$(cd "$out" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src/kustomize/stage" ] || die "kwok's source not found in the module cache"
+  cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
+    "$src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-complete.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-delete.yaml" "$out/"
+  # pod-ready, with one more requirement (not annotated never-ready) and the
+  # pod IP from the annotation tend.dev/test-pod-ip when a pod has it.
+  awk '
+    { print }
+    !sel && prev == "  selector:" && $0 == "    matchExpressions:" {
+      print "    - key: '"'"'.metadata.annotations[\"tend.dev/test-never-ready\"]'"'"'"
+      print "      operator: '"'"'NotIn'"'"'"
+      print "      values:"
+      print "      - '"'"'true'"'"'"
+      sel = 1
+    }
+    !ip && $0 ~ /^ *\{\{ \$podIPs := PodIPsWith / {
+      print "      {{ with .metadata.annotations }}{{ with index . \"tend.dev/test-pod-ip\" }}{{ $podIPs = list . }}{{ end }}{{ end }}"
+      ip = 1
+    }
+    { prev = $0 }
+    END { if (!sel || !ip) exit 1 }
+  ' "$src/kustomize/stage/pod/fast/pod-ready.yaml" >"$out/pod-ready.yaml" ||
+    die "could not edit kwok's pod-ready stage (never-ready selector, test pod IP)"
+  echo "$STAGES_REV" >"$out/REVISION"
+}
+
+# stages_refresh rewrites the stages of a complete build whose stages are
+# from an older STAGES_REV.
+stages_refresh() {
+  local tmp
+  tmp=$(mktemp -d "$DIR/.stages.XXXXXX")
+  stages_build "$tmp" || { rm -rf "$tmp"; exit 1; }
+  chmod -R u+w,go+rX "$tmp"
+  rm -rf "$DIR/stages"
+  mv "$tmp" "$DIR/stages"
+  log "rewrote kwok's stages ($STAGES_REV)"
 }
 
 build() {
@@ -75,28 +133,7 @@ build() {
   GOBIN=$tmp/bin CGO_ENABLED=0 nice -n 19 go install -trimpath -ldflags='-s -w' \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
 
-  local src
-  src=$(cd "$tmp" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [ -d "$src/kustomize/stage" ] || die "kwok's source not found in the module cache"
-  cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
-    "$src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
-    "$src/kustomize/stage/pod/fast/pod-complete.yaml" \
-    "$src/kustomize/stage/pod/fast/pod-delete.yaml" "$tmp/stages/"
-  # pod-ready, with one more requirement: not annotated never-ready.
-  awk '
-    { print }
-    !done && prev == "  selector:" && $0 == "    matchExpressions:" {
-      print "    - key: '"'"'.metadata.annotations[\"tend.dev/test-never-ready\"]'"'"'"
-      print "      operator: '"'"'NotIn'"'"'"
-      print "      values:"
-      print "      - '"'"'true'"'"'"
-      done = 1
-    }
-    { prev = $0 }
-    END { if (!done) exit 1 }
-  ' "$src/kustomize/stage/pod/fast/pod-ready.yaml" >"$tmp/stages/pod-ready.yaml" ||
-    die "could not add the never-ready selector to kwok's pod-ready stage"
+  stages_build "$tmp/stages"
   chmod -R u+w,go+rX "$tmp"
 
   rm -rf "$DIR"
@@ -112,14 +149,23 @@ build)
     exec 9>"$CACHE_ROOT/$KEY.lock"
     flock 9
     # Not "complete || build": errexit would not apply inside build.
-    if ! complete; then
+    if ! binaries_complete; then
       build
+    elif ! stages_current; then
+      stages_refresh
     fi
     flock -u 9
   fi
   echo "$BIN"
   ;;
 bindir)
+  # Stale stages of complete binaries are rewritten: that costs nothing.
+  if binaries_complete && ! stages_current; then
+    exec 9>"$CACHE_ROOT/$KEY.lock"
+    flock 9
+    stages_current || stages_refresh
+    flock -u 9
+  fi
   complete || exit 1
   echo "$BIN"
   ;;

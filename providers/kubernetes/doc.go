@@ -120,10 +120,19 @@
 //
 // # Checks
 //
-// Host is the pod's IP: tend's http, tcp and mcp checks reach pods where the
-// pod network is routable from tend (tend running in the cluster, or a flat
-// network). Reaching pods through the API server's proxy from outside the
-// cluster is not done yet. Exec checks are refused (see Exec).
+// Host is the pod's IP. Outside a cluster that IP is rarely routable from
+// tend, so by default (checks_via = "api-proxy", unless in_cluster = true)
+// tend's http and mcp checks, and its contract reads, go through the API
+// server's pod proxy (CheckRoute): a request for /path on port P of replica
+// i goes to /api/v1/namespaces/NS/pods/POD:P/proxy/path (https:POD:P for an
+// https check) on the API server, with the client's credentials. The API
+// server's own refusals become errors that say so: it could not reach the
+// pod (with its dial error), tend may not use pods/proxy, the pod is gone,
+// the pod's address is not one it proxies to. What the pod answers passes
+// through as it is, but for the Host header, which the proxy sets. With
+// checks_via = "pod-ip", or in the cluster, checks go to the pod's IP, as
+// tcp checks always do (the proxy carries HTTP only). Exec checks are
+// refused (see Exec).
 //
 // # Capabilities
 //
@@ -147,8 +156,9 @@
 // create, patch, delete of deployments, services, configmaps, secrets,
 // persistentvolumeclaims, horizontalpodautoscalers, poddisruptionbudgets and
 // jobs; get, list, patch and delete of pods, list of replicasets, get of
-// pods/log; get and create of namespaces (optional) and get of nodes
-// (optional).
+// pods/log; get, create and delete of pods/proxy (checks through the API
+// server: GET, POST and DELETE requests); get and create of namespaces
+// (optional) and get of nodes (optional).
 //
 // # What it must not do
 //

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,11 +80,14 @@ type Provider struct {
 	set       spec.KubernetesSettings
 	managedBy string
 
-	mu    sync.Mutex
-	cfg   *rest.Config
-	cs    kubernetes.Interface
-	nsOK  bool
-	locks keylock.Map // by server
+	mu  sync.Mutex
+	cfg *rest.Config
+	cs  kubernetes.Interface
+	// proxyRT and proxyBase carry checks through the API server.
+	proxyRT   http.RoundTripper
+	proxyBase *url.URL
+	nsOK      bool
+	locks     keylock.Map // by server
 }
 
 var _ interface {

@@ -2,6 +2,8 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +176,104 @@ func TestPodState(t *testing.T) {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: tc.st}
 		if got, msg, _, _ := podState(pod); got != tc.want {
 			t.Errorf("%s: %s (%s), want %s", name, got, msg, tc.want)
+		}
+	}
+}
+
+func TestCheckRoute(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://k8s.example.com:6443/clusters/prod
+contexts:
+- name: prod
+  context: {cluster: c, user: u}
+current-context: prod
+users:
+- name: u
+  user: {token: tok-route-secret}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	provider := func(s spec.KubernetesSettings) *Provider {
+		t.Helper()
+		if s.Namespace == "" {
+			s.Namespace = "mcp"
+		}
+		p, err := New(&spec.Provider{Type: Type, Name: "x", Kubernetes: &s}, providers.Env{ManagedBy: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pod := providers.Instance{ID: "web-5d9c7-abcde", Host: "10.1.2.3", Ports: map[string]int{"http": 8080}}
+
+	p := provider(spec.KubernetesSettings{Kubeconfig: kubeconfig})
+	if !p.ChecksViaProxy() {
+		t.Error("outside a cluster, checks do not go through the API server by default")
+	}
+	for scheme, want := range map[string]string{
+		"http":  "https://k8s.example.com:6443/clusters/prod/api/v1/namespaces/mcp/pods/web-5d9c7-abcde:8080/proxy",
+		"https": "https://k8s.example.com:6443/clusters/prod/api/v1/namespaces/mcp/pods/https:web-5d9c7-abcde:8443/proxy",
+	} {
+		port := 8080
+		if scheme == "https" {
+			port = 8443
+		}
+		u, rt, ok, err := p.CheckRoute(pod, scheme, port)
+		if err != nil || !ok || rt == nil || u != want {
+			t.Errorf("CheckRoute(%s): %q, %v, %v, %v; want %q through a round tripper", scheme, u, rt != nil, ok, err, want)
+		}
+	}
+	nopod := providers.Instance{ID: "deployment/web#1"}
+	nopod.Replica = 1
+	if _, _, _, err := p.CheckRoute(nopod, "http", 8080); err == nil ||
+		!strings.Contains(err.Error(), "replica 1 has no pod") {
+		t.Errorf("a replica without a pod: %v", err)
+	}
+	if _, _, _, err := p.CheckRoute(pod, "ftp", 21); err == nil {
+		t.Error("a scheme the proxy does not speak was accepted")
+	}
+
+	// In the cluster, or told so, checks go to the pod's IP.
+	for _, s := range []spec.KubernetesSettings{
+		{InCluster: true},
+		{Kubeconfig: kubeconfig, ChecksVia: spec.ChecksViaPodIP},
+	} {
+		if u, _, ok, err := provider(s).CheckRoute(pod, "http", 8080); ok || err != nil || u != "" {
+			t.Errorf("%+v: CheckRoute = %q, %v, %v; want the pod's IP (not ok)", s, u, ok, err)
+		}
+	}
+	if !provider(spec.KubernetesSettings{InCluster: true, ChecksVia: spec.ChecksViaAPIProxy}).ChecksViaProxy() {
+		t.Error(`checks_via = "api-proxy" in a cluster does not go through the API server`)
+	}
+}
+
+func TestProxyRefusal(t *testing.T) {
+	tr := &proxyTransport{namespace: "mcp", pod: "web-1"}
+	for _, c := range []struct {
+		code int
+		body string
+		want string
+	}{
+		{503, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"error trying to reach service: dial tcp 10.1.2.3:8080: connect: connection refused","reason":"ServiceUnavailable","code":503}`,
+			"the API server could not reach the pod web-1: dial tcp 10.1.2.3:8080: connect: connection refused"},
+		{403, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"web-1:8080\" is forbidden","reason":"Forbidden","details":{"name":"web-1:8080","kind":"pods"},"code":403}`,
+			"may not reach pods through the API server's proxy"},
+		{404, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"web-1\" not found","reason":"NotFound","details":{"name":"web-1","kind":"pods"},"code":404}`,
+			"the pod web-1 is gone"},
+		{400, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"address not allowed","reason":"BadRequest","code":400}`,
+			"the API server will not proxy to the pod web-1: address not allowed"},
+		// The pod's own answers pass.
+		{404, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"notes not found","details":{"name":"other","kind":"pods"}}`, ""},
+		{503, `{"status":"starting"}`, ""},
+		{403, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no","reason":"Forbidden"}`, ""},
+	} {
+		if got := tr.refusal(c.code, []byte(c.body)); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%d %s: %q, want %q", c.code, c.body, got, c.want)
 		}
 	}
 }

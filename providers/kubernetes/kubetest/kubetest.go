@@ -13,7 +13,9 @@
 // and logs under the test's t.TempDir(). Pods are never run: kwok marks them
 // Running and Ready right away (Completed, for pods of Jobs), except pods
 // annotated NeverReadyAnnotation: "true", which stay Pending, so that a
-// Deployment of them never becomes Available.
+// Deployment of them never becomes Available. A pod annotated
+// PodIPAnnotation gets that IP, where a test can run a real server in a
+// PodHost (a network namespace) for the API server to proxy to.
 package kubetest
 
 import (
