@@ -697,6 +697,14 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 	c := d.blockContent(r, b.Body, rolloutSchema)
 	at := c.Attributes
 	r.oneOf(at, "strategy", &ro.Strategy, StrategyRecreate, StrategyRolling, StrategyCanary)
+	if ro.Strategy == StrategyCanary && s.ProviderType == "kubernetes" {
+		// A Deployment rolls every pod once its template changes: tend
+		// cannot hold the others back while the first ones are verified.
+		d.errorf(at["strategy"].Expr.Range().Ptr(), "Strategy not supported",
+			"The kubernetes provider does not run canary steps: a Deployment rolls all its pods through its own rolling update. "+
+				"Use strategy = \"rolling\" with max_surge and max_unavailable (verification and rollback cover the whole rollout), "+
+				"or run the canary as a server of its own.")
+	}
 	r.intOrPercent(at, "max_unavailable", &ro.MaxUnavailable)
 	r.intOrPercent(at, "max_surge", &ro.MaxSurge)
 	if a, ok := at["canary_steps"]; ok {

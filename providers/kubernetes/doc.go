@@ -87,6 +87,10 @@
 // a spec that declares more than the autoscaler keeps has replicas the
 // engine sees missing and starts again.
 //
+// strategy = "canary" is refused when the spec is loaded: the Deployment
+// would roll every pod while tend verified the first ones, so a canary step
+// could not be held.
+//
 // A rollback is the engine re-applying the last verified revision: the
 // Deployment's template returns to what it was, and its controller scales the
 // old ReplicaSet back up.
