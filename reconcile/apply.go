@@ -29,6 +29,7 @@ const (
 	ResultBlocked    = "blocked"
 	ResultHeld       = "held"
 	ResultSkipped    = "skipped"
+	ResultWaiting    = "waiting" // for a change window
 )
 
 // backendError is a failure of the provider, not of the change: the backend
@@ -96,8 +97,8 @@ func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult,
 		}
 	}
 	for _, c := range p.Changes {
-		if c.Action == ActionHeld || c.Action == ActionBlocked {
-			record(ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked}[c.Action], Message: strings.Join(c.Reasons, "; ")})
+		if c.Action.Stuck() {
+			record(ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked, ActionWaiting: ResultWaiting}[c.Action], Message: strings.Join(c.Reasons, "; ")})
 		}
 	}
 	for wave := 1; wave <= p.Waves; wave++ {

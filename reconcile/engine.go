@@ -240,7 +240,10 @@ type Engine struct {
 	// Targets limits plans to these servers and their dependencies
 	// (tend plan/apply -target); empty means the whole desired state.
 	Targets []string
-	Log     *logrus.Logger
+	// IgnoreWindows plans changes even while the config's window blocks
+	// keep them back (tend plan/apply -ignore-windows).
+	IgnoreWindows bool
+	Log           *logrus.Logger
 	// Progress receives lines for a person watching an apply.
 	Progress io.Writer
 	Now      func() time.Time
@@ -403,7 +406,7 @@ func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
 	}
 	return BuildPlan(PlanInput{
 		Config: src.Config, SourceRevision: src.Revision, ManagedBy: e.ManagedBy, Host: e.Host,
-		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: e.Targets,
+		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: e.Targets, IgnoreWindows: e.IgnoreWindows,
 	})
 }
 

@@ -118,6 +118,7 @@ type Loop struct {
 	failures   int
 	cron       *cron.Cron
 	cronSpec   string
+	windowWake time.Time          // when a change window lets a waiting change go
 	applying   string             // revision being applied, for superseding
 	cancelPass context.CancelFunc // cancels the apply of an older revision
 	draining   bool
@@ -244,6 +245,13 @@ func (l *Loop) nextDelay() time.Duration {
 		poll = spec.DefaultPollInterval
 	}
 	if l.failures == 0 {
+		// A change waiting for a window goes when the window lets it,
+		// not a poll interval later.
+		if !l.windowWake.IsZero() {
+			if d := time.Until(l.windowWake) + time.Second; d < poll {
+				return max(d, time.Second)
+			}
+		}
 		return poll
 	}
 	d := 5 * time.Second << min(l.failures-1, 6)
@@ -444,6 +452,15 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 	}
 	l.filter(src, p)
 	l.reportServers(p)
+	var wake time.Time
+	for _, c := range p.Changes {
+		if c.Action == ActionWaiting && !c.WaitUntil.IsZero() && (wake.IsZero() || c.WaitUntil.Before(wake)) {
+			wake = c.WaitUntil
+		}
+	}
+	l.mu.Lock()
+	l.windowWake = wake
+	l.mu.Unlock()
 	l.mu.Lock()
 	l.st.Applied = src.Revision
 	l.mu.Unlock()

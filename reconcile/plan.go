@@ -35,6 +35,7 @@ const (
 	ActionDelete  Action = "delete"  // -   the server left the desired state (pruned)
 	ActionHeld    Action = "held"    // !   the desired revision failed verification before; not applied
 	ActionBlocked Action = "blocked" // !   a server it depends on is held
+	ActionWaiting Action = "waiting" // …   a change window keeps it from changing now
 )
 
 // Symbol is the mark of an action in a plan.
@@ -52,13 +53,21 @@ func (a Action) Symbol() string {
 		return "!"
 	case ActionVerify:
 		return "?"
+	case ActionWaiting:
+		return "…"
 	}
 	return " "
 }
 
 // Changes reports whether the action changes anything.
 func (a Action) Changes() bool {
-	return a != ActionNoop && a != ActionHeld && a != ActionBlocked
+	return a != ActionNoop && a != ActionHeld && a != ActionBlocked && a != ActionWaiting
+}
+
+// Stuck reports whether the server has a change that this plan does not
+// apply: held, blocked, or waiting for a change window.
+func (a Action) Stuck() bool {
+	return a == ActionHeld || a == ActionBlocked || a == ActionWaiting
 }
 
 // ServerChange is the plan for one server.
@@ -94,6 +103,12 @@ type ServerChange struct {
 	Wave      int      `json:"wave"`
 	DependsOn []string `json:"depends_on,omitempty"`
 	Trigger   string   `json:"trigger"`
+
+	// Waits is the action a change window keeps back (Action is then
+	// ActionWaiting); WaitUntil is when the window lets it go, zero when
+	// none will.
+	Waits     Action    `json:"waits,omitempty"`
+	WaitUntil time.Time `json:"wait_until,omitzero"`
 }
 
 // Plan is what an apply will do, as data: printable, savable as JSON, and
@@ -202,6 +217,9 @@ type PlanInput struct {
 	// servers they depend on (like terraform -target); nothing else is
 	// planned, and nothing is pruned.
 	Targets []string
+	// IgnoreWindows applies changes even when the config's window blocks
+	// say not now (tend apply -ignore-windows, for an emergency).
+	IgnoreWindows bool
 }
 
 // TargetSet returns the servers a targeted plan covers: the targets and
@@ -256,6 +274,10 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 		}
 		p.Targets = slices.Sorted(maps.Keys(targeted))
 	}
+	var gate *windowGate
+	if len(in.Config.Windows) > 0 && !in.IgnoreWindows {
+		gate = newWindowGate(in.Config, in.Now)
+	}
 	// Instances by server, across providers.
 	byServer := map[string][]providers.Instance{}
 	for _, insts := range in.Observed {
@@ -279,6 +301,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 		fields := s.Fields()
 		c := planServer(s, fields, byServer[name], in.Latest[name], in.Holds[name])
 		c.DependsOn = s.Dependencies()
+		gate.hold(c)
 		p.Changes = append(p.Changes, c)
 	}
 	// Orphans: tend-owned instances of servers that are not desired here.
@@ -298,6 +321,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 		} else {
 			c.Reasons = []string{"no longer in the desired state"}
 		}
+		gate.hold(c)
 		p.Changes = append(p.Changes, c)
 	}
 	markBlocked(p)
@@ -540,7 +564,7 @@ func markBlocked(p *Plan) {
 			}
 			for _, dep := range c.DependsOn {
 				d := status[dep]
-				if d != nil && (d.Action == ActionHeld || d.Action == ActionBlocked) {
+				if d != nil && d.Action.Stuck() {
 					c.Reasons = []string{fmt.Sprintf("blocked: it depends on %s, which is %s", dep, d.Action)}
 					c.Action = ActionBlocked
 					changed = true

@@ -22,6 +22,8 @@ func actionColor(a Action) string {
 		return colorGreen
 	case ActionUpdate, ActionScale, ActionHeal, ActionVerify:
 		return colorYellow
+	case ActionWaiting:
+		return colorCyan
 	case ActionReplace, ActionDelete, ActionHeld, ActionBlocked:
 		return colorRed
 	}
@@ -45,7 +47,7 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 	if len(p.Targets) > 0 {
 		fmt.Fprintf(w, "Targeted plan: only %s; nothing else is changed or pruned.\n", strings.Join(p.Targets, ", "))
 	}
-	if !p.HasChanges() && counts[ActionHeld] == 0 && counts[ActionBlocked] == 0 {
+	if !p.HasChanges() && counts[ActionHeld] == 0 && counts[ActionBlocked] == 0 && counts[ActionWaiting] == 0 {
 		fmt.Fprintf(w, "No changes. The fleet matches the desired state (%s).\n", p.SourceRevision)
 		return
 	}
@@ -67,7 +69,7 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 	}
 	var stuck []*ServerChange
 	for _, c := range p.Changes {
-		if c.Action == ActionHeld || c.Action == ActionBlocked {
+		if c.Action.Stuck() {
 			stuck = append(stuck, c)
 		}
 	}
@@ -78,12 +80,13 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 		}
 	}
 	var parts []string
-	for _, a := range []Action{ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionHeal, ActionVerify, ActionDelete, ActionHeld, ActionBlocked} {
+	for _, a := range []Action{ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionHeal, ActionVerify, ActionDelete, ActionHeld, ActionBlocked, ActionWaiting} {
 		if n := counts[a]; n > 0 {
 			verb := map[Action]string{
 				ActionCreate: "to create", ActionUpdate: "to update", ActionReplace: "to replace",
 				ActionScale: "to scale", ActionHeal: "to heal", ActionVerify: "to verify",
 				ActionDelete: "to delete", ActionHeld: "held", ActionBlocked: "blocked",
+				ActionWaiting: "waiting for a change window",
 			}[a]
 			parts = append(parts, fmt.Sprintf("%d %s", n, verb))
 		}
@@ -95,7 +98,11 @@ func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, st
 	sym := fmt.Sprintf("%-3s", c.Action.Symbol())
 	head := fmt.Sprintf("  %s %s", paint(actionColor(c.Action), sym), paint(colorBold, fmt.Sprintf("%-*s", width, c.Server)))
 	var what string
-	switch c.Action {
+	action := c.Action
+	if action == ActionWaiting {
+		action = c.Waits
+	}
+	switch action {
 	case ActionCreate:
 		what = fmt.Sprintf("create %s, %d %s on %s", c.ToVersion, c.ToReplicas, replicaWord(c.ToReplicas), c.Provider)
 	case ActionUpdate:
@@ -116,6 +123,9 @@ func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, st
 		what = fmt.Sprintf("delete %d %s", len(c.Stop), replicaWord(len(c.Stop)))
 	case ActionHeld, ActionBlocked:
 		what = string(c.Action)
+	}
+	if c.Action == ActionWaiting {
+		what = "waiting to " + what
 	}
 	fmt.Fprintf(w, "%s  %s\n", head, what)
 	for _, r := range c.Reasons {

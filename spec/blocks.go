@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 	_ "time/tzdata" // window timezones must not depend on the host's zoneinfo
 
@@ -210,7 +211,10 @@ func (d *decoder) decodeWindows(blocks []*hcl.Block) {
 		content := d.blockContent(r, b.Body, windowSchema)
 		w := &Window{Name: name, Action: "deny", DeclRange: b.DefRange}
 		at := content.Attributes
-		r.cronExpr(at, "schedule", &w.Schedule)
+		if r.cronExpr(at, "schedule", &w.Schedule) && strings.HasPrefix(strings.TrimSpace(w.Schedule), "@every") {
+			d.errorf(at["schedule"].Expr.Range().Ptr(), "Invalid window schedule",
+				"A window opens at fixed times, such as \"0 22 * * *\" or \"@daily\"; %q counts from whenever tend looks, so the window would never be open.", w.Schedule)
+		}
 		if r.duration(at, "duration", &w.Duration) && w.Duration == 0 {
 			d.errorf(at["duration"].Expr.Range().Ptr(), "Invalid duration", "A window's duration must be longer than zero.")
 		}

@@ -89,8 +89,11 @@ func TestDockerFleet(t *testing.T) {
 	t.Setenv("TEND_SECRET_NOTES_API_TOKEN", "notes-s3cret-e2e")
 	stateDir := t.TempDir()
 
+	// The example's change windows (business hours for the data tier, a
+	// year-end freeze) are not what this test is about: it runs at any
+	// hour of the year.
 	tend := func(out io.Writer, searchVersion string, cmd ...string) int {
-		args := append(cmd, "--state-dir", stateDir, "--managed-by", managedBy, "--env", "production",
+		args := append(cmd, "-ignore-windows", "--state-dir", stateDir, "--managed-by", managedBy, "--env", "production",
 			"--var", "registry="+registry, "--var", "postgres_image="+postgres,
 			"--var", "search_version="+searchVersion, "-target", "search", "../../examples/mcp-fleet")
 		return run(args, out, out)

@@ -29,6 +29,7 @@ type engineFlags struct {
 	hostLabels  []string
 	parallelism int
 	targets     []string
+	noWindows   bool
 	logFormat   string
 	logLevel    string
 }
@@ -47,6 +48,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 // registerTarget adds -target, for plan and apply.
 func (f *engineFlags) registerTarget(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.targets, "target", nil, "plan only this server and the servers it depends on; nothing else is changed or pruned (repeatable)")
+	cmd.Flags().BoolVar(&f.noWindows, "ignore-windows", false, "plan and apply changes even while window blocks keep them back (an emergency)")
 }
 
 func (f *engineFlags) resolvedStateDir() (string, error) {
@@ -118,7 +120,7 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	e := &reconcile.Engine{
 		Store: st, Registry: reg, ManagedBy: managedBy, Host: host,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
-		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress, Targets: f.targets,
+		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress, Targets: f.targets, IgnoreWindows: f.noWindows,
 	}
 	return e, func() { st.Close() }, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"flag"
@@ -165,6 +166,15 @@ func TestScript(t *testing.T) {
 					ts.Fatalf("%d processes match %q, want %d", got, args[0], want)
 				}
 			},
+			// kill-proc SUBSTRING: SIGKILL one of the processes procs
+			// counts, as a crash would end it.
+			"kill-proc": func(ts *testscript.TestScript, neg bool, args []string) {
+				pids := findProcs(args[0], ts.Getenv("WORK"))
+				if len(pids) == 0 {
+					ts.Fatalf("no process matches %q", args[0])
+				}
+				ts.Check(syscall.Kill(pids[0], syscall.SIGKILL))
+			},
 			// http-get URL [substring]: GET a URL and check the body.
 			"http-get": func(ts *testscript.TestScript, neg bool, args []string) {
 				resp, err := http.Get(args[0])
@@ -205,11 +215,15 @@ func stopAll(stateDir string) {
 
 // countProcs counts live (not zombie) processes whose command line contains
 // sub and whose working directory is inside dir.
-func countProcs(sub, dir string) int {
+func countProcs(sub, dir string) int { return len(findProcs(sub, dir)) }
+
+// findProcs lists the pids of those processes.
+func findProcs(sub, dir string) []int {
 	entries, _ := os.ReadDir("/proc")
-	n := 0
+	var pids []int
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
@@ -224,7 +238,7 @@ func countProcs(sub, dir string) int {
 				continue
 			}
 		}
-		n++
+		pids = append(pids, pid)
 	}
-	return n
+	return pids
 }
