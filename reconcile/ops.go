@@ -149,7 +149,11 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 			st.Held = append(st.Held, h)
 		}
 		sort.Slice(st.Held, func(i, j int) bool { return st.Held[i].At.Before(st.Held[j].At) })
-		if c.Action != ActionNoop {
+		switch c.Action {
+		case ActionNoop:
+		case ActionWaiting:
+			st.Pending = string(c.Waits) + ", " + strings.Join(c.Reasons, "; ")
+		default:
 			st.Pending = string(c.Action) + ": " + strings.Join(c.Reasons, "; ")
 		}
 		out = append(out, st)

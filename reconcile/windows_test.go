@@ -37,7 +37,7 @@ func TestWindowState(t *testing.T) {
 		boundary string
 	}{
 		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-24 10:00", true, "2026-11-24 18:00"},
-		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-24 08:00", true, "2026-11-24 18:00"}, // opens at its first minute
+		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-24 08:00", true, "2026-11-24 18:00"},  // opens at its first minute
 		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-24 18:00", false, "2026-11-25 08:00"}, // and is closed at its end
 		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-24 07:59", false, "2026-11-24 08:00"},
 		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-28 12:00", false, "2026-11-30 08:00"}, // Saturday: Monday next
