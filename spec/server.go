@@ -697,13 +697,12 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 	c := d.blockContent(r, b.Body, rolloutSchema)
 	at := c.Attributes
 	r.oneOf(at, "strategy", &ro.Strategy, StrategyRecreate, StrategyRolling, StrategyCanary)
-	if ro.Strategy == StrategyCanary && s.ProviderType == "kubernetes" {
-		// A Deployment rolls every pod once its template changes: tend
-		// cannot hold the others back while the first ones are verified.
+	if ro.Strategy == StrategyCanary && s.ProviderType == "kubernetes" && s.Scaling != nil {
+		// The canary's share is taken from the Deployment's replica count,
+		// which an autoscaler owns.
 		d.errorf(at["strategy"].Expr.Range().Ptr(), "Strategy not supported",
-			"The kubernetes provider does not run canary steps: a Deployment rolls all its pods through its own rolling update. "+
-				"Use strategy = \"rolling\" with max_surge and max_unavailable (verification and rollback cover the whole rollout), "+
-				"or run the canary as a server of its own.")
+			"On the kubernetes provider a canary rollout runs its first replicas in a Deployment of their own and takes them from the server's Deployment, "+
+				"whose replica count the autoscaler of the scaling block owns. Use strategy = \"rolling\" with a scaling block, or fixed replicas with the canary.")
 	}
 	r.intOrPercent(at, "max_unavailable", &ro.MaxUnavailable)
 	r.intOrPercent(at, "max_surge", &ro.MaxSurge)

@@ -87,9 +87,18 @@
 // a spec that declares more than the autoscaler keeps has replicas the
 // engine sees missing and starts again.
 //
-// strategy = "canary" is refused when the spec is loaded: the Deployment
-// would roll every pod while tend verified the first ones, so a canary step
-// could not be held.
+// A canary rollout (strategy = "canary") cannot be held inside one
+// Deployment, whose changed template rolls every pod. Its first replicas
+// run in the Deployment S-canary (the new template, pods labelled
+// tend.dev/track=canary, so that no ReplicaSet of S claims them; the
+// Service selects them too, so they take their share of the traffic),
+// while S keeps the old template with that many replicas fewer: starting
+// replica i of a new spec, i not the last, makes S-canary i+1 pods and S
+// replicas-(i+1). Starting the last replica promotes: S gets the new
+// template and all its replicas, and S-canary is deleted. Any start of the
+// spec S runs (a rollback, a heal) deletes a canary left behind. Observe
+// numbers the canary's pods first. With a scaling block the autoscaler owns
+// S's replica count, so a canary is refused when the spec is loaded.
 //
 // A rollback is the engine re-applying the last verified revision: the
 // Deployment's template returns to what it was, and its controller scales the

@@ -60,7 +60,15 @@ const (
 const (
 	roleServer = "server"
 	roleTask   = "task"
+	// roleCanary is the Deployment of a canary rollout's first replicas
+	// (its pods are role=server, with LabelTrack=canary).
+	roleCanary = "canary"
 )
+
+// LabelTrack marks the pods of a canary Deployment (value "canary").
+const LabelTrack = "tend.dev/track"
+
+const trackCanary = "canary"
 
 // containerName is the name of the server's container in its pods.
 const containerName = "server"

@@ -454,6 +454,42 @@ func (b *build) deployment(replicas int32, declared int) *appsv1ac.DeploymentApp
 			WithTemplate(b.podTemplate()))
 }
 
+// canaryName is the Deployment that runs a server's canary replicas.
+func canaryName(server string) string { return server + "-canary" }
+
+// canaryDeployment is the Deployment of the first replicas of a canary
+// rollout: the new spec's pod template, with the track label, so that its
+// pods are the server's (the Service sends them their share) but no
+// ReplicaSet of the server's own Deployment claims them.
+func (b *build) canaryDeployment(replicas int32) *appsv1ac.DeploymentApplyConfiguration {
+	labels, ann := b.meta(nil)
+	labels[LabelRole] = roleCanary
+	sel := map[string]string{LabelTrack: trackCanary}
+	for k, v := range b.selector {
+		sel[k] = v
+	}
+	tmpl := b.podTemplate()
+	podLabels := map[string]string{LabelTrack: trackCanary}
+	for k, v := range b.podLabels {
+		podLabels[k] = v
+	}
+	tmpl.Labels = nil
+	tmpl.WithLabels(podLabels)
+	deadline := int32(600)
+	if ro := b.d.Server.Rollout; ro.ProgressDeadline > 0 {
+		deadline = int32(max(1, math.Ceil(ro.ProgressDeadline.Seconds())))
+	}
+	return appsv1ac.Deployment(canaryName(b.name), b.ns).
+		WithLabels(labels).
+		WithAnnotations(ann).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(sel)).
+			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)).
+			WithProgressDeadlineSeconds(deadline).
+			WithTemplate(tmpl))
+}
+
 func intOrPercent(v spec.IntOrPercent) intstr.IntOrString {
 	if v.Percent {
 		return intstr.FromString(strconv.Itoa(v.Value) + "%")

@@ -136,7 +136,11 @@ func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) pr
 		if dep.DeletionTimestamp != nil || dep.Labels[LabelRole] != roleServer || !owned(dep.Labels, dep.Annotations, managedBy) {
 			continue
 		}
-		out = append(out, p.instances(w, dep, true)...)
+		insts := p.instances(w, dep, true)
+		if c := canaryOf(w, dep, managedBy); c != nil {
+			insts = withCanary(p.instances(w, c, false), insts, dep)
+		}
+		out = append(out, insts...)
 	}
 	providers.SortInstances(out)
 	return providers.ObserveResponse{Instances: out}
@@ -300,13 +304,45 @@ func (p *Provider) instances(w *world, dep *appsv1.Deployment, withDrift bool) [
 	return out
 }
 
+// withCanary numbers a canary rollout's replicas: the canary's pods first,
+// then the server Deployment's, up to the replicas tend declared.
+func withCanary(canary, server []providers.Instance, dep *appsv1.Deployment) []providers.Instance {
+	declared, _ := strconv.Atoi(dep.Annotations[AnnotationReplicas])
+	k := len(canary)
+	if k == 1 && strings.HasPrefix(canary[0].ID, "deployment/") && canary[0].State == providers.StateExited {
+		k, canary = 0, nil // scaled to 0: no replica
+	}
+	out := append([]providers.Instance(nil), canary...)
+	for _, in := range server {
+		if in.State == providers.StateExited && strings.HasPrefix(in.ID, "deployment/") {
+			continue // the server's Deployment scaled to 0 by the canary
+		}
+		in.Replica += k
+		out = append(out, in)
+	}
+	if declared > 0 {
+		kept := out[:0]
+		for _, in := range out {
+			if in.Replica < declared {
+				kept = append(kept, in)
+			}
+		}
+		out = kept
+	}
+	return out
+}
+
 // serverDrift is the drift every replica of a server shares: of its
 // Deployment and the objects beside it.
 func (p *Provider) serverDrift(w *world, dep *appsv1.Deployment, hasHPA bool, declared int) []string {
 	var out []string
 	out = append(out, objectDrift("Deployment", dep.Name, dep.ObjectMeta)...)
-	if !hasHPA && dep.Spec.Replicas != nil && declared > 0 && int(*dep.Spec.Replicas) != declared {
-		out = append(out, fmt.Sprintf("Deployment %s: replicas is %d, tend set %d", dep.Name, *dep.Spec.Replicas, declared))
+	want := declared
+	if c := canaryOf(w, dep, managedByOfObject(dep.Labels, dep.Annotations)); c != nil && c.Spec.Replicas != nil {
+		want = max(0, declared-int(*c.Spec.Replicas)) // a canary rollout's share
+	}
+	if !hasHPA && dep.Spec.Replicas != nil && declared > 0 && int(*dep.Spec.Replicas) != want {
+		out = append(out, fmt.Sprintf("Deployment %s: replicas is %d, tend set %d", dep.Name, *dep.Spec.Replicas, want))
 	}
 	hash := dep.Annotations[providers.LabelSpecHash]
 	for _, o := range []struct {

@@ -67,6 +67,17 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 	if err != nil {
 		return providers.Instance{}, err
 	}
+	canary, foreign, err := p.readCanary(ctx, cs, b)
+	if err != nil {
+		return providers.Instance{}, err
+	}
+	if canaryStep(d.Server, live, d.SpecHash, replica) {
+		if foreign {
+			return providers.Instance{}, fmt.Errorf("the Deployment %s already exists in namespace %s and is not the canary of server %s: a canary rollout needs that name; rename the server or the Deployment",
+				canaryName(b.name), p.set.Namespace, b.name)
+		}
+		return p.startCanary(ctx, cs, b, live, canary, replica)
+	}
 	dep, err := p.applyAll(ctx, cs, b, live, replica)
 	if err != nil {
 		return providers.Instance{}, b.red.Error(err)
@@ -74,7 +85,12 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 	if err := p.healPod(ctx, cs, managedBy, dep, replica); err != nil {
 		return providers.Instance{}, err
 	}
-	inst, err := p.waitReplica(ctx, cs, b, dep.Generation, replica)
+	inst, err := p.waitReplica(ctx, cs, b, b.name, dep.Generation, replica)
+	// The server's Deployment runs the spec now (a promotion, a rollback):
+	// a canary is done with.
+	if derr := p.dropCanary(ctx, cs, canary); derr != nil && err == nil {
+		return providers.Instance{}, derr
+	}
 	if err != nil {
 		return providers.Instance{}, err
 	}
@@ -389,7 +405,7 @@ const pollEvery = 250 * time.Millisecond
 // waitReplica waits until replica i is a ready pod of the current
 // ReplicaSet, or the rollout failed (then the instance says why, in a
 // failed state), or the context ends.
-func (p *Provider) waitReplica(ctx context.Context, cs kubernetes.Interface, b *build, generation int64, replica int) (providers.Instance, error) {
+func (p *Provider) waitReplica(ctx context.Context, cs kubernetes.Interface, b *build, name string, generation int64, replica int) (providers.Instance, error) {
 	deadline := b.d.Server.Rollout.ProgressDeadline
 	if deadline <= 0 {
 		deadline = 10 * time.Minute
@@ -405,12 +421,12 @@ func (p *Provider) waitReplica(ctx context.Context, cs kubernetes.Interface, b *
 		}
 		var dep *appsv1.Deployment
 		for i := range w.deployments {
-			if w.deployments[i].Name == b.name {
+			if w.deployments[i].Name == name {
 				dep = &w.deployments[i]
 			}
 		}
 		if dep == nil {
-			return providers.Instance{}, fmt.Errorf("the Deployment %s was deleted while it rolled out", b.name)
+			return providers.Instance{}, fmt.Errorf("the Deployment %s was deleted while it rolled out", name)
 		}
 		if dep.Status.ObservedGeneration >= generation {
 			insts := p.instances(w, dep, false)

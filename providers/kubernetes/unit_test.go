@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -275,5 +277,34 @@ func TestProxyRefusal(t *testing.T) {
 		if got := tr.refusal(c.code, []byte(c.body)); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("%d %s: %q, want %q", c.code, c.body, got, c.want)
 		}
+	}
+}
+
+func TestWithCanary(t *testing.T) {
+	inst := func(id string, replica int, hash string) providers.Instance {
+		in := providers.Instance{ID: id, State: providers.StateRunning}
+		in.Replica, in.SpecHash = replica, hash
+		return in
+	}
+	dep := func(declared string) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationReplicas: declared}}}
+	}
+	canary := []providers.Instance{inst("web-canary-a", 0, "new")}
+	server := []providers.Instance{inst("web-x", 0, "old"), inst("web-y", 1, "old"), inst("web-z", 2, "old")}
+	got := withCanary(canary, server, dep("4"))
+	want := []string{"web-canary-a 0 new", "web-x 1 old", "web-y 2 old", "web-z 3 old"}
+	if len(got) != len(want) {
+		t.Fatalf("%d instances, want %d: %+v", len(got), len(want), got)
+	}
+	for i, in := range got {
+		if s := in.ID + " " + strconv.Itoa(in.Replica) + " " + in.SpecHash; s != want[i] {
+			t.Errorf("instance %d: %s, want %s", i, s, want[i])
+		}
+	}
+	// While the server's Deployment is promoted it has all its replicas
+	// again: only the declared count is listed.
+	server = append(server, inst("web-w", 3, "old"))
+	if got := withCanary(canary, server, dep("4")); len(got) != 4 || got[3].ID != "web-z" {
+		t.Errorf("beyond the declared replicas: %+v", got)
 	}
 }
