@@ -326,6 +326,9 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 	}
 	markBlocked(p)
 	assignWaves(p, desired)
+	if blockPinBreakers(p, in.Latest) {
+		markBlocked(p)
+	}
 	if err := checkPinOrder(p, desired, in.Latest); err != nil {
 		return nil, err
 	}
@@ -687,6 +690,45 @@ func checkPinOrder(p *Plan, desired map[string]*spec.Server, latest map[string]*
 		return &PinError{Problems: problems}
 	}
 	return nil
+}
+
+// blockPinBreakers blocks an upgrade that would break the pin of a server
+// whose own change this plan does not apply (held, blocked, or waiting for
+// a window): that server keeps running with its recorded pin. It reports
+// whether it blocked any.
+func blockPinBreakers(p *Plan, latest map[string]*Record) bool {
+	blocked := false
+	for _, c := range p.Changes {
+		if !c.Action.Changes() || c.Action == ActionDelete || c.FromVersion == c.ToVersion || c.ToVersion == "" {
+			continue
+		}
+		newV, err := semver.NewVersion(c.ToVersion)
+		if err != nil {
+			continue
+		}
+		for _, other := range p.Changes {
+			if other.Server == c.Server || !other.Action.Stuck() || latest[other.Server] == nil {
+				continue
+			}
+			for _, f := range latest[other.Server].fields() {
+				if f.Path != "requires."+c.Server {
+					continue
+				}
+				con, err := spec.ParseConstraint(f.Value)
+				if err != nil || con.Check(newV) {
+					continue
+				}
+				c.Reasons = []string{fmt.Sprintf("blocked: %s %s would break the pin of %s %s (requires %s %s), which runs on while its own change is %s",
+					c.Server, c.ToVersion, other.Server, other.FromVersion, c.Server, f.Value, other.Action)}
+				c.Action = ActionBlocked
+				blocked = true
+			}
+			if c.Action == ActionBlocked {
+				break
+			}
+		}
+	}
+	return blocked
 }
 
 // PinError says which upgrade would break which version pin.
