@@ -88,8 +88,8 @@ var providerSchemas = map[string]*hcl.BodySchema{
 	"process": {Attributes: []hcl.AttributeSchema{{Name: "work_dir"}, {Name: "stop_timeout"}, {Name: "host"}}},
 	"docker": {
 		Attributes: []hcl.AttributeSchema{{Name: "host"}, {Name: "api_version"}, {Name: "network"}, {Name: "pull_policy"},
-			{Name: "publish_address"}, {Name: "restart_policy"}, {Name: "stop_timeout"}},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+			{Name: "publish_address"}, {Name: "restart_policy"}, {Name: "stop_timeout"}, {Name: "docker_config"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}, {Type: "registry", LabelNames: []string{"host"}}},
 	},
 	"systemd": {Attributes: []hcl.AttributeSchema{
 		{Name: "unit_dir"}, {Name: "user_mode"}, {Name: "artifact_dir"}, {Name: "keep_artifacts"}, {Name: "user"},
@@ -99,9 +99,36 @@ var providerSchemas = map[string]*hcl.BodySchema{
 	}},
 }
 
+var registrySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "username", Required: true}, {Name: "password", Required: true},
+}}
+
 var tlsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"},
 }}
+
+// dockerRegistry decodes a `registry "HOST" { username, password }` block.
+func (d *decoder) dockerRegistry(s *DockerSettings, b *hcl.Block, r *reader) {
+	host := strings.ToLower(strings.TrimSpace(b.Labels[0]))
+	if host == "" || strings.ContainsAny(host, "/ \t") {
+		d.errorf(b.LabelRanges[0].Ptr(), "Invalid registry host", "%q is not a registry host: name it as in image references, such as \"registry.example.com\", \"registry.example.com:5000\" or \"docker.io\".", b.Labels[0])
+		return
+	}
+	for _, prev := range s.Registries {
+		if prev.Host == host {
+			d.errorf(b.DefRange.Ptr(), "Duplicate registry block", "Registry %q already has credentials, at %s.", host, prev.DeclRange.String())
+			return
+		}
+	}
+	c := d.blockContent(r, b.Body, registrySchema)
+	ra := &RegistryAuth{Host: host, DeclRange: b.DefRange}
+	r.str(c.Attributes, "username", &ra.Username)
+	r.value(c.Attributes, "password", &ra.Password)
+	if a, ok := c.Attributes["password"]; ok && ra.Password.IsKnown() && !ra.Password.IsSensitive() {
+		d.errorf(a.Expr.Range().Ptr(), "Password in plain text", "A registry password must not be in the repository: use password = secret(\"NAME\") (from TEND_SECRET_NAME), or a sensitive variable.")
+	}
+	s.Registries = append(s.Registries, ra)
+}
 
 // DefaultProcessProvider is the provider a server gets when the repository
 // declares none: local processes, the embedded default.
@@ -149,11 +176,18 @@ func (d *decoder) decodeProviders(blocks []*hcl.Block) {
 			}
 			r.oneOf(at, "restart_policy", &s.RestartPolicy, "unless-stopped", "always", "on-failure", "no")
 			r.duration(at, "stop_timeout", &s.StopTimeout)
-			for i, tb := range content.Blocks {
-				if i > 0 {
-					d.errorf(tb.DefRange.Ptr(), "Duplicate tls block", "A docker provider has at most one tls block; the first is at %s.", content.Blocks[0].DefRange.String())
+			r.str(at, "docker_config", &s.DockerConfig)
+			var firstTLS *hcl.Block
+			for _, tb := range content.Blocks {
+				if tb.Type == "registry" {
+					d.dockerRegistry(s, tb, r)
 					continue
 				}
+				if firstTLS != nil {
+					d.errorf(tb.DefRange.Ptr(), "Duplicate tls block", "A docker provider has at most one tls block; the first is at %s.", firstTLS.DefRange.String())
+					continue
+				}
+				firstTLS = tb
 				tc := d.blockContent(r, tb.Body, tlsSchema)
 				s.TLS = &TLSSettings{}
 				r.str(tc.Attributes, "ca_file", &s.TLS.CAFile)

@@ -106,6 +106,21 @@ type DockerSettings struct {
 	// always, on-failure or no.
 	RestartPolicy string        `json:"restart_policy"`
 	StopTimeout   time.Duration `json:"stop_timeout"`
+	// Registries are credentials for pulling images, by registry host.
+	Registries []*RegistryAuth `json:"registries,omitempty"`
+	// DockerConfig is a Docker CLI config.json whose "auths" give
+	// credentials for registries without a registry block; empty means
+	// $DOCKER_CONFIG/config.json, else ~/.docker/config.json, if present.
+	DockerConfig string `json:"docker_config,omitempty"`
+}
+
+// RegistryAuth is a `registry "HOST" {}` block of a docker provider.
+type RegistryAuth struct {
+	Host     string `json:"host"`
+	Username string `json:"username"`
+	Password Value  `json:"password"`
+
+	DeclRange hcl.Range `json:"-"`
 }
 
 // TLSSettings is a client certificate set.

@@ -531,7 +531,23 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) (image.InspectRe
 }
 
 func (p *Provider) pull(ctx context.Context, ref string) error {
-	rc, err := p.cli.ImagePull(ctx, ref, image.PullOptions{})
+	auth, secret, note, err := p.registryAuth(ref)
+	if err != nil {
+		return err
+	}
+	err = p.pullWith(ctx, ref, auth)
+	if err != nil && !client.IsErrConnectionFailed(err) {
+		msg := err.Error()
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "(sensitive)")
+		}
+		return fmt.Errorf("%s (pulled %s)", msg, note)
+	}
+	return err
+}
+
+func (p *Provider) pullWith(ctx context.Context, ref, auth string) error {
+	rc, err := p.cli.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err != nil {
 		if client.IsErrConnectionFailed(err) {
 			return p.engineErr("pull", err)

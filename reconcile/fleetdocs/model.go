@@ -225,6 +225,9 @@ func providerOf(p *spec.Provider) providerDoc {
 		set("api_version", p.Docker.APIVersion)
 		set("network", p.Docker.Network)
 		set("pull_policy", p.Docker.PullPolicy)
+		for _, r := range p.Docker.Registries {
+			set("registry."+r.Host, "credentials of "+r.Username) // never the password
+		}
 		if t := p.Docker.TLS; t != nil {
 			set("tls.ca_file", t.CAFile)
 			set("tls.cert_file", t.CertFile)

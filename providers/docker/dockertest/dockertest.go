@@ -34,8 +34,10 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tendhq/tend/internal/testports"
 	"github.com/tendhq/tend/providers"
@@ -300,6 +302,13 @@ func FreePorts(t testing.TB, n int) int { return testports.Consecutive(t, n) }
 // on loopback without TLS.
 func Registry(t testing.TB) string {
 	t.Helper()
+	return RegistryWithAuth(t, "", "")
+}
+
+// RegistryWithAuth is Registry, requiring basic authentication as user
+// with password (an htpasswd file with a bcrypt hash) when user is set.
+func RegistryWithAuth(t testing.TB, user, password string) string {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		msg := "no docker-registry here (make test installs Debian's docker-registry)"
@@ -311,6 +320,17 @@ func Registry(t testing.TB) string {
 	dir := t.TempDir()
 	addr := "127.0.0.1:" + strconv.Itoa(FreePorts(t, 1))
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: tend-test\n    path: %s\n", htpasswd)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +349,7 @@ func Registry(t testing.TB) string {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || (user != "" && resp.StatusCode == http.StatusUnauthorized) {
 				return addr
 			}
 		}
@@ -344,9 +364,22 @@ func Registry(t testing.TB) string {
 // registry gives it.
 func Push(t testing.TB, cli *client.Client, ref string) string {
 	t.Helper()
+	return PushAs(t, cli, ref, "", "")
+}
+
+// PushAs is Push with basic authentication as user.
+func PushAs(t testing.TB, cli *client.Client, ref, user, password string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))})
+	auth := base64.URLEncoding.EncodeToString([]byte("{}"))
+	if user != "" {
+		var err error
+		if auth, err = registry.EncodeAuthConfig(registry.AuthConfig{Username: user, Password: password}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
 	if err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}

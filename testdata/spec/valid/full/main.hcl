@@ -13,6 +13,10 @@ provider "docker" "edge" {
   api_version = "1.45"
   network     = "mcp"
   pull_policy = "always"
+  registry "registry.example.com" {
+    username = "deploy"
+    password = secret("registry_password")
+  }
   tls {
     ca_file   = "/etc/tend/ca.pem"
     cert_file = "/etc/tend/cert.pem"
