@@ -178,6 +178,9 @@ type ExecRequest struct {
 	Command  []string
 	Stdout   io.Writer
 	Stderr   io.Writer
+	// Stdin, when set, is the task's standard input (a stdio MCP check
+	// talks to the task through it); the process provider honours it.
+	Stdin io.Reader
 }
 
 // ExecResponse says how the task ended.

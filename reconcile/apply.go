@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -470,6 +471,7 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 		targets = append(targets, verify.Target{Replica: r, Host: in.Host, Ports: in.Ports, Route: checkRoute(prov, in)})
 	}
 	var exec verify.ExecFunc
+	var stdio verify.StdioFunc
 	if ex, ok := prov.(providers.Execer); ok {
 		exec = func(ctx context.Context, t verify.Target, argv []string) (int, []byte, error) {
 			var out bytes.Buffer
@@ -477,13 +479,18 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 			r := ex.Exec(ctx, providers.ExecRequest{Desired: d, Instance: &in, Command: argv, Stdout: &out, Stderr: &out})
 			return r.ExitCode, out.Bytes(), r.Err
 		}
+		stdio = func(ctx context.Context, t verify.Target, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+			in := insts[t.Replica]
+			r := ex.Exec(ctx, providers.ExecRequest{Desired: d, Instance: &in, Command: argv, Stdin: stdin, Stdout: stdout, Stderr: stderr})
+			return r.ExitCode, r.Err
+		}
 	}
 	deadline := s.Rollout.ProgressDeadline
 	var outageMu sync.Mutex
 	var outage error // the provider could not be observed during verification
 	o := verify.Verify(ctx, verify.Options{
 		Checks: s.Checks, Targets: targets, VerifyFor: verifyFor, Deadline: deadline,
-		Exec: exec, Version: s.Version,
+		Exec: exec, Stdio: stdio, Version: s.Version,
 		Alive: func(ctx context.Context) error {
 			now, err := mine(ctx)
 			if err != nil {

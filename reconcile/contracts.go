@@ -20,7 +20,9 @@ import (
 // mcpCheck returns the server's first mcp check, or nil.
 func mcpCheck(s *spec.Server) *spec.MCPCheck {
 	for _, c := range s.Checks {
-		if c.MCP != nil {
+		// A contract is read over the network; a stdio check's command is
+		// not the replica.
+		if c.MCP != nil && c.MCP.Transport != "stdio" {
 			return c.MCP
 		}
 	}

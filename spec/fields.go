@@ -164,6 +164,9 @@ func (s *Server) Fields() []Field {
 			m := c.MCP
 			l.add(p+".mcp", m.Transport+" "+m.Port+m.Path, false)
 			l.add(p+".mcp.check_version", bstr(m.CheckVersion), false)
+			if m.Transport == "stdio" {
+				l.values(p+".mcp.command", m.Command, false)
+			}
 			if m.ProtocolVersion != "" {
 				l.add(p+".mcp.protocol_version", m.ProtocolVersion, false)
 			}

@@ -60,7 +60,7 @@ var (
 	mcpCheckSchema  = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "port"}, {Name: "path"}, {Name: "transport"}, {Name: "protocol_version"}, {Name: "check_version"},
-			{Name: "tools"}, {Name: "resources"}, {Name: "prompts"}, {Name: "max_latency"},
+			{Name: "tools"}, {Name: "resources"}, {Name: "prompts"}, {Name: "max_latency"}, {Name: "command"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "call"}},
 	}
@@ -649,6 +649,16 @@ func (d *decoder) mcpCheck(s *Server, kb *hcl.Block, r *reader) *MCPCheck {
 		m.Port = d.checkPort(s, kb, at, r)
 	} else if s.ProviderType != "process" && s.ProviderType != "" {
 		d.errorf(at["transport"].Expr.Range().Ptr(), "Transport not supported", "The stdio transport needs a process that tend starts itself: use it with the process provider only.")
+	}
+	if a, ok := at["command"]; ok {
+		if m.Transport != "stdio" {
+			d.errorf(a.NameRange.Ptr(), "command needs the stdio transport", "An mcp check's command is what a stdio check starts; over %s the check reaches the replica's port.", m.Transport)
+		} else if r.values(at, "command", &m.Command) && len(m.Command) == 0 {
+			d.errorf(a.Expr.Range().Ptr(), "Empty command", "command must name at least the program to run.")
+		}
+	}
+	if m.Transport == "stdio" && m.Command == nil {
+		m.Command = s.Command
 	}
 	r.str(at, "path", &m.Path)
 	r.str(at, "protocol_version", &m.ProtocolVersion)

@@ -339,6 +339,10 @@ type MCPCheck struct {
 	Prompts         []string      `json:"prompts,omitempty"`
 	MaxLatency      time.Duration `json:"max_latency,omitempty"`
 	Call            *MCPCall      `json:"call,omitempty"`
+	// Command is what a stdio check starts, beside the replica and with its
+	// environment, to speak MCP to over standard input and output: the
+	// check's command, else the server's.
+	Command []Value `json:"command,omitempty"`
 }
 
 // MCPCall is a smoke call of one tool.

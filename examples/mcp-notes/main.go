@@ -28,6 +28,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Set at build time with
@@ -58,6 +60,15 @@ const (
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
+
+// stdin is what --stdio reads MCP from.
+var stdin io.Reader = os.Stdin
+
+// nopWriteCloser does not close the writer it wraps (stdout is not the
+// session's to close).
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // run is the whole program; it returns the process exit code.
 func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
@@ -102,6 +113,21 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	if err != nil {
 		logger.Error("cannot open the notes store", "data_dir", cfg.DataDir, "err", err)
 		return exitFailure
+	}
+
+	if fl.stdio {
+		// One client, on stdin and stdout; the log stays on stderr.
+		if fault == faultCrash || fault == faultNoMCP {
+			logger.Error("fault: no MCP over stdio", "fault", fault, "version", version)
+			return exitFailure
+		}
+		logger.Info("mcp-notes serving MCP over stdio", "version", version, "data_dir", cfg.DataDir)
+		if err := newMCPServer(store, newMetrics(time.Now(), store.Count, func() int64 { return 0 })).Run(context.Background(),
+			&mcp.IOTransport{Reader: io.NopCloser(stdin), Writer: nopWriteCloser{stdout}}); err != nil && !errors.Is(err, io.EOF) {
+			logger.Error("the stdio session ended", "err", err)
+			return exitFailure
+		}
+		return exitOK
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr())
@@ -178,6 +204,7 @@ type flags struct {
 	host        string
 	dataDir     string
 	showVersion bool
+	stdio       bool
 	set         map[string]bool // the flags given on the command line
 }
 
@@ -190,6 +217,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&fl.host, "host", defaultHost, "address to listen on; overrides the config file")
 	fs.StringVar(&fl.dataDir, "data-dir", defaultDataDir, "directory of the notes file; overrides $NOTES_DATA_DIR and the config file")
 	fs.BoolVar(&fl.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&fl.stdio, "stdio", false, "serve MCP on standard input and output instead of HTTP, until the input ends")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: mcp-notes [--config FILE] [--host HOST] [--port PORT] [--data-dir DIR]\n"+
 			"       mcp-notes --version\n\n"+

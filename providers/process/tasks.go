@@ -128,6 +128,21 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 	cmd.Env = envList(env)
 	cmd.Dir = workDir
 	cmd.Stdout, cmd.Stderr = req.Stdout, req.Stderr
+	var stdinW *os.File
+	if req.Stdin != nil {
+		// A pipe of our own, so that Wait returns when the task ends
+		// rather than when its input does (exec would wait for the copy).
+		r, w, err := os.Pipe()
+		if err != nil {
+			return -1, fmt.Errorf("exec: %w", err)
+		}
+		cmd.Stdin, stdinW = r, w
+		defer r.Close()
+		go func() {
+			_, _ = io.Copy(w, req.Stdin)
+			w.Close()
+		}()
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		signalGroup(cmd.Process.Pid, syscall.SIGKILL)
@@ -142,6 +157,9 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 		return -1, red.Error(fmt.Errorf("exec: cannot start the task's program: %w", err))
 	}
 	_ = cmd.Wait()
+	if stdinW != nil {
+		stdinW.Close() // the copy of the input ends at its next write
+	}
 	// Whatever the task left in its group ends with it.
 	signalGroup(cmd.Process.Pid, syscall.SIGKILL)
 	code := describeExit(cmd.ProcessState).code

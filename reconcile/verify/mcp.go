@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -31,17 +33,35 @@ type mcpProber struct {
 	version string          // desired serverInfo.version; empty: not compared
 	args    json.RawMessage // smoke-call arguments, a JSON object
 	secrets []string        // string values of sensitive call arguments
+	stdio   StdioFunc       // runs the command of a stdio check
+	argv    []string        // that command, revealed
+	shown   string          // that command as messages show it
 }
 
-func newMCPProber(c *spec.MCPCheck, version string) (*mcpProber, error) {
+func newMCPProber(c *spec.MCPCheck, version string, stdio StdioFunc) (*mcpProber, error) {
+	p := &mcpProber{c: c}
 	switch c.Transport {
 	case "", transportStreamable, transportSSE:
 	case transportStdio:
-		return nil, errors.New(`mcp transport "stdio" is not supported by this check runner`)
+		if stdio == nil {
+			return nil, errors.New(`mcp transport "stdio" needs a provider that runs the server's command beside it (the process provider)`)
+		}
+		if len(c.Command) == 0 {
+			return nil, errors.New(`mcp transport "stdio" needs a command`)
+		}
+		p.stdio = stdio
+		shown := make([]string, len(c.Command))
+		for i, v := range c.Command {
+			p.argv = append(p.argv, v.Reveal())
+			shown[i] = v.String()
+			if v.IsSensitive() {
+				p.secrets = append(p.secrets, v.Reveal())
+			}
+		}
+		p.shown = strings.Join(shown, " ")
 	default:
 		return nil, fmt.Errorf("unknown mcp transport %q", c.Transport)
 	}
-	p := &mcpProber{c: c}
 	if c.CheckVersion {
 		p.version = version
 	}
@@ -62,7 +82,7 @@ func newMCPProber(c *spec.MCPCheck, version string) (*mcpProber, error) {
 		}
 		p.args = json.RawMessage(raw)
 		if call.Arguments.IsSensitive() {
-			p.secrets = stringLeaves(obj, nil)
+			p.secrets = stringLeaves(obj, p.secrets)
 			slices.SortFunc(p.secrets, func(a, b string) int { return len(b) - len(a) })
 		}
 	}
@@ -71,6 +91,9 @@ func newMCPProber(c *spec.MCPCheck, version string) (*mcpProber, error) {
 
 func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 	start := time.Now()
+	if p.stdio != nil {
+		return p.probeStdio(ctx, t, start)
+	}
 	base, rt, err := baseURL(t, p.c.Port, "http")
 	if err != nil {
 		return err
@@ -110,12 +133,74 @@ func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 			DisableStandaloneSSE: true, // a probe only needs answers to its own requests
 		}
 	}
+	return p.session(ctx, transport, what, start)
+}
+
+// probeStdio starts the check's command beside replica t, with its
+// environment, and speaks MCP over the command's standard input and
+// output; closing its input ends it.
+func (p *mcpProber) probeStdio(ctx context.Context, t Target, start time.Time) error {
+	what := fmt.Sprintf("mcp over stdio of %q", p.hide(p.shown))
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	type exit struct {
+		code int
+		err  error
+	}
+	done := make(chan exit, 1)
+	var stderr tailBuffer
+	go func() {
+		code, err := p.stdio(runCtx, t, p.argv, inR, outW, &stderr)
+		// The client reads EOF, or why the command ended, after its
+		// last line.
+		if err == nil && code != 0 {
+			err = fmt.Errorf("the command exited with code %d", code)
+		} else if err == nil {
+			err = errors.New("the command exited")
+		}
+		if tail := stderr.String(); tail != "" {
+			err = fmt.Errorf("%w; its stderr ends: %q", err, tail)
+		}
+		outW.CloseWithError(errors.New(p.hide(err.Error())))
+		inR.Close()
+		done <- exit{code, err}
+	}()
+	err := p.session(ctx, &mcp.IOTransport{Reader: outR, Writer: inW}, what, start)
+	var init initFailed
+	if errors.As(err, &init) {
+		// A command that ended by itself is why the session could not
+		// start: say how it ended rather than what the closed pipe did to
+		// the client.
+		select {
+		case e := <-done:
+			outR.Close()
+			return fmt.Errorf("%s: initialize: %s", what, p.hide(e.err.Error()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// The session is closed: end the command's input, and give it a moment
+	// to leave by itself before it is killed.
+	inW.Close()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		stop()
+		<-done
+	}
+	outR.Close()
+	return err
+}
+
+// session runs the check's MCP conversation over transport.
+func (p *mcpProber) session(ctx context.Context, transport mcp.Transport, what string, start time.Time) error {
 	client := mcp.NewClient(&mcp.Implementation{Name: "tend-verify", Version: "1"}, nil)
 	// Asking for the declared version lets a server that speaks several
 	// versions agree to it; one that cannot answers with another.
 	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: p.c.ProtocolVersion})
 	if err != nil {
-		return failed(ctx, what+": initialize", sdkError(err))
+		return initFailed{failed(ctx, what+": initialize", sdkError(err))}
 	}
 	defer cs.Close()
 
@@ -306,3 +391,32 @@ func stringLeaves(v any, out []string) []string {
 	}
 	return out
 }
+
+// tailBuffer keeps the last tailMax bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailMax = 512
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > tailMax {
+		b.buf = append([]byte(nil), b.buf[len(b.buf)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(string(b.buf))
+}
+
+// initFailed is a session that could not be initialized.
+type initFailed struct{ error }
+
+func (e initFailed) Unwrap() error { return e.error }

@@ -236,10 +236,10 @@ func TestMCPTimeout(t *testing.T) {
 	}
 }
 
-func TestMCPStdioNotSupported(t *testing.T) {
+func TestMCPStdioWithoutRunner(t *testing.T) {
 	t.Parallel()
 	_, err := NewProber(mcpCheck(&spec.MCPCheck{Transport: "stdio"}), nil)
-	if err == nil || !strings.Contains(err.Error(), "not supported by this check runner") {
+	if err == nil || !strings.Contains(err.Error(), "needs a provider that runs the server's command") {
 		t.Errorf("stdio: %v", err)
 	}
 }

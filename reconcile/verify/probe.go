@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -46,6 +47,19 @@ type ProberOption func(*proberConfig)
 
 type proberConfig struct {
 	version string
+	stdio   StdioFunc
+}
+
+// StdioFunc runs argv beside the replica t, with its environment, its
+// standard input from stdin and its standard output to stdout, until it
+// ends or ctx does (the engine passes the provider's task runner). A stdio
+// MCP check talks to the command through them.
+type StdioFunc func(ctx context.Context, t Target, argv []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
+
+// WithStdio gives the probers the runner of stdio MCP checks; without it,
+// such checks cannot be built.
+func WithStdio(f StdioFunc) ProberOption {
+	return func(c *proberConfig) { c.stdio = f }
 }
 
 // WithVersion gives the probers the version the server should now run: an
@@ -56,7 +70,7 @@ func WithVersion(v string) ProberOption {
 }
 
 // NewProber builds the prober of one check. It fails for a check it cannot
-// run: an unknown or empty kind, a stdio MCP check, an exec check without an
+// run: an unknown or empty kind, a stdio MCP check without a StdioFunc, an exec check without an
 // ExecFunc, an invalid regular expression or smoke-call arguments.
 //
 // Every probe of the returned prober is bounded by the check's timeout (its
@@ -81,7 +95,7 @@ func NewProber(c *spec.Check, exec ExecFunc, opts ...ProberOption) (Prober, erro
 	case c.Kind == spec.CheckExec && c.Exec != nil:
 		p, err = newExecProber(c.Exec, exec)
 	case c.Kind == spec.CheckMCP && c.MCP != nil:
-		p, err = newMCPProber(c.MCP, cfg.version)
+		p, err = newMCPProber(c.MCP, cfg.version, cfg.stdio)
 	case c.Kind == "":
 		err = errors.New("the check has no kind")
 	default:

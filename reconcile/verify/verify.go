@@ -19,6 +19,8 @@ type Options struct {
 	VerifyFor time.Duration // how long every check must pass without a break
 	Deadline  time.Duration // progress_deadline; 0 waits for ctx alone
 	Exec      ExecFunc
+	// Stdio runs the command of stdio MCP checks.
+	Stdio StdioFunc
 	// Version is the version the server should now run; an mcp check with
 	// check_version compares it to serverInfo.version. Empty: not compared.
 	Version string
@@ -144,7 +146,7 @@ func Verify(ctx context.Context, o Options) Outcome {
 		if c == nil {
 			continue
 		}
-		p, err := NewProber(c, o.Exec, WithVersion(o.Version))
+		p, err := NewProber(c, o.Exec, WithVersion(o.Version), WithStdio(o.Stdio))
 		if err != nil {
 			return Outcome{Reason: err.Error(), Duration: now().Sub(start)}
 		}

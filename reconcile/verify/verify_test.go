@@ -403,7 +403,7 @@ func TestVerifyCheckItCannotRun(t *testing.T) {
 	t.Parallel()
 	c := &spec.Check{Name: "local", Kind: spec.CheckMCP, MCP: &spec.MCPCheck{Transport: "stdio"}}
 	out := Verify(context.Background(), Options{Checks: []*spec.Check{c}, Targets: []Target{{}}, VerifyFor: time.Second})
-	if out.Verified || !strings.Contains(out.Reason, `check "local": `) || !strings.Contains(out.Reason, "not supported by this check runner") {
+	if out.Verified || !strings.Contains(out.Reason, `check "local": `) || !strings.Contains(out.Reason, "needs a provider that runs the server's command") {
 		t.Errorf("outcome: %+v", out)
 	}
 }
