@@ -49,8 +49,8 @@ Exit status: 0 all formatted, 1 errors, 3 (with --check) files need formatting.`
 					continue
 				}
 				out, d := spec.Format(src, p)
+				diags = append(diags, d...) // errors, or a warning for a file left as it is
 				if d.HasErrors() {
-					diags = append(diags, d...)
 					continue
 				}
 				if bytes.Equal(src, out) {
@@ -67,7 +67,9 @@ Exit status: 0 all formatted, 1 errors, 3 (with --check) files need formatting.`
 			}
 			if len(diags) > 0 {
 				printDiags(cmd.ErrOrStderr(), parser.Files(), diags, noColor)
-				return exitError{1}
+				if diags.HasErrors() {
+					return exitError{1}
+				}
 			}
 			if check && changed > 0 {
 				return exitError{3}
