@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -404,5 +405,72 @@ func TestInsideLeavesOthersAlone(t *testing.T) {
 	waitHealth(t, port, "1.0.0")
 	if u, err := p.props(ctxT(t), conn, oinst.ID); err != nil || u.Active != "active" {
 		t.Errorf("the other tend's unit: %+v %v", u, err)
+	}
+}
+
+// TestInsideUser runs a replica as another user (User=nobody): the process
+// has that user's uid, reads its secret config file (0600, given to it),
+// writes its volume, and cannot read the environment file that holds its
+// secrets (systemd reads it as root).
+func TestInsideUser(t *testing.T) {
+	inside(t)
+	const fileSecret, token = "s3cr3t-user-file", "s3cr3t-user-token"
+	p, managedBy := newTestProvider(t, 2)
+	// nobody must reach the replica's directory: the test's directories
+	// are 0700.
+	for d := p.root; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody here: %v", err)
+	}
+	port := freePorts(t, 1)
+	s := testServer(t, "as-nobody", "1.0.0", port)
+	s.User = "nobody"
+	s.Env["API_TOKEN"] = spec.Sensitive(token)
+	s.ConfigFiles = []*spec.ConfigFile{{Path: "secrets/token", Content: spec.Sensitive(fileSecret), Mode: 0o600}}
+	s.Volumes = []*spec.Volume{{Name: "data", Path: "/data"}}
+	d := desiredOf(s, managedBy)
+	inst := start(t, p, d, 0)
+	waitHealth(t, port, "1.0.0")
+
+	if got, err := httpGet(port, "/uid"); err != nil || got != nobody.Uid+":"+nobody.Gid {
+		t.Errorf("the replica runs as %q (%v), want nobody (%s:%s)", got, err, nobody.Uid, nobody.Gid)
+	}
+	if got, err := httpGet(port, "/read?path=secrets/token"); err != nil || got != fileSecret {
+		t.Errorf("the replica reads its secret config file: %q %v", got, err)
+	}
+	if got, err := httpGet(port, "/env?name=API_TOKEN"); err != nil || got != token {
+		t.Errorf("the replica's API_TOKEN: %q %v", got, err)
+	}
+	vol, err := httpGet(port, "/env?name=TEND_VOLUME_DATA")
+	if err != nil || vol == "" {
+		t.Fatalf("the replica's volume: %q %v", vol, err)
+	}
+	if got, err := httpGet(port, "/write?path="+filepath.Join(vol, "probe")); err != nil || got != "ok" {
+		t.Errorf("the replica writes its volume: %q %v", got, err)
+	}
+	var rec record
+	if err := hostfs.ReadJSON(filepath.Join(p.instanceDir(managedBy, "as-nobody", 0), recordFile), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := httpGet(port, "/read?path="+rec.EnvFile); err == nil {
+		t.Errorf("the replica, as nobody, reads the environment file of its secrets: %q", got)
+	}
+	inst = observeOne(t, p, managedBy, "as-nobody", 0)
+	if inst.State != providers.StateRunning || len(inst.Drift) != 0 {
+		t.Errorf("observed %s (%s), drift %q", inst.State, inst.Message, inst.Drift)
+	}
+
+	// A user that does not exist is refused before anything starts.
+	bad := testServer(t, "no-such-user", "1.0.0", port)
+	bad.User = "no-such-user-xyz"
+	if r := p.StartReplica(ctxT(t), providers.StartRequest{Desired: desiredOf(bad, managedBy), Replica: 0}); r.Err == nil || !strings.Contains(r.Err.Error(), "no-such-user-xyz") {
+		t.Errorf("an unknown user: %v", r.Err)
 	}
 }

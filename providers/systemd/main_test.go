@@ -55,6 +55,24 @@ func testServerMain() {
 	mux.HandleFunc("/args", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, strings.Join(os.Args[1:], " "))
 	})
+	mux.HandleFunc("/uid", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d:%d", os.Getuid(), os.Getgid())
+	})
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		if err := os.WriteFile(r.URL.Query().Get("path"), []byte("written"), 0o600); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
 	mux.HandleFunc("/cwd", func(w http.ResponseWriter, r *http.Request) {
 		wd, _ := os.Getwd()
 		fmt.Fprint(w, wd)
