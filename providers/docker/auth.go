@@ -1,22 +1,27 @@
 package docker
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/registry"
 )
 
 // Registry credentials come from the provider's registry blocks first,
-// then from a Docker CLI config.json ("auths", as `docker login` writes
-// them): docker_config, else $DOCKER_CONFIG/config.json, else
-// ~/.docker/config.json. Credential helpers (credsStore, credHelpers) are
-// not run; a registry whose credentials only a helper has is reported.
+// then from a Docker CLI config.json (docker_config, else
+// $DOCKER_CONFIG/config.json, else ~/.docker/config.json): its "auths", as
+// `docker login` writes them, else its credential helper for the registry
+// (credHelpers, else credsStore), run as docker-credential-NAME get, as the
+// Docker CLI runs it.
 
 // dockerHub is how the Docker Hub is named in config files and blocks.
 var dockerHub = map[string]bool{
@@ -78,7 +83,7 @@ type dockerConfig struct {
 // registryAuth returns the encoded credentials for pulling ref ("" for an
 // anonymous pull), the secret they hold (to keep out of messages), and a
 // note on where credentials were looked for, for a failed pull.
-func (p *Provider) registryAuth(ref string) (encoded, secret, note string, err error) {
+func (p *Provider) registryAuth(ctx context.Context, ref string) (encoded, secret, note string, err error) {
 	host, err := imageRegistry(ref)
 	if err != nil {
 		return "", "", "", err
@@ -132,11 +137,70 @@ func (p *Provider) registryAuth(ref string) (encoded, secret, note string, err e
 		}
 		return enc, ac.Password + ac.IdentityToken, "with the credentials for " + k + " in " + path, nil
 	}
-	if helper := cfg.CredHelpers[host]; helper != "" || cfg.CredsStore != "" {
-		if helper == "" {
-			helper = cfg.CredsStore
+	helper := cfg.CredHelpers[host]
+	for k, h := range cfg.CredHelpers {
+		if helper == "" && registryHost(k) == host {
+			helper = h
 		}
-		return "", "", fmt.Sprintf("%s, and %s leaves its credentials to the credential helper %q, which tend does not run", noCreds, path, helper), nil
 	}
-	return "", "", fmt.Sprintf("%s, and %s has none for it", noCreds, path), nil
+	if helper == "" {
+		helper = cfg.CredsStore
+	}
+	if helper == "" {
+		return "", "", fmt.Sprintf("%s, and %s has none for it", noCreds, path), nil
+	}
+	ac, err := runCredentialHelper(ctx, helper, host)
+	if err != nil {
+		return "", "", "", fmt.Errorf("the credential helper of %s for %s: %w", path, host, err)
+	}
+	if ac == nil {
+		return "", "", fmt.Sprintf("%s, and the credential helper %q of %s has none for it", noCreds, helper, path), nil
+	}
+	enc, err := registry.EncodeAuthConfig(*ac)
+	if err != nil {
+		return "", "", "", err
+	}
+	return enc, ac.Password + ac.IdentityToken, fmt.Sprintf("with the credentials of the credential helper %q of %s", helper, path), nil
+}
+
+// runCredentialHelper asks docker-credential-NAME for the credentials of
+// host (nil when it has none), as the Docker CLI does: the server URL on
+// its standard input, JSON on its standard output.
+func runCredentialHelper(ctx context.Context, name, host string) (*registry.AuthConfig, error) {
+	if strings.ContainsAny(name, "/\\ ") {
+		return nil, fmt.Errorf("%q is not a credential helper name", name)
+	}
+	prog, err := exec.LookPath("docker-credential-" + name)
+	if err != nil {
+		return nil, fmt.Errorf("docker-credential-%s is not in PATH", name)
+	}
+	server := host
+	if host == "docker.io" {
+		server = "https://index.docker.io/v1/"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, "get")
+	cmd.Stdin = strings.NewReader(server)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		// The helpers' way of saying "none".
+		if msg := strings.TrimSpace(stdout.String() + stderr.String()); strings.Contains(msg, "credentials not found") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("docker-credential-%s get: %v", name, err)
+	}
+	var out struct {
+		Username string `json:"Username"`
+		Secret   string `json:"Secret"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("docker-credential-%s get: its answer is not JSON", name)
+	}
+	ac := &registry.AuthConfig{Username: out.Username, Password: out.Secret, ServerAddress: host}
+	if out.Username == "<token>" {
+		ac.Username, ac.Password, ac.IdentityToken = "", "", out.Secret
+	}
+	return ac, nil
 }

@@ -113,4 +113,33 @@ func TestPullWithCredentials(t *testing.T) {
 	if err := start("config"); err != nil {
 		t.Fatalf("a pull with the config file's auths: %v", err)
 	}
+
+	// A credential helper, run as the Docker CLI runs it: the server on
+	// its input, JSON on its output; "credentials not found" for others.
+	bin := t.TempDir()
+	helper := "#!/bin/sh\nread host\nif [ \"$host\" = \"" + addr + "\" ]; then\n" +
+		"  printf '{\"ServerURL\":\"%s\",\"Username\":\"" + user + "\",\"Secret\":\"" + password + "\"}' \"$host\"\n" +
+		"else\n  echo 'credentials not found in native keychain'\n  exit 1\nfi\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-tendtest"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	withHelper := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(withHelper, []byte(`{"auths": {}, "credsStore": "tendtest"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.set.DockerConfig = withHelper
+	if err := start("helper"); err != nil {
+		t.Fatalf("a pull with the credential helper's credentials: %v", err)
+	}
+	if _, _, note, err := p.registryAuth(ctx, "registry.example.com/other:1"); err != nil || !strings.Contains(note, `the credential helper "tendtest" of `+withHelper+" has none for it") {
+		t.Errorf("a registry the helper has nothing for: %q, %v", note, err)
+	}
+	p.set.DockerConfig = emptyConfig
+	if err := os.WriteFile(emptyConfig, []byte(`{"credsStore": "no-such-helper"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := start("nohelper"); err == nil || !strings.Contains(err.Error(), "docker-credential-no-such-helper is not in PATH") {
+		t.Errorf("a missing credential helper: %v", err)
+	}
 }

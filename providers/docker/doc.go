@@ -17,10 +17,10 @@
 //   - image: the image reference (a tag, or a digest with @sha256:), got
 //     according to the provider's pull_policy (missing, always, never),
 //     with the credentials of the provider's registry block for the image's
-//     registry, else of the auths of a Docker CLI config.json (docker_config,
-//     $DOCKER_CONFIG/config.json, ~/.docker/config.json); credential
-//     helpers are not run, and a failed pull says which credentials it
-//     used;
+//     registry, else of a Docker CLI config.json (docker_config,
+//     $DOCKER_CONFIG/config.json, ~/.docker/config.json): its auths, else
+//     its credential helper (docker-credential-NAME get); a failed pull says
+//     which credentials it used;
 //   - command and args replace the image's entrypoint and cmd (args alone
 //     replace the cmd), with $(PORT) and friends expanded;
 //   - ports: the container listens on each declared port; replica i's port

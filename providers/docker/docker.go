@@ -531,7 +531,7 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) (image.InspectRe
 }
 
 func (p *Provider) pull(ctx context.Context, ref string) error {
-	auth, secret, note, err := p.registryAuth(ref)
+	auth, secret, note, err := p.registryAuth(ctx, ref)
 	if err != nil {
 		return err
 	}
