@@ -99,7 +99,16 @@ func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult,
 	}
 	for _, c := range p.Changes {
 		if c.Action.Stuck() {
-			record(ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked, ActionWaiting: ResultWaiting}[c.Action], Message: strings.Join(c.Reasons, "; ")})
+			r := ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked, ActionWaiting: ResultWaiting}[c.Action], Message: strings.Join(c.Reasons, "; ")}
+			if c.Action == ActionWaiting && len(c.HealInWindow) > 0 {
+				if msg, ok := e.healInWindow(ctx, src, c, res.ApplyID); !ok {
+					r.Outcome = ResultFailed
+					r.Message += "; " + msg
+				} else {
+					r.Message += "; " + msg
+				}
+			}
+			record(r)
 		}
 	}
 	for wave := 1; wave <= p.Waves; wave++ {
@@ -559,6 +568,21 @@ func (e *Engine) hook(ctx context.Context, prov providers.Provider, d *providers
 		return fmt.Errorf("exit code %d: %s", r.ExitCode, tail)
 	}
 	return nil
+}
+
+// healInWindow heals the failed replicas of a server whose change waits
+// for a window, by applying its last verified revision again: what runs.
+func (e *Engine) healInWindow(ctx context.Context, src *Source, c *ServerChange, applyID string) (string, bool) {
+	target, err := e.Store.LastVerified(c.Server)
+	if err != nil {
+		return fmt.Sprintf("%s not healed: no verified revision to heal on (%v)", replicaList(c.HealInWindow), err), false
+	}
+	e.say(c.Server, "healing %s on revision %d (%s) while the change waits", strings.TrimSuffix(strings.TrimSuffix(replicaList(c.HealInWindow), " is"), " are"), target.ID, target.Version)
+	id, err := e.restore(ctx, src.Dir, c.Server, target, "heal-in-window", applyID)
+	if err != nil {
+		return fmt.Sprintf("healing on revision %d failed: %v", target.ID, err), false
+	}
+	return fmt.Sprintf("%s healed on revision %d (%s), verified as revision %d", strings.TrimSuffix(strings.TrimSuffix(replicaList(c.HealInWindow), " is"), " are"), target.ID, target.Version, id), true
 }
 
 // restore brings a server back to a recorded revision: it re-loads that

@@ -531,6 +531,15 @@ func (l *Loop) filter(src *Source, p *Plan) {
 				}
 				c.Action = ActionNoop
 			}
+		case c.Action == ActionWaiting && len(c.HealInWindow) > 0:
+			heal := cfg.Tend.SelfHeal
+			if s := cfg.Servers[c.Server]; s != nil && s.SelfHeal != nil {
+				heal = *s.SelfHeal
+			}
+			if !heal {
+				drift = append(drift, fmt.Sprintf("%s: %s failed, not healed (self_heal is off)", c.Server, replicaList(c.HealInWindow)))
+				c.HealInWindow = nil
+			}
 		case c.Action == ActionDelete:
 			deletes = append(deletes, c)
 		default:

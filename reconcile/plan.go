@@ -109,6 +109,11 @@ type ServerChange struct {
 	// none will.
 	Waits     Action    `json:"waits,omitempty"`
 	WaitUntil time.Time `json:"wait_until,omitzero"`
+	// HealInWindow lists the failed replicas of a waiting server that the
+	// apply heals meanwhile, on the last verified revision (what runs).
+	HealInWindow []int `json:"heal_in_window,omitempty"`
+
+	failed []int // replicas in a failed state, whatever spec they run
 }
 
 // Plan is what an apply will do, as data: printable, savable as JSON, and
@@ -134,7 +139,7 @@ const PlanFormatVersion = 1
 // HasChanges reports whether applying the plan would change anything.
 func (p *Plan) HasChanges() bool {
 	for _, c := range p.Changes {
-		if c.Action.Changes() {
+		if c.Action.Changes() || len(c.HealInWindow) > 0 {
 			return true
 		}
 	}
@@ -402,6 +407,9 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 	var brokenWhy []string
 	for i := 0; i < s.Replicas; i++ {
 		in, ok := byIndex[i]
+		if ok && in.State.Failed() {
+			c.failed = append(c.failed, i) // whatever spec it runs
+		}
 		switch {
 		case !ok:
 			missing = append(missing, i)

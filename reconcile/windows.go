@@ -178,4 +178,17 @@ func (g *windowGate) hold(c *ServerChange) {
 	c.Waits, c.WaitUntil = c.Action, until.UTC()
 	c.Action = ActionWaiting
 	c.Reasons = append([]string{why + " (tend apply -ignore-windows applies it now)"}, c.Reasons...)
+	// Replicas that failed are not left down for the length of a window:
+	// they are healed on what runs (the last verified revision).
+	if c.Waits != ActionCreate && c.Waits != ActionDelete && len(c.failed) > 0 {
+		c.HealInWindow = append([]int(nil), c.failed...)
+		c.Reasons = append(c.Reasons, fmt.Sprintf("meanwhile %s healed on the last verified revision", replicaList(c.HealInWindow)))
+	}
+}
+
+func replicaList(rs []int) string {
+	if len(rs) == 1 {
+		return fmt.Sprintf("replica %d is", rs[0])
+	}
+	return "replicas " + joinInts(rs) + " are"
 }

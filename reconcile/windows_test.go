@@ -1,11 +1,16 @@
 package reconcile
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -160,4 +165,53 @@ func BenchmarkWindowGate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/5000, "ns/server")
+}
+
+// TestEngineHealsInWindow: while a freeze keeps api's upgrade back, a
+// replica of api that failed is healed on what runs (the last verified
+// revision), and the upgrade still waits.
+func TestEngineHealsInWindow(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	freeze := "\nwindow \"freeze\" {\n  schedule = \"* * * * *\"\n  duration = \"2m\"\n}\n"
+	f, err := os.OpenFile(filepath.Join(h.dir, "main.hcl"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(freeze); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	h.vars["api_version"] = "1.1.0"
+	h.mem.Crash("api", 1, 137)
+
+	c := h.plan().Change("api")
+	if c.Action != ActionWaiting || !slices.Equal(c.HealInWindow, []int{1}) {
+		t.Fatalf("the plan: %s, heal in window %v; want waiting, healing replica 1", c.Action, c.HealInWindow)
+	}
+	_, res := h.apply()
+	var msg string
+	for _, s := range res.Servers {
+		if s.Server == "api" {
+			msg = s.Outcome + " " + s.Message
+		}
+	}
+	if !strings.HasPrefix(msg, ResultWaiting) || !strings.Contains(msg, "replica 1 healed on revision") {
+		t.Fatalf("api: %s", msg)
+	}
+	obs := h.mem.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "test", Server: "api"})
+	for _, in := range obs.Instances {
+		if in.State != providers.StateRunning || in.Version != "1.0.0" {
+			t.Errorf("replica %d: %s %s, want 1.0.0 running", in.Replica, in.State, in.Version)
+		}
+	}
+	c = h.plan().Change("api")
+	if c.Action != ActionWaiting || len(c.HealInWindow) != 0 {
+		t.Errorf("after the heal: %s, heal in window %v; want waiting and nothing to heal", c.Action, c.HealInWindow)
+	}
+	// With -ignore-windows the upgrade goes.
+	h.eng.IgnoreWindows = true
+	if _, res := h.apply(); outcome(res, "api") != ResultVerified {
+		t.Errorf("the upgrade with -ignore-windows: %+v", res.Servers)
+	}
 }
