@@ -21,6 +21,10 @@ const (
 // window whose schedule never fires within a year is never open.
 const windowSpan = 366 * 24 * time.Hour
 
+// maxOverlaps bounds how many overlapping openings windowState follows to
+// find where an open window closes (a plan pays for each).
+const maxOverlaps = 2000
+
 // windowGate decides, from the config's window blocks, whether changes to
 // servers may be applied now. A deny window that is open and covers a
 // server stops its changes until it closes; a server covered by allow
@@ -37,6 +41,7 @@ type gateWindow struct {
 	servers  map[string]bool // nil: every server
 	open     bool
 	boundary time.Time // when it closes (open) or next opens (closed); zero: never
+	atLeast  bool      // open at least until boundary: its openings overlap on
 }
 
 func newWindowGate(cfg *spec.Config, now time.Time) *windowGate {
@@ -65,7 +70,7 @@ func newWindowGate(cfg *spec.Config, now time.Time) *windowGate {
 				gw.servers[r.Name] = true
 			}
 		}
-		gw.open, gw.boundary = windowState(sched, w.Duration, now.In(loc))
+		gw.open, gw.boundary, gw.atLeast = windowStateBounded(sched, w.Duration, now.In(loc))
 		g.windows = append(g.windows, gw)
 	}
 	return g
@@ -75,26 +80,39 @@ func newWindowGate(cfg *spec.Config, now time.Time) *windowGate {
 // open for d is open at t, and when that changes: its close when open, its
 // next opening when closed (zero when it never opens within windowSpan).
 func windowState(sched cron.Schedule, d time.Duration, t time.Time) (open bool, boundary time.Time) {
+	open, boundary, _ = windowStateBounded(sched, d, t)
+	return open, boundary
+}
+
+// windowStateBounded is windowState, and whether an open window's close is
+// only a lower bound (its openings overlap past maxOverlaps).
+func windowStateBounded(sched cron.Schedule, d time.Duration, t time.Time) (open bool, boundary time.Time, atLeast bool) {
 	// The first opening after t-d is at or before t exactly when the window
 	// is open at t (windows are open on [opening, opening+d)).
 	first := sched.Next(t.Add(-d))
 	if first.IsZero() || first.After(t) {
 		next := sched.Next(t)
 		if next.IsZero() || next.Sub(t) > windowSpan {
-			return false, time.Time{}
+			return false, time.Time{}, false
 		}
-		return false, next
+		return false, next, false
 	}
 	// Open: it closes d after its last opening that is not after t, and
-	// later when openings overlap.
+	// later when openings overlap. Openings that keep overlapping (every
+	// minute for two minutes) are followed for maxOverlaps steps: the
+	// window is open at least until then, and is looked at again then.
 	end := first.Add(d)
+	steps := 0
 	for a := sched.Next(first); !a.IsZero() && a.Before(end); a = sched.Next(a) {
 		if end.Sub(t) >= windowSpan {
-			return true, time.Time{} // it does not close within a year
+			return true, time.Time{}, false // it does not close within a year
+		}
+		if steps++; steps > maxOverlaps {
+			return true, end, true
 		}
 		end = a.Add(d)
 	}
-	return true, end
+	return true, end, false
 }
 
 func (gw *gateWindow) covers(server string) bool {
@@ -118,7 +136,11 @@ func (g *windowGate) check(server string) (string, time.Time) {
 				return fmt.Sprintf("waiting: the deny window %q is open, and does not close within a year", gw.w.Name), time.Time{}
 			}
 			if gw.open {
-				return fmt.Sprintf("waiting: the deny window %q is open until %s", gw.w.Name, stamp(gw.boundary, gw.loc)), gw.boundary
+				until := "until"
+				if gw.atLeast {
+					until = "until at least"
+				}
+				return fmt.Sprintf("waiting: the deny window %q is open %s %s", gw.w.Name, until, stamp(gw.boundary, gw.loc)), gw.boundary
 			}
 		case windowAllow:
 			allows = append(allows, gw)

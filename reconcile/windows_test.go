@@ -49,6 +49,7 @@ func TestWindowState(t *testing.T) {
 		{"0 8 * * 1-5", 10 * time.Hour, "2026-11-28 12:00", false, "2026-11-30 08:00"}, // Saturday: Monday next
 		// Openings that overlap keep it open until the last one ends.
 		{"0 * * * *", 90 * time.Minute, "2026-11-24 10:30", true, ""},
+		{"*/10 8-11 * * *", 15 * time.Minute, "2026-11-24 09:03", true, "2026-11-24 12:05"},
 		// Longer than a day, across midnight.
 		{"0 22 * * 5", 60 * time.Hour, "2026-11-29 03:00", true, "2026-11-30 10:00"},
 	} {
@@ -59,7 +60,9 @@ func TestWindowState(t *testing.T) {
 			continue
 		}
 		if c.boundary == "" {
-			if !open || !boundary.IsZero() {
+			// Overlapping for good: open at least as far as maxOverlaps
+			// openings reach (here, hourly: about 83 days), or for a year.
+			if !open || (!boundary.IsZero() && boundary.Sub(at(c.now)) < maxOverlaps*time.Hour) {
 				t.Errorf("%s for %s at %s: an always-open window closes at %s", c.sched, c.d, c.now, boundary)
 			}
 			continue
@@ -67,6 +70,12 @@ func TestWindowState(t *testing.T) {
 		if !boundary.Equal(at(c.boundary)) {
 			t.Errorf("%s for %s at %s: boundary %s, want %s", c.sched, c.d, c.now, boundary.In(berlin), c.boundary)
 		}
+	}
+	// Openings every minute for two: open at least as far as maxOverlaps
+	// openings reach, and cheap to find out.
+	open, b := windowState(mustSchedule(t, "* * * * *"), 2*time.Minute, at("2026-11-24 10:00"))
+	if !open || b.Sub(at("2026-11-24 10:00")) < 24*time.Hour || b.Sub(at("2026-11-24 10:00")) > 3*24*time.Hour {
+		t.Errorf("an always-open minute window: open %v until %s", open, b)
 	}
 	// A schedule that never fires (30 February) is never open.
 	if open, b := windowState(mustSchedule(t, "0 0 30 2 *"), time.Hour, at("2026-11-24 10:00")); open || !b.IsZero() {
