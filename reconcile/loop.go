@@ -119,6 +119,7 @@ type Loop struct {
 	cron       *cron.Cron
 	cronSpec   string
 	windowWake time.Time          // when a change window lets a waiting change go
+	waiting    map[string]string  // server → fields hash of the change a "waiting" event was sent for
 	applying   string             // revision being applied, for superseding
 	cancelPass context.CancelFunc // cancels the apply of an older revision
 	draining   bool
@@ -461,6 +462,7 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 	l.mu.Lock()
 	l.windowWake = wake
 	l.mu.Unlock()
+	l.noteWaiting(src, p)
 	l.mu.Lock()
 	l.st.Applied = src.Revision
 	l.mu.Unlock()
@@ -623,6 +625,40 @@ func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
 			}
 			l.notify("apply", r.Server, "", src.Revision, "deleted")
 		}
+	}
+}
+
+// noteWaiting sends a "waiting" event when a change starts waiting for a
+// window: once per change, not on every pass.
+func (l *Loop) noteWaiting(src *Source, p *Plan) {
+	l.mu.Lock()
+	if l.waiting == nil {
+		l.waiting = map[string]string{}
+	}
+	var send []*ServerChange
+	now := map[string]bool{}
+	for _, c := range p.Changes {
+		if c.Action != ActionWaiting {
+			continue
+		}
+		now[c.Server] = true
+		if l.waiting[c.Server] != c.FieldsHash {
+			l.waiting[c.Server] = c.FieldsHash
+			send = append(send, c)
+		}
+	}
+	for s := range l.waiting {
+		if !now[s] {
+			delete(l.waiting, s)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range send {
+		msg := string(c.Waits)
+		if len(c.Reasons) > 0 {
+			msg += ", " + c.Reasons[0]
+		}
+		l.notify("waiting", c.Server, c.ToVersion, src.Revision, msg)
 	}
 }
 

@@ -351,3 +351,77 @@ server "api" {
 		t.Fatalf("servers after shutdown: %v (api must not start)", got)
 	}
 }
+
+type recordedEvents struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recordedEvents) Send(kind, server, version, revision, message string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, kind+" "+server+" "+version+": "+message)
+}
+
+func (r *recordedEvents) of(kind string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if strings.HasPrefix(e, kind+" ") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestLoopWaitsForAWindow: an upgrade behind an open deny window waits,
+// once notified ("waiting"), not on every pass; it goes when the window no
+// longer covers it.
+func TestLoopWaitsForAWindow(t *testing.T) {
+	h := &loopHarness{harness: newHarness(t), logs: &syncBuffer{}}
+	h.write("1.0.0", false)
+	log := logrus.New()
+	log.SetOutput(h.logs)
+	h.eng.Log = log
+	events := &recordedEvents{}
+	h.loop = &Loop{Engine: h.eng, Fetcher: &DirFetcher{Dir: h.dir}, Log: log, Poll: time.Hour, Notify: events}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.done = make(chan struct{})
+	go func() { defer close(h.done); _ = h.loop.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-h.done })
+	h.waitPasses(1)
+
+	freeze := "\nwindow \"freeze\" {\n  schedule = \"* * * * *\"\n  duration = \"2m\"\n  servers  = [server.api]\n}\n"
+	write := func(version string, withFreeze bool) {
+		h.write(version, false)
+		if withFreeze {
+			f, err := os.OpenFile(filepath.Join(h.dir, "main.hcl"), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString(freeze); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("2.0.0", true)
+	for range 3 {
+		h.pass()
+	}
+	if v := strings.Join(h.versions("api"), ","); v != "1.0.0,1.0.0" {
+		t.Fatalf("api runs %s during the freeze", v)
+	}
+	if w := events.of("waiting"); len(w) != 1 || !strings.Contains(w[0], `waiting api 2.0.0: update, waiting: the deny window "freeze" is open`) {
+		t.Errorf("waiting events: %q; want one", w)
+	}
+	write("2.0.0", false)
+	h.pass()
+	if v := strings.Join(h.versions("api"), ","); v != "2.0.0,2.0.0" {
+		t.Errorf("api runs %s after the freeze left", v)
+	}
+	if a := events.of("apply"); len(a) == 0 {
+		t.Errorf("no apply event after the freeze: %q", events.events)
+	}
+}

@@ -465,4 +465,4 @@ type Notify struct {
 }
 
 // Notification events.
-var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup"}
+var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting"}

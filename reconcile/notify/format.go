@@ -44,6 +44,7 @@ var kindStyle = map[string]struct{ emoji, verb, color string }{
 	"drift":    {":warning:", "has drifted", "warning"},
 	"held":     {":pause_button:", "is held", "warning"},
 	"backup":   {":floppy_disk:", "was backed up", "good"},
+	"waiting":  {":hourglass:", "waits for a change window", "#439FE0"},
 }
 
 // maxSummary bounds the message's part of the one-line text, in runes.
