@@ -2,24 +2,18 @@ package kubernetes_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/tendhq/tend/providers"
-	"github.com/tendhq/tend/providers/kubernetes"
 	"github.com/tendhq/tend/providers/kubernetes/kubetest"
 	"github.com/tendhq/tend/reconcile"
-	"github.com/tendhq/tend/reconcile/state"
-	"github.com/tendhq/tend/spec"
 )
 
 // canaryRepo runs mcp-notes on four replicas with canary steps of one
@@ -122,74 +116,20 @@ func TestCanary(t *testing.T) {
 	c := kubetest.Start(t)
 	cs := c.Clientset
 	const ns = "tend-canary"
-	repo := t.TempDir()
-	if err := os.WriteFile(filepath.Join(repo, "main.hcl"), []byte(canaryRepo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stateDir := t.TempDir()
-	st, err := state.Open(filepath.Join(stateDir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	managedBy := "canary-" + strconv.Itoa(os.Getpid())
-	vars := map[string]string{"kubeconfig": c.Kubeconfig}
-	opts := func() spec.Options { return spec.Options{Strict: true, Vars: vars} }
-	reg := providers.NewRegistry()
-	kubernetes.Register(reg)
-	var progress strings.Builder
-	eng := &reconcile.Engine{
-		Store: st, Registry: reg, ManagedBy: managedBy,
-		ProvEnv:     providers.Env{StateDir: stateDir, ManagedBy: managedBy},
-		Host:        reconcile.Host{Name: "k8s-test"},
-		LoadOptions: opts(), Progress: &progress,
-	}
+	h := newEngineHarness(t, "canary", canaryRepo, map[string]string{"kubeconfig": c.Kubeconfig})
+	vars, eng := h.Vars, h.Eng
+	apply := func() string { t.Helper(); return h.Apply("notes") }
 	var deps deploymentLog
+	h.OnFailure = func() string { return "Deployments seen:\n" + deps.String() }
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("progress:\n%s\nDeployments seen:\n%s", progress.String(), deps.String())
-		}
-	})
-	source := func() *reconcile.Source {
-		t.Helper()
-		src, _, diags := reconcile.LoadSource(repo, opts())
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		return src
-	}
-	apply := func() string {
-		t.Helper()
-		eng.LoadOptions = opts()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		_, res, err := eng.ApplySource(ctx, source(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range res.Servers {
-			if s.Server == "notes" {
-				return s.Outcome + " " + s.Message
-			}
-		}
-		return ""
-	}
 	running := func(version string) {
 		t.Helper()
-		prov, err := reg.Get(source().Config, "kubernetes.test", eng.ProvEnv)
-		if err != nil {
-			t.Fatal(err)
+		insts := h.Observe("")
+		if len(insts) != 4 {
+			t.Errorf("Observe lists %d instances, want 4", len(insts))
 		}
-		res := prov.Observe(context.Background(), providers.ObserveRequest{ManagedBy: managedBy})
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-		if len(res.Instances) != 4 {
-			t.Errorf("Observe lists %d instances, want 4", len(res.Instances))
-		}
-		for _, in := range res.Instances {
+		for _, in := range insts {
 			if in.Version != version || in.State != providers.StateRunning || len(in.Drift) != 0 {
 				t.Errorf("replica %d (%s): version %s, %s (%s), drift %q; want %s running", in.Replica, in.ID, in.Version, in.State, in.Message, in.Drift, version)
 			}
@@ -197,7 +137,7 @@ func TestCanary(t *testing.T) {
 		if _, err := cs.AppsV1().Deployments(ns).Get(context.Background(), "notes-canary", metav1.GetOptions{}); err == nil {
 			t.Error("the canary Deployment is still there")
 		}
-		p, err := eng.Plan(context.Background(), source())
+		p, err := eng.Plan(context.Background(), h.Source())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +166,7 @@ func TestCanary(t *testing.T) {
 			t.Errorf("no Deployment state %q was seen", want)
 		}
 	}
-	if !strings.Contains(progress.String(), "canary: 1 of 4 replicas on 1.1.0") {
+	if !strings.Contains(h.Progress(), "canary: 1 of 4 replicas on 1.1.0") {
 		t.Errorf("the progress does not show the canary step")
 	}
 	running("1.1.0")

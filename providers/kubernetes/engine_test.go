@@ -2,10 +2,7 @@ package kubernetes_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tendhq/tend/providers"
-	"github.com/tendhq/tend/providers/kubernetes"
 	"github.com/tendhq/tend/providers/kubernetes/kubetest"
 	"github.com/tendhq/tend/reconcile"
-	"github.com/tendhq/tend/reconcile/state"
-	"github.com/tendhq/tend/spec"
 )
 
 // notesRepo runs mcp-notes on Kubernetes with an autoscaler. A release
@@ -83,73 +77,11 @@ server "notes" {
 func TestEngine(t *testing.T) {
 	c := kubetest.Start(t)
 	cs := c.Clientset
-	repo := t.TempDir()
-	if err := os.WriteFile(filepath.Join(repo, "main.hcl"), []byte(notesRepo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stateDir := t.TempDir()
-	st, err := state.Open(filepath.Join(stateDir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	managedBy := "engine-" + strconv.Itoa(os.Getpid())
-	vars := map[string]string{"kubeconfig": c.Kubeconfig}
-	opts := func() spec.Options {
-		environ := map[string]string{"TEND_SECRET_API_TOKEN": "tok-engine-secret"}
-		return spec.Options{Strict: true, Vars: vars,
-			Environ: func(k string) (string, bool) { v, ok := environ[k]; return v, ok }}
-	}
-	reg := providers.NewRegistry()
-	kubernetes.Register(reg)
-	var progress strings.Builder
-	eng := &reconcile.Engine{
-		Store: st, Registry: reg, ManagedBy: managedBy,
-		ProvEnv:     providers.Env{StateDir: stateDir, ManagedBy: managedBy},
-		Host:        reconcile.Host{Name: "k8s-test"},
-		LoadOptions: opts(), Progress: &progress,
-	}
-	source := func() *reconcile.Source {
-		t.Helper()
-		src, _, diags := reconcile.LoadSource(repo, opts())
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		return src
-	}
-	apply := func() string {
-		t.Helper()
-		eng.LoadOptions = opts()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		_, res, err := eng.ApplySource(ctx, source(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range res.Servers {
-			if s.Server == "notes" {
-				return s.Outcome + " " + s.Message
-			}
-		}
-		return ""
-	}
-	observe := func() []providers.Instance {
-		t.Helper()
-		prov, err := reg.Get(source().Config, "kubernetes.test", eng.ProvEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res := prov.Observe(context.Background(), providers.ObserveRequest{ManagedBy: managedBy})
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-		return res.Instances
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("progress:\n%s", progress.String())
-		}
-	})
+	h := newEngineHarness(t, "engine", notesRepo, map[string]string{"kubeconfig": c.Kubeconfig})
+	h.Environ["TEND_SECRET_API_TOKEN"] = "tok-engine-secret"
+	vars, eng, source := h.Vars, h.Eng, h.Source
+	apply := func() string { t.Helper(); return h.Apply("notes") }
+	observe := func() []providers.Instance { t.Helper(); return h.Observe("") }
 	running := func(version string) {
 		t.Helper()
 		insts := observe()
@@ -175,7 +107,7 @@ func TestEngine(t *testing.T) {
 
 	// Create, with its autoscaler.
 	if out := apply(); !strings.HasPrefix(out, reconcile.ResultVerified) {
-		t.Fatalf("create: %s\n%s", out, progress.String())
+		t.Fatalf("create: %s\n%s", out, h.Progress())
 	}
 	running("1.0.0")
 	noChanges("after the create")
@@ -200,7 +132,7 @@ func TestEngine(t *testing.T) {
 	before := podNames()
 	vars["scaling_max"] = "6"
 	if out := apply(); !strings.HasPrefix(out, reconcile.ResultVerified) {
-		t.Fatalf("scaling max 4 → 6: %s\n%s", out, progress.String())
+		t.Fatalf("scaling max 4 → 6: %s\n%s", out, h.Progress())
 	}
 	hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers("tend-engine").Get(context.Background(), "notes", metav1.GetOptions{})
 	if err != nil || hpa.Spec.MaxReplicas != 6 {
@@ -214,7 +146,7 @@ func TestEngine(t *testing.T) {
 	// Upgrade: the Deployment's rolling update, verified.
 	vars["notes_version"] = "1.1.0"
 	if out := apply(); !strings.HasPrefix(out, reconcile.ResultVerified) {
-		t.Fatalf("upgrade to 1.1.0: %s\n%s", out, progress.String())
+		t.Fatalf("upgrade to 1.1.0: %s\n%s", out, h.Progress())
 	}
 	running("1.1.0")
 	noChanges("after the upgrade")
@@ -225,7 +157,7 @@ func TestEngine(t *testing.T) {
 	began := time.Now()
 	out := apply()
 	if !strings.HasPrefix(out, reconcile.ResultRolledBack) {
-		t.Fatalf("the never-ready 1.2.0: %s, want rolled back\n%s", out, progress.String())
+		t.Fatalf("the never-ready 1.2.0: %s, want rolled back\n%s", out, h.Progress())
 	}
 	if !strings.Contains(out, "ProgressDeadlineExceeded") {
 		t.Errorf("the failure does not name the exceeded progress deadline: %s", out)
@@ -242,7 +174,7 @@ func TestEngine(t *testing.T) {
 	if p.HasChanges() {
 		t.Error("a held revision still plans changes")
 	}
-	if strings.Contains(progress.String(), "tok-engine-secret") || strings.Contains(out, "tok-engine-secret") {
+	if strings.Contains(h.Progress(), "tok-engine-secret") || strings.Contains(out, "tok-engine-secret") {
 		t.Error("the progress output shows the secret")
 	}
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +19,6 @@ import (
 	"github.com/tendhq/tend/providers/kubernetes"
 	"github.com/tendhq/tend/providers/kubernetes/kubetest"
 	"github.com/tendhq/tend/reconcile"
-	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/reconcile/verify"
 	"github.com/tendhq/tend/spec"
 )
@@ -141,57 +138,10 @@ func TestChecksThroughAPIProxy(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	repo := t.TempDir()
-	if err := os.WriteFile(filepath.Join(repo, "main.hcl"), []byte(proxyRepo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stateDir := t.TempDir()
-	st, err := state.Open(filepath.Join(stateDir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	managedBy := "proxy-" + strconv.Itoa(os.Getpid())
-	vars := map[string]string{"kubeconfig": c.Kubeconfig, "pod_ip": host.IP}
-	opts := func() spec.Options { return spec.Options{Strict: true, Vars: vars} }
-	reg := providers.NewRegistry()
-	kubernetes.Register(reg)
-	var progress strings.Builder
-	eng := &reconcile.Engine{
-		Store: st, Registry: reg, ManagedBy: managedBy,
-		ProvEnv:     providers.Env{StateDir: stateDir, ManagedBy: managedBy},
-		Host:        reconcile.Host{Name: "k8s-test"},
-		LoadOptions: opts(), Progress: &progress,
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("progress:\n%s\nmcp-notes:\n%s", progress.String(), notesLog.String())
-		}
-	})
-	source := func() *reconcile.Source {
-		t.Helper()
-		src, _, diags := reconcile.LoadSource(repo, opts())
-		if diags.HasErrors() {
-			t.Fatal(diags.Error())
-		}
-		return src
-	}
-	apply := func() string {
-		t.Helper()
-		eng.LoadOptions = opts()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		_, res, err := eng.ApplySource(ctx, source(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range res.Servers {
-			if s.Server == "notes" {
-				return s.Outcome + " " + s.Message
-			}
-		}
-		return ""
-	}
+	h := newEngineHarness(t, "proxy", proxyRepo, map[string]string{"kubeconfig": c.Kubeconfig, "pod_ip": host.IP})
+	h.OnFailure = func() string { return "mcp-notes:\n" + notesLog.String() }
+	vars, eng, st := h.Vars, h.Eng, h.Store
+	apply := func() string { t.Helper(); return h.Apply("notes") }
 	proxyPath := "/api/v1/namespaces/tend-proxy/pods/notes-"
 
 	// 1.0.0: verified through the proxy, its contract read through it.
@@ -237,15 +187,12 @@ func TestChecksThroughAPIProxy(t *testing.T) {
 	}
 
 	// The API server's own failure to reach a pod is said as such.
-	prov, err := reg.Get(source().Config, "kubernetes.test", eng.ProvEnv)
-	if err != nil {
-		t.Fatal(err)
+	prov := h.Provider()
+	insts := h.Observe("notes")
+	if len(insts) == 0 {
+		t.Fatal("Observe lists no instance of notes")
 	}
-	res := prov.Observe(context.Background(), providers.ObserveRequest{ManagedBy: managedBy, Server: "notes"})
-	if res.Err != nil || len(res.Instances) == 0 {
-		t.Fatalf("Observe: %v, %d instances", res.Err, len(res.Instances))
-	}
-	in := res.Instances[0]
+	in := insts[0]
 	if in.Host != host.IP {
 		t.Fatalf("the pod's IP is %q, want %s (kwok's pod-ready stage honours %s)", in.Host, host.IP, kubetest.PodIPAnnotation)
 	}
