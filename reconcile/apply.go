@@ -575,14 +575,14 @@ func (e *Engine) hook(ctx context.Context, prov providers.Provider, d *providers
 func (e *Engine) healInWindow(ctx context.Context, src *Source, c *ServerChange, applyID string) (string, bool) {
 	target, err := e.Store.LastVerified(c.Server)
 	if err != nil {
-		return fmt.Sprintf("%s not healed: no verified revision to heal on (%v)", replicaList(c.HealInWindow), err), false
+		return fmt.Sprintf("%s not healed: no verified revision to heal on (%v)", replicaNames(c.HealInWindow), err), false
 	}
-	e.say(c.Server, "healing %s on revision %d (%s) while the change waits", strings.TrimSuffix(strings.TrimSuffix(replicaList(c.HealInWindow), " is"), " are"), target.ID, target.Version)
+	e.say(c.Server, "healing %s on revision %d (%s) while the change waits", replicaNames(c.HealInWindow), target.ID, target.Version)
 	id, err := e.restore(ctx, src.Dir, c.Server, target, "heal-in-window", applyID)
 	if err != nil {
 		return fmt.Sprintf("healing on revision %d failed: %v", target.ID, err), false
 	}
-	return fmt.Sprintf("%s healed on revision %d (%s), verified as revision %d", strings.TrimSuffix(strings.TrimSuffix(replicaList(c.HealInWindow), " is"), " are"), target.ID, target.Version, id), true
+	return fmt.Sprintf("%s healed on revision %d (%s), verified as revision %d", replicaNames(c.HealInWindow), target.ID, target.Version, id), true
 }
 
 // restore brings a server back to a recorded revision: it re-loads that

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/reconcile/contract"
 	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/reconcile/verify"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -31,35 +30,11 @@ func mcpCheck(s *spec.Server) *spec.MCPCheck {
 
 // contractURL is where a replica's MCP endpoint is, by the mcp check.
 func contractURL(prov providers.Provider, s *spec.Server, c *spec.MCPCheck, in providers.Instance) (string, http.RoundTripper, error) {
-	port := c.Port
-	if port == "" && len(s.Ports) > 0 {
-		port = s.Ports[0].Name
+	mc := *c
+	if mc.Port == "" && len(s.Ports) > 0 {
+		mc.Port = s.Ports[0].Name
 	}
-	n, ok := in.Ports[port]
-	if !ok {
-		return "", nil, fmt.Errorf("replica %d has no port %q", in.Replica, port)
-	}
-	path := c.Path
-	if path == "" {
-		path = "/mcp"
-	}
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	if route := checkRoute(prov, in); route != nil {
-		base, rt, err := route("http", n)
-		if err != nil {
-			return "", nil, fmt.Errorf("replica %d: %w", in.Replica, err)
-		}
-		if base != "" {
-			return strings.TrimSuffix(base, "/") + path, rt, nil
-		}
-	}
-	host := in.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(n)) + path, nil, nil
+	return verify.MCPEndpoint(verify.Target{Replica: in.Replica, Host: in.Host, Ports: in.Ports, Route: checkRoute(prov, in)}, &mc)
 }
 
 // checkRoute is how checks reach a replica of a provider that routes them

@@ -523,23 +523,15 @@ func (l *Loop) filter(src *Source, p *Plan) {
 	for _, c := range p.Changes {
 		switch {
 		case c.Action == ActionHeal:
-			heal := cfg.Tend.SelfHeal
-			if s := cfg.Servers[c.Server]; s != nil && s.SelfHeal != nil {
-				heal = *s.SelfHeal
-			}
-			if !heal {
+			if !selfHeal(cfg, c.Server) {
 				for _, r := range c.Reasons {
 					drift = append(drift, c.Server+": "+r)
 				}
 				c.Action = ActionNoop
 			}
 		case c.Action == ActionWaiting && len(c.HealInWindow) > 0:
-			heal := cfg.Tend.SelfHeal
-			if s := cfg.Servers[c.Server]; s != nil && s.SelfHeal != nil {
-				heal = *s.SelfHeal
-			}
-			if !heal {
-				drift = append(drift, fmt.Sprintf("%s: %s failed, not healed (self_heal is off)", c.Server, replicaList(c.HealInWindow)))
+			if !selfHeal(cfg, c.Server) {
+				drift = append(drift, fmt.Sprintf("%s: %s failed, not healed (self_heal is off)", c.Server, replicaNames(c.HealInWindow)))
 				c.HealInWindow = nil
 			}
 		case c.Action == ActionDelete:
@@ -626,6 +618,15 @@ func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
 			l.notify("apply", r.Server, "", src.Revision, "deleted")
 		}
 	}
+}
+
+// selfHeal reports whether tend run heals the server on its own: its
+// self_heal, else tend { self_heal }.
+func selfHeal(cfg *spec.Config, server string) bool {
+	if s := cfg.Servers[server]; s != nil && s.SelfHeal != nil {
+		return *s.SelfHeal
+	}
+	return cfg.Tend.SelfHeal
 }
 
 // noteWaiting sends a "waiting" event when a change starts waiting for a

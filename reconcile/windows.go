@@ -70,7 +70,7 @@ func newWindowGate(cfg *spec.Config, now time.Time) *windowGate {
 				gw.servers[r.Name] = true
 			}
 		}
-		gw.open, gw.boundary, gw.atLeast = windowStateBounded(sched, w.Duration, now.In(loc))
+		gw.open, gw.boundary, gw.atLeast = windowState(sched, w.Duration, now.In(loc))
 		g.windows = append(g.windows, gw)
 	}
 	return g
@@ -79,14 +79,9 @@ func newWindowGate(cfg *spec.Config, now time.Time) *windowGate {
 // windowState says whether a window that opens at sched's times and stays
 // open for d is open at t, and when that changes: its close when open, its
 // next opening when closed (zero when it never opens within windowSpan).
-func windowState(sched cron.Schedule, d time.Duration, t time.Time) (open bool, boundary time.Time) {
-	open, boundary, _ = windowStateBounded(sched, d, t)
-	return open, boundary
-}
-
-// windowStateBounded is windowState, and whether an open window's close is
-// only a lower bound (its openings overlap past maxOverlaps).
-func windowStateBounded(sched cron.Schedule, d time.Duration, t time.Time) (open bool, boundary time.Time, atLeast bool) {
+// atLeast says an open window's close is only a lower bound: its openings
+// overlap past maxOverlaps.
+func windowState(sched cron.Schedule, d time.Duration, t time.Time) (open bool, boundary time.Time, atLeast bool) {
 	// The first opening after t-d is at or before t exactly when the window
 	// is open at t (windows are open on [opening, opening+d)).
 	first := sched.Next(t.Add(-d))
@@ -204,13 +199,18 @@ func (g *windowGate) hold(c *ServerChange) {
 	// they are healed on what runs (the last verified revision).
 	if c.Waits != ActionCreate && c.Waits != ActionDelete && len(c.failed) > 0 {
 		c.HealInWindow = append([]int(nil), c.failed...)
-		c.Reasons = append(c.Reasons, fmt.Sprintf("meanwhile %s healed on the last verified revision", replicaList(c.HealInWindow)))
+		verb := "are"
+		if len(c.HealInWindow) == 1 {
+			verb = "is"
+		}
+		c.Reasons = append(c.Reasons, fmt.Sprintf("meanwhile %s %s healed on the last verified revision", replicaNames(c.HealInWindow), verb))
 	}
 }
 
-func replicaList(rs []int) string {
+// replicaNames is "replica 1" or "replicas 1, 2".
+func replicaNames(rs []int) string {
 	if len(rs) == 1 {
-		return fmt.Sprintf("replica %d is", rs[0])
+		return fmt.Sprintf("replica %d", rs[0])
 	}
-	return "replicas " + joinInts(rs) + " are"
+	return "replicas " + joinInts(rs)
 }

@@ -54,7 +54,7 @@ func TestWindowState(t *testing.T) {
 		{"0 22 * * 5", 60 * time.Hour, "2026-11-29 03:00", true, "2026-11-30 10:00"},
 	} {
 		sched := mustSchedule(t, c.sched)
-		open, boundary := windowState(sched, c.d, at(c.now))
+		open, boundary, _ := windowState(sched, c.d, at(c.now))
 		if open != c.open {
 			t.Errorf("%s for %s at %s: open %v, want %v", c.sched, c.d, c.now, open, c.open)
 			continue
@@ -73,12 +73,12 @@ func TestWindowState(t *testing.T) {
 	}
 	// Openings every minute for two: open at least as far as maxOverlaps
 	// openings reach, and cheap to find out.
-	open, b := windowState(mustSchedule(t, "* * * * *"), 2*time.Minute, at("2026-11-24 10:00"))
-	if !open || b.Sub(at("2026-11-24 10:00")) < 24*time.Hour || b.Sub(at("2026-11-24 10:00")) > 3*24*time.Hour {
+	open, b, atLeast := windowState(mustSchedule(t, "* * * * *"), 2*time.Minute, at("2026-11-24 10:00"))
+	if !open || !atLeast || b.Sub(at("2026-11-24 10:00")) < 24*time.Hour || b.Sub(at("2026-11-24 10:00")) > 3*24*time.Hour {
 		t.Errorf("an always-open minute window: open %v until %s", open, b)
 	}
 	// A schedule that never fires (30 February) is never open.
-	if open, b := windowState(mustSchedule(t, "0 0 30 2 *"), time.Hour, at("2026-11-24 10:00")); open || !b.IsZero() {
+	if open, b, _ := windowState(mustSchedule(t, "0 0 30 2 *"), time.Hour, at("2026-11-24 10:00")); open || !b.IsZero() {
 		t.Errorf("a schedule that never fires: open %v, next %s", open, b)
 	}
 }

@@ -48,10 +48,16 @@ func (p *Provider) readCanary(ctx context.Context, cs kubernetes.Interface, b *b
 	if err != nil {
 		return nil, false, p.apiErr("read Deployment "+name, err)
 	}
-	if !owned(dep.Labels, dep.Annotations, b.managedBy) || dep.Labels[LabelRole] != roleCanary || dep.Labels[providers.LabelServer] != b.name {
+	if !isCanaryOf(dep, b.name, b.managedBy) {
 		return nil, true, nil
 	}
 	return dep, false, nil
+}
+
+// isCanaryOf reports whether dep is the canary Deployment of server, of
+// managedBy.
+func isCanaryOf(dep *appsv1.Deployment, server, managedBy string) bool {
+	return owned(dep.Labels, dep.Annotations, managedBy) && dep.Labels[LabelRole] == roleCanary && dep.Labels[providers.LabelServer] == server
 }
 
 // startCanary runs replica i of the new spec in the canary Deployment, with
@@ -108,8 +114,7 @@ func canaryOf(w *world, dep *appsv1.Deployment, managedBy string) *appsv1.Deploy
 	name := canaryName(dep.Name)
 	for i := range w.deployments {
 		c := &w.deployments[i]
-		if c.Name == name && c.DeletionTimestamp == nil && c.Labels[LabelRole] == roleCanary &&
-			c.Labels[providers.LabelServer] == dep.Labels[providers.LabelServer] && owned(c.Labels, c.Annotations, managedBy) {
+		if c.Name == name && c.DeletionTimestamp == nil && isCanaryOf(c, dep.Labels[providers.LabelServer], managedBy) {
 			return c
 		}
 	}

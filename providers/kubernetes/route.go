@@ -46,7 +46,7 @@ func (p *Provider) CheckRoute(in providers.Instance, scheme string, port int) (s
 	if pod == "" || strings.ContainsAny(pod, "/#") {
 		return "", nil, false, fmt.Errorf("replica %d has no pod to reach through the API server", in.Replica)
 	}
-	rt, base, err := p.proxyTransport()
+	rt, base, err := p.apiTransport()
 	if err != nil {
 		return "", nil, false, err
 	}
@@ -63,9 +63,9 @@ func (p *Provider) CheckRoute(in providers.Instance, scheme string, port int) (s
 	return u.String(), &proxyTransport{base: rt, namespace: p.set.Namespace, pod: pod}, true, nil
 }
 
-// proxyTransport returns the round tripper of the provider's client
+// apiTransport returns the round tripper of the provider's client
 // configuration (its TLS and credentials) and the API server's URL.
-func (p *Provider) proxyTransport() (http.RoundTripper, *url.URL, error) {
+func (p *Provider) apiTransport() (http.RoundTripper, *url.URL, error) {
 	cfg, err := p.RESTConfig()
 	if err != nil {
 		return nil, nil, err

@@ -94,18 +94,10 @@ func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 	if p.stdio != nil {
 		return p.probeStdio(ctx, t, start)
 	}
-	base, rt, err := baseURL(t, p.c.Port, "http")
+	endpoint, rt, err := MCPEndpoint(t, p.c)
 	if err != nil {
 		return err
 	}
-	path := p.c.Path
-	if path == "" {
-		path = "/mcp"
-	}
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	endpoint := base + path
 	what := "mcp " + endpoint
 
 	// A transport of its own (or the route's): no proxy from the
@@ -134,6 +126,24 @@ func (p *mcpProber) Probe(ctx context.Context, t Target) error {
 		}
 	}
 	return p.session(ctx, transport, what, start)
+}
+
+// MCPEndpoint is the URL of the MCP endpoint that the mcp check c reaches
+// on t (its port and path, through t's Route when it has one), and the
+// round tripper of that route (nil: a direct request).
+func MCPEndpoint(t Target, c *spec.MCPCheck) (string, http.RoundTripper, error) {
+	base, rt, err := baseURL(t, c.Port, "http")
+	if err != nil {
+		return "", nil, err
+	}
+	path := c.Path
+	if path == "" {
+		path = "/mcp"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return base + path, rt, nil
 }
 
 // probeStdio starts the check's command beside replica t, with its
