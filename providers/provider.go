@@ -234,6 +234,18 @@ type DataCopier interface {
 	CopyIn(ctx context.Context, inst Instance, path string, r io.Reader) error
 }
 
+// Halter stops a replica's processes while keeping the replica itself: its
+// object, identity and volumes stay, so that DataCopier.CopyIn can replace
+// its data while nothing writes it (a restore), and Resume starts the same
+// replica again, unchanged. Between the two, Observe reports the replica in
+// a failed state (exited or missing); the engine holds the apply lock
+// meanwhile, so no pass heals it. A replica that is already halted halts
+// again without error, and Resume of a running replica changes nothing.
+type Halter interface {
+	Halt(ctx context.Context, inst Instance, grace time.Duration) error
+	Resume(ctx context.Context, inst Instance) (Instance, error)
+}
+
 // ReplicaPorts returns the ports of replica i: on one host, replica i
 // listens on each declared port + i.
 func ReplicaPorts(s *spec.Server, replica int) map[string]int {

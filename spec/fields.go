@@ -224,6 +224,24 @@ func (s *Server) Fields() []Field {
 		if b.Destination != "" {
 			l.add("backup.destination", b.Destination, false)
 		}
+		l.values("backup.restore_command", b.RestoreCommand, false)
+		if b.Drill != "" {
+			l.add("backup.drill", b.Drill, false)
+		}
+		if b.EncryptionKey.Reveal() != "" {
+			l.value("backup.encryption_key", b.EncryptionKey, false)
+		}
+		if b.ReadOnly {
+			l.add("backup.read_only", "true", false)
+		}
+		l.add("backup.timeout", dur(b.Timeout), false)
+		if s3 := b.S3; s3 != nil {
+			l.add("backup.s3", s3.Endpoint+" "+s3.Region+" path_style="+bstr(s3.PathStyle), false)
+			if s3.AccessKey.Reveal() != "" {
+				l.value("backup.s3.access_key", s3.AccessKey, false)
+				l.value("backup.s3.secret_key", s3.SecretKey, false)
+			}
+		}
 	}
 	l.add("contract", s.Contract, false)
 	if s.Drift != "" {

@@ -83,8 +83,13 @@ var (
 	backupSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "schedule", Required: true}, {Name: "keep"}, {Name: "paths"}, {Name: "command"}, {Name: "destination"},
+			{Name: "restore_command"}, {Name: "drill"}, {Name: "encryption_key"}, {Name: "read_only"}, {Name: "timeout"},
 		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "s3"}},
 	}
+	backupS3Schema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "endpoint"}, {Name: "region"}, {Name: "access_key"}, {Name: "secret_key"}, {Name: "path_style"},
+	}}
 )
 
 func (d *decoder) decodeServers(blocks []*hcl.Block) {
@@ -865,9 +870,10 @@ func hasAny(at hcl.Attributes, names ...string) bool {
 
 func (d *decoder) serverBackup(s *Server, b *hcl.Block, r *reader) {
 	c := d.blockContent(r, b.Body, backupSchema)
-	bk := &Backup{KeepCount: 7, DeclRange: b.DefRange}
+	bk := &Backup{KeepCount: 7, Timeout: time.Hour, DeclRange: b.DefRange}
 	at := c.Attributes
 	r.cronExpr(at, "schedule", &bk.Schedule)
+	r.cronExpr(at, "drill", &bk.Drill)
 	if a, ok := at["keep"]; ok {
 		d.backupKeep(bk, a, r)
 	}
@@ -880,14 +886,90 @@ func (d *decoder) serverBackup(s *Server, b *hcl.Block, r *reader) {
 		}
 	}
 	r.values(at, "command", &bk.Command)
-	r.str(at, "destination", &bk.Destination)
-	if bk.Destination != "" && !strings.HasPrefix(bk.Destination, "file://") && !path.IsAbs(bk.Destination) {
-		d.errorf(at["destination"].Expr.Range().Ptr(), "Invalid backup destination", "destination must be an absolute directory or a file:// URL, not %q.", bk.Destination)
+	r.values(at, "restore_command", &bk.RestoreCommand)
+	if len(bk.RestoreCommand) > 0 && len(bk.Command) == 0 && !hasAny(at, "command") {
+		d.errorf(at["restore_command"].Expr.Range().Ptr(), "Restore command without a dump command",
+			"restore_command reads what command wrote; give command too, or leave restore_command out.")
 	}
+	r.duration(at, "timeout", &bk.Timeout)
+	r.boolean(at, "read_only", &bk.ReadOnly)
+	r.value(at, "encryption_key", &bk.EncryptionKey)
+	if a, ok := at["encryption_key"]; ok && bk.EncryptionKey.IsKnown() && !bk.EncryptionKey.IsSensitive() {
+		d.errorf(a.Expr.Range().Ptr(), "Encryption key in plain text", "A backup encryption key must not be in the repository: use encryption_key = secret(\"NAME\") (from TEND_SECRET_NAME), or a sensitive variable.")
+	}
+	if r.str(at, "destination", &bk.Destination) {
+		bk.destinationRange = at["destination"].Expr.Range()
+	}
+	d.backupDestination(bk, at, c.Blocks, r)
 	if len(bk.Paths) == 0 && len(bk.Command) == 0 && !hasAny(at, "paths", "command") {
 		d.errorf(b.DefRange.Ptr(), "Backup has nothing to back up", "Give paths (data paths to copy), a command (whose output is the backup), or both.")
 	}
 	s.Backup = bk
+}
+
+// backupDestination checks destination and decodes the s3 block that an
+// s3:// destination may take.
+func (d *decoder) backupDestination(bk *Backup, at hcl.Attributes, blocks hcl.Blocks, r *reader) {
+	dest := bk.Destination
+	isS3 := strings.HasPrefix(dest, "s3://")
+	switch {
+	case dest == "" || path.IsAbs(dest):
+	case strings.HasPrefix(dest, "file://"):
+		if !path.IsAbs(strings.TrimPrefix(dest, "file://")) {
+			d.errorf(bk.destinationRange.Ptr(), "Invalid backup destination", "A file:// destination names an absolute directory, such as \"file:///var/backups/tend\", not %q.", dest)
+		}
+	case isS3:
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(dest, "s3://"), "/")
+		if !validBucket(bucket) {
+			d.errorf(bk.destinationRange.Ptr(), "Invalid backup destination", "%q does not name an S3 bucket: write s3://BUCKET/PREFIX, with a bucket name of 3 to 63 lower-case letters, digits, dots and hyphens.", dest)
+		}
+	default:
+		d.errorf(bk.destinationRange.Ptr(), "Invalid backup destination", "destination must be an absolute directory, a file:// URL or an s3://BUCKET/PREFIX URL, not %q.", dest)
+	}
+	for _, blk := range blocks {
+		if bk.S3 != nil {
+			d.errorf(blk.DefRange.Ptr(), "Duplicate s3 block", "A backup block takes at most one s3 block; the first is at %s.", bk.S3.DeclRange.String())
+			continue
+		}
+		if !isS3 {
+			d.errorf(blk.DefRange.Ptr(), "s3 block without an s3 destination", "The s3 block sets how to reach an object store; it needs destination = \"s3://BUCKET/PREFIX\".")
+		}
+		c := d.blockContent(r, blk.Body, backupS3Schema)
+		s3 := &BackupS3{Region: "us-east-1", DeclRange: blk.DefRange}
+		r.str(c.Attributes, "endpoint", &s3.Endpoint)
+		if a, ok := c.Attributes["endpoint"]; ok && s3.Endpoint != "" &&
+			!strings.HasPrefix(s3.Endpoint, "http://") && !strings.HasPrefix(s3.Endpoint, "https://") {
+			d.errorf(a.Expr.Range().Ptr(), "Invalid S3 endpoint", "endpoint must be an http:// or https:// URL such as \"https://s3.example.com\", not %q.", s3.Endpoint)
+		}
+		r.str(c.Attributes, "region", &s3.Region)
+		r.value(c.Attributes, "access_key", &s3.AccessKey)
+		r.value(c.Attributes, "secret_key", &s3.SecretKey)
+		if a, ok := c.Attributes["secret_key"]; ok && s3.SecretKey.IsKnown() && !s3.SecretKey.IsSensitive() {
+			d.errorf(a.Expr.Range().Ptr(), "Secret key in plain text", "An S3 secret key must not be in the repository: use secret_key = secret(\"NAME\") (from TEND_SECRET_NAME), or a sensitive variable.")
+		}
+		if _, ok := c.Attributes["access_key"]; ok != hasAny(c.Attributes, "secret_key") {
+			d.errorf(blk.DefRange.Ptr(), "Incomplete S3 credentials", "Give access_key and secret_key together, or neither (then tend reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from its environment).")
+		}
+		r.boolean(c.Attributes, "path_style", &s3.PathStyle)
+		bk.S3 = s3
+	}
+	if isS3 && bk.S3 == nil {
+		bk.S3 = &BackupS3{Region: "us-east-1"}
+	}
+}
+
+// validBucket reports whether b is a valid S3 bucket name.
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return b[0] != '.' && b[0] != '-' && b[len(b)-1] != '.' && b[len(b)-1] != '-'
 }
 
 // checkBackupPaths runs after every block of the server is read, so that a

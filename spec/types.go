@@ -428,15 +428,42 @@ type Metric struct {
 
 // Backup is the backup rule of a server.
 type Backup struct {
-	Schedule    string        `json:"schedule"`
-	KeepCount   int           `json:"keep_count"`
-	KeepAge     time.Duration `json:"keep_age,omitempty"`
-	Paths       []string      `json:"paths,omitempty"`
-	Command     []Value       `json:"command,omitempty"` // a dump command whose stdout is the backup
-	Destination string        `json:"destination"`
+	Schedule  string        `json:"schedule"`
+	KeepCount int           `json:"keep_count"`
+	KeepAge   time.Duration `json:"keep_age,omitempty"`
+	Paths     []string      `json:"paths,omitempty"`
+	Command   []Value       `json:"command,omitempty"` // a dump command whose stdout is the backup
+	// RestoreCommand reads what Command wrote on its standard input.
+	RestoreCommand []Value `json:"restore_command,omitempty"`
+	// Destination is where archives go: "" (STATE_DIR/backups), an
+	// absolute directory, a file:// URL or s3://BUCKET/PREFIX.
+	Destination string    `json:"destination"`
+	S3          *BackupS3 `json:"s3,omitempty"`
+	// EncryptionKey, when set, encrypts archives (age): an age identity
+	// (AGE-SECRET-KEY-1...) or a passphrase. Always sensitive.
+	EncryptionKey Value `json:"encryption_key"`
+	// Drill is when to prove the newest backup restorable (cron).
+	Drill string `json:"drill,omitempty"`
+	// ReadOnly makes tend only read the destination: no backups are
+	// written there, no retention deletes there (recovery).
+	ReadOnly bool `json:"read_only,omitempty"`
+	// Timeout bounds one backup or restore.
+	Timeout time.Duration `json:"timeout"`
 
-	DeclRange  hcl.Range `json:"-"`
-	pathsRange hcl.Range
+	DeclRange        hcl.Range `json:"-"`
+	pathsRange       hcl.Range
+	destinationRange hcl.Range
+}
+
+// BackupS3 says how to reach an S3-compatible object store.
+type BackupS3 struct {
+	Endpoint  string `json:"endpoint,omitempty"` // "" is AWS S3
+	Region    string `json:"region"`
+	AccessKey Value  `json:"access_key"`
+	SecretKey Value  `json:"secret_key"`
+	PathStyle bool   `json:"path_style,omitempty"`
+
+	DeclRange hcl.Range `json:"-"`
 }
 
 // Window is a change window: when changes may (allow) or may not (deny) be
