@@ -84,6 +84,48 @@ CREATE TABLE contracts (
 );
 CREATE INDEX contracts_server_revision ON contracts (server, revision_id);
 `},
+	{3, "backups", `
+-- The backup catalog: every backup tend took or found at a destination,
+-- good or failed. The manifest (JSON) is the one at the destination.
+CREATE TABLE backups (
+	id              TEXT PRIMARY KEY,
+	server          TEXT NOT NULL,
+	trigger         TEXT NOT NULL,
+	revision_id     INTEGER,
+	source_revision TEXT NOT NULL DEFAULT '',
+	version         TEXT NOT NULL DEFAULT '',
+	spec_hash       TEXT NOT NULL DEFAULT '',
+	replica         INTEGER NOT NULL DEFAULT 0,
+	destination     TEXT NOT NULL DEFAULT '',
+	archive         TEXT NOT NULL DEFAULT '',
+	size            INTEGER NOT NULL DEFAULT 0,
+	sha256          TEXT NOT NULL DEFAULT '',
+	encrypted       INTEGER NOT NULL DEFAULT 0,
+	outcome         TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'damaged')),
+	error           TEXT NOT NULL DEFAULT '',
+	manifest        BLOB,
+	started_at      TEXT NOT NULL,
+	finished_at     TEXT NOT NULL
+);
+CREATE INDEX backups_server_started ON backups (server, started_at);
+CREATE INDEX backups_revision ON backups (revision_id);
+
+-- Restore drills: a backup restored into a throw-away replica and checked.
+CREATE TABLE drills (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	server      TEXT NOT NULL,
+	backup_id   TEXT NOT NULL,
+	outcome     TEXT NOT NULL CHECK (outcome IN ('passed', 'failed')),
+	message     TEXT NOT NULL DEFAULT '',
+	started_at  TEXT NOT NULL,
+	finished_at TEXT NOT NULL
+);
+CREATE INDEX drills_server_id ON drills (server, id);
+
+-- Revisions whose migrate hook ran: rolling back across one needs the
+-- data from before it.
+ALTER TABLE revisions ADD COLUMN migrated INTEGER NOT NULL DEFAULT 0;
+`},
 }
 
 // schemaVersion is the newest schema this code knows.
