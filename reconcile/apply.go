@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/contract"
 	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/reconcile/verify"
 	"github.com/tendhq/tend/spec"
@@ -191,7 +192,21 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	log.WithField("revision_id", id).Info("server change started")
 	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: src.Revision, ManagedBy: e.ManagedBy}
 
-	err = e.rollout(ctx, prov, d, c)
+	if needsBackupBefore(s, c) {
+		if _, berr := e.Backup(ctx, src.Config, BackupRequest{Server: s.Name, Trigger: state.TriggerPreUpgrade, RevisionID: id}); berr != nil {
+			msg := "the backup before the change failed, so nothing was changed: " + redactBackup(s, berr.Error())
+			_ = e.Store.FinishRevision(id, state.OutcomeFailed, msg, e.now())
+			e.say(c.Server, "%s; the next apply tries again", msg)
+			return finish(ResultFailed, msg)
+		}
+	}
+	migrated := false
+	err = e.rollout(ctx, prov, d, c, &migrated)
+	if migrated {
+		if merr := e.Store.MarkMigrated(id); merr != nil {
+			log.WithError(merr).Error("recording the migration failed")
+		}
+	}
 	if err == nil {
 		err = e.checkContract(ctx, prov, s, id, true)
 	}
@@ -245,11 +260,25 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		return finish(ResultFailed, why+"; reading the last verified revision: "+err.Error())
 	}
 	e.say(c.Server, "rolling back to revision %d (%s)", target.ID, target.Version)
-	rbID, rerr := e.restore(ctx, src.Dir, s.Name, target, "auto-rollback", applyID)
-	if rerr != nil {
-		return finish(ResultFailed, fmt.Sprintf("%s; the rollback to revision %d failed too: %s", why, target.ID, redact(s, rerr.Error())))
+	dataNote, afterCode := "", func(context.Context) error(nil)
+	if migrated {
+		// The migration changed the data: the previous version gets the
+		// data from before it back, restored while its replicas are down.
+		note, then, derr := e.restoreSnapshot(ctx, src.Config, s, id)
+		if derr != nil {
+			msg := fmt.Sprintf("%s; the migrate hook ran, and restoring the data from before it failed: %s; NOT rolled back, so the previous version does not meet the new data", why, redactBackup(s, derr.Error()))
+			return finish(ResultFailed, msg)
+		}
+		dataNote, afterCode = "; "+note, then
 	}
-	msg := fmt.Sprintf("%s; rolled back to revision %d (%s), verified as revision %d", why, target.ID, target.Version, rbID)
+	rbID, rerr := e.restore(ctx, src.Dir, s.Name, target, "auto-rollback", applyID)
+	if rerr == nil && afterCode != nil {
+		rerr = afterCode(ctx)
+	}
+	if rerr != nil {
+		return finish(ResultFailed, fmt.Sprintf("%s%s; the rollback to revision %d failed too: %s", why, dataNote, target.ID, redact(s, rerr.Error())))
+	}
+	msg := fmt.Sprintf("%s; rolled back to revision %d (%s), verified as revision %d%s", why, target.ID, target.Version, rbID, dataNote)
 	_ = e.Store.FinishRevision(id, state.OutcomeRolledBack, msg, e.now())
 	e.say(c.Server, "rolled back to %s and verified; %s %s is held until the desired state changes or `tend retry %s`", target.Version, s.Name, s.Version, s.Name)
 	return finish(ResultRolledBack, msg)
@@ -332,7 +361,7 @@ func stopGrace(cfg *spec.Config, key string) time.Duration {
 
 // rollout changes the replicas of one server as its strategy says, then
 // verifies them. Hooks run before any replica changes.
-func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *providers.Desired, c *ServerChange) error {
+func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *providers.Desired, c *ServerChange, migrated *bool) error {
 	s := d.Server
 	if c.Rollout && s.Hooks != nil {
 		for _, h := range []struct {
@@ -343,6 +372,9 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 				continue
 			}
 			e.say(s.Name, "running the %s hook", h.name)
+			if h.name == "migrate" && migrated != nil {
+				*migrated = true
+			}
 			if err := e.hook(ctx, prov, d, h.name, h.argv, s.Hooks.Timeout); err != nil {
 				return fmt.Errorf("the %s hook failed, so no replica was changed: %w", h.name, err)
 			}
@@ -633,7 +665,7 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 		return 0, err
 	}
 	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: target.SourceRevision, ManagedBy: e.ManagedBy}
-	if err := e.rollout(ctx, prov, d, c); err != nil {
+	if err := e.rollout(ctx, prov, d, c, nil); err != nil {
 		_ = e.Store.FinishRevision(id, state.OutcomeFailed, err.Error(), e.now())
 		return id, err
 	}
@@ -682,4 +714,20 @@ func redact(s *spec.Server, msg string) string {
 		msg = strings.ReplaceAll(msg, sec, spec.Redacted)
 	}
 	return msg
+}
+
+// needsBackupBefore reports whether the change takes a backup first: the
+// rollout's backup_before says always, or major and the major version
+// changes, and there are replicas whose data to keep.
+func needsBackupBefore(s *spec.Server, c *ServerChange) bool {
+	if s.Backup == nil || !c.Rollout || c.FromReplicas == 0 || c.Action == ActionHeal {
+		return false
+	}
+	switch s.Rollout.BackupBefore {
+	case spec.BackupAlways:
+		return true
+	case spec.BackupMajor:
+		return c.Bump == contract.BumpMajor
+	}
+	return false
 }

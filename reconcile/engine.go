@@ -233,6 +233,8 @@ type Engine struct {
 	ProvEnv   providers.Env
 	ManagedBy string
 	Host      Host
+	// Version is this tend's version, recorded in backup manifests.
+	Version string
 	// LoadOptions are used to re-load an old revision's snapshot for a
 	// rollback (the secrets come from the reconciler's side, as always).
 	LoadOptions spec.Options

@@ -307,7 +307,7 @@ func TestEngineManualRollbackIsHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, _, err := h.eng.Rollback(context.Background(), h.dir, "api", 0)
+	target, _, err := h.eng.Rollback(context.Background(), h.dir, "api", 0, "")
 	release()
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,13 @@ import (
 // state that was running before is held, so that the next apply does not undo
 // the rollback (run `tend retry SERVER` or change the desired state to
 // release it). The caller holds the lock.
-func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64) (*state.Revision, int64, error) {
+//
+// Rolling back across a revision whose migrate hook ran needs a word about
+// the data: data is DataRestore (put back the backup taken before that
+// migration, with the replicas down, then start the old version on it) or
+// DataKeep (the operator says the old version reads the migrated data);
+// without one the rollback is refused with the revision and the backup.
+func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64, data string) (*state.Revision, int64, error) {
 	hist, err := e.Store.History(server, 0)
 	if err != nil {
 		return nil, 0, err
@@ -51,8 +57,15 @@ func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64) (
 			return nil, 0, fmt.Errorf("no verified revision of %q differs from the current one; see `tend history %s`", server, server)
 		}
 	}
+	then, err := e.rollbackData(ctx, dir, server, target, data)
+	if err != nil {
+		return target, 0, err
+	}
 	e.say(server, "rolling back to revision %d (%s)", target.ID, target.Version)
 	id, err := e.restore(ctx, dir, server, target, "rollback", newApplyID())
+	if err == nil && then != nil {
+		err = then(ctx)
+	}
 	if err != nil {
 		return target, id, err
 	}
@@ -63,6 +76,65 @@ func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64) (
 		})
 	}
 	return target, id, err
+}
+
+// Data policies of a rollback across a migration.
+const (
+	DataRestore = "restore"
+	DataKeep    = "keep"
+)
+
+// rollbackData decides what a rollback to target does with data that a
+// migration since changed, and restores it when told to. It returns what to
+// run once the old version runs (its restore command).
+func (e *Engine) rollbackData(ctx context.Context, dir, server string, target *state.Revision, data string) (func(context.Context) error, error) {
+	migrated, err := e.Store.MigratedSince(server, target.ID)
+	if err != nil {
+		return nil, err
+	}
+	var crossed []state.Revision
+	for _, r := range migrated {
+		if r.Outcome != state.OutcomeRolledBack { // an automatic rollback already dealt with its data
+			crossed = append(crossed, r)
+		}
+	}
+	if len(crossed) == 0 || data == DataKeep {
+		if len(crossed) > 0 {
+			e.say(server, "keeping the data as the migration of revision %d left it (--keep-data)", crossed[0].ID)
+		}
+		return nil, nil
+	}
+	first := crossed[0]
+	snap, err := e.Store.PreUpgradeBackup(first.ID)
+	snapName := "no backup was taken before it (backup_before)"
+	if err == nil {
+		snapName = "the backup taken before it is " + snap.ID
+	}
+	if data != DataRestore {
+		return nil, fmt.Errorf("revision %d (%s) of %s ran its migrate hook, and the rollback to revision %d crosses it; %s. "+
+			"Say what the data does: --restore-data puts back the data from before that migration, --keep-data keeps the migrated data (the old version must read it)",
+			first.ID, first.Version, server, target.ID, snapName)
+	}
+	if snap == nil {
+		return nil, fmt.Errorf("--restore-data: revision %d of %s ran its migrate hook, and %s; nothing to restore (use --keep-data, or `tend restore %s --backup ID`)", first.ID, server, snapName, server)
+	}
+	files, err := e.Store.GetSource(snap.SourceRevision)
+	if err != nil {
+		files, err = e.Store.GetSource(first.SourceRevision)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the snapshot of the desired state of revision %d is not in the store: %w", first.ID, err)
+	}
+	src, _, diags := LoadSnapshot(dir, first.SourceRevision, files, e.LoadOptions)
+	if diags.HasErrors() || src.Config == nil || src.Config.Servers[server] == nil {
+		return nil, fmt.Errorf("revision %d does not load any more, so its backup block cannot be read", first.ID)
+	}
+	note, then, err := e.restoreSnapshot(ctx, src.Config, src.Config.Servers[server], first.ID)
+	if err != nil {
+		return nil, fmt.Errorf("restoring the data from before revision %d: %w", first.ID, err)
+	}
+	e.say(server, "%s", note)
+	return then, nil
 }
 
 // Retry releases every hold of a server, so the next apply tries its
@@ -87,6 +159,7 @@ type ServerStatus struct {
 	Held            []state.Hold         `json:"held,omitempty"`
 	Pending         string               `json:"pending,omitempty"` // what the next apply would do
 	Instances       []providers.Instance `json:"instances,omitempty"`
+	Backup          *BackupStatus        `json:"backup,omitempty"`
 }
 
 // Status reports every desired or running server.
@@ -107,6 +180,10 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 	if err != nil {
 		return nil, err
 	}
+	backups, err := e.backupStatuses(src.Config)
+	if err != nil {
+		return nil, err
+	}
 	byServer := map[string][]providers.Instance{}
 	for _, list := range observed {
 		for _, in := range list {
@@ -115,7 +192,7 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 	}
 	var out []ServerStatus
 	for _, c := range p.Changes {
-		st := ServerStatus{Server: c.Server, Provider: c.Provider, DesiredVersion: c.ToVersion, DesiredReplicas: c.ToReplicas, LastRevision: latest[c.Server]}
+		st := ServerStatus{Server: c.Server, Provider: c.Provider, DesiredVersion: c.ToVersion, DesiredReplicas: c.ToReplicas, LastRevision: latest[c.Server], Backup: backups[c.Server]}
 		versions := map[string]bool{}
 		for _, in := range byServer[c.Server] {
 			st.Replicas++

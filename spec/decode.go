@@ -756,3 +756,8 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// DidYouMean returns " Did you mean "x"?" when one of candidates is close
+// to given, else "": for errors about names outside the language (a server
+// named on the command line).
+func DidYouMean(given string, candidates []string) string { return didYouMean(given, candidates) }

@@ -118,7 +118,7 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	systemd.Register(reg)
 	kubernetes.Register(reg)
 	e := &reconcile.Engine{
-		Store: st, Registry: reg, ManagedBy: managedBy, Host: host,
+		Store: st, Registry: reg, ManagedBy: managedBy, Host: host, Version: version,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
 		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress, Targets: f.targets, IgnoreWindows: f.noWindows,
 	}

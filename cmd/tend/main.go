@@ -61,7 +61,8 @@ and rolls back by itself when verification fails.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newValidateCmd(), newFmtCmd(), newPlanCmd(), newDocsCmd(), newApplyCmd(), newRollbackCmd(),
-		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newRunCmd(), newSyncCmd(), newVersionCmd())
+		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newRunCmd(), newSyncCmd(), newVersionCmd(),
+		newBackupCmd(), newBackupsCmd(), newRestoreCmd())
 	return root
 }
 

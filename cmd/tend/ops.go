@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,12 +9,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tendhq/tend/reconcile"
 )
 
 func newRollbackCmd() *cobra.Command {
 	var ef engineFlags
 	var to int64
 	var dir string
+	var restoreData, keepData bool
 	cmd := &cobra.Command{
 		Use:   "rollback SERVER",
 		Short: "Restore a server to an earlier verified revision",
@@ -23,7 +26,12 @@ rolled to that revision and verified, and a new revision is recorded.
 
 The desired state it rolled back from is then held, so that the next apply
 (or the daemon) does not undo the rollback. Change the desired state, or run
-"tend retry SERVER", to release it.`,
+"tend retry SERVER", to release it.
+
+A rollback across a revision whose migrate hook ran is refused unless told
+what to do with the data: --restore-data puts back the backup taken before
+that migration (rollout { backup_before }) while the replicas are down, then
+starts the old version on it; --keep-data keeps the migrated data.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, closeFn, err := ef.newEngine(cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -36,7 +44,16 @@ The desired state it rolled back from is then held, so that the next apply
 				return err
 			}
 			defer release()
-			target, id, err := e.Rollback(cmd.Context(), dir, args[0], to)
+			data := ""
+			switch {
+			case restoreData && keepData:
+				return errors.New("give --restore-data or --keep-data, not both")
+			case restoreData:
+				data = reconcile.DataRestore
+			case keepData:
+				data = reconcile.DataKeep
+			}
+			target, id, err := e.Rollback(cmd.Context(), dir, args[0], to, data)
 			if err != nil {
 				return err
 			}
@@ -47,6 +64,8 @@ The desired state it rolled back from is then held, so that the next apply
 	}
 	ef.register(cmd)
 	cmd.Flags().Int64Var(&to, "to", 0, "the revision to restore (default: the newest verified one that differs)")
+	cmd.Flags().BoolVar(&restoreData, "restore-data", false, "when the rollback crosses a revision whose migrate hook ran: restore the backup taken before that migration")
+	cmd.Flags().BoolVar(&keepData, "keep-data", false, "when the rollback crosses a revision whose migrate hook ran: keep the migrated data (the old version reads it)")
 	cmd.Flags().StringVar(&dir, "dir", ".", "the repository directory, for file names in messages")
 	return cmd
 }
@@ -237,6 +256,7 @@ holds, and what the next apply would do.`,
 				if s.Pending != "" {
 					notes = append(notes, "next apply: "+s.Pending)
 				}
+				notes = append(notes, backupLine(s.Backup)...)
 				if len(notes) > 0 {
 					fmt.Fprintf(out, "\n%s:\n", s.Server)
 					for _, n := range notes {

@@ -229,8 +229,6 @@ type readOnly struct{ Destination }
 // ReadOnly wraps d so that Put and Delete fail with ErrReadOnly.
 func ReadOnly(d Destination) Destination { return readOnly{d} }
 
-func (r readOnly) URL() string { return r.Destination.URL() + " (read-only)" }
-
 func (readOnly) Put(context.Context, string, io.Reader) error {
 	return ErrReadOnly
 }

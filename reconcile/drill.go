@@ -1,0 +1,133 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/backup"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+// Drill outcomes of RestoreResult.
+const (
+	DrillPassed = "drill-passed"
+	DrillFailed = "drill-failed"
+)
+
+// Drill proves a backup restorable without touching the server: it starts
+// a throw-away replica SERVER-drill beside the live ones (its own ports,
+// its own provider-managed data), restores the backup into it, runs the
+// server's checks against it, removes it and records the result. The
+// caller holds the lock.
+func (e *Engine) Drill(ctx context.Context, cfg *spec.Config, req RestoreRequest) (*RestoreResult, error) {
+	s, prov, err := e.backupServer(cfg, req.Server)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*s.Backup.Timeout)
+	defer cancel()
+	start := e.now()
+	b, _, local, err := e.fetchBackup(ctx, s, req.BackupID)
+	if err != nil {
+		e.recordDrill(s.Name, req.BackupID, start, err)
+		return nil, err
+	}
+	defer local.Close()
+	res := &RestoreResult{Backup: b}
+	ds, err := drillServer(s)
+	if err != nil {
+		return nil, err
+	}
+	d := &providers.Desired{Server: ds, SpecHash: spec.RuntimeHash(ds.Fields()), Revision: b.SourceRevision, ManagedBy: e.ManagedBy}
+	e.say(s.Name, "drill: restoring backup %s into a throw-away replica %s", b.ID, ds.Name)
+	err = e.drill(ctx, prov, ds, d, local)
+	res.Outcome, res.Message = DrillPassed, fmt.Sprintf("backup %s (%s) restored into %s and passed the checks", b.ID, b.Version, ds.Name)
+	if err != nil {
+		res.Outcome, res.Message = DrillFailed, fmt.Sprintf("drill of backup %s failed: %s", b.ID, redactBackup(s, err.Error()))
+	}
+	e.say(s.Name, "%s", res.Message)
+	if err != nil {
+		err = errors.New(res.Message)
+	}
+	e.recordDrill(s.Name, b.ID, start, err)
+	return res, err
+}
+
+// drill starts the throw-away replica, restores into it, checks it and
+// removes it, whatever happened.
+func (e *Engine) drill(ctx context.Context, prov providers.Provider, ds *spec.Server, d *providers.Desired, local *backup.Local) error {
+	r := prov.StartReplica(ctx, providers.StartRequest{Desired: d, Replica: 0})
+	if r.Err != nil {
+		return fmt.Errorf("starting the drill replica: %w", r.Err)
+	}
+	inst := r.Instance
+	defer func() {
+		stop := prov.StopReplica(context.WithoutCancel(ctx), providers.StopRequest{Instance: inst, Grace: stopGrace(nil, "")})
+		if stop.Err != nil {
+			e.say(ds.Name, "warning: removing the drill replica failed: %v", stop.Err)
+		}
+	}()
+	if inst.State.Failed() {
+		return fmt.Errorf("the drill replica %s", describeState(inst))
+	}
+	if err := e.putData(ctx, prov, ds, d, []providers.Instance{inst}, local); err != nil {
+		return err
+	}
+	return e.verifyRestored(ctx, prov, d, []providers.Instance{inst})
+}
+
+// recordDrill records a drill's outcome in the store.
+func (e *Engine) recordDrill(server, backupID string, start time.Time, err error) {
+	dr := state.Drill{Server: server, BackupID: backupID, Outcome: state.DrillPassed, StartedAt: start, FinishedAt: e.now()}
+	if err != nil {
+		dr.Outcome, dr.Message = state.DrillFailed, err.Error()
+	}
+	if _, perr := e.Store.PutDrill(dr); perr != nil {
+		e.log().WithError(perr).WithField("server", server).Error("recording the drill")
+	}
+}
+
+// drillServer is the throw-away copy of s a drill restores into: named
+// SERVER-drill, one replica, every port moved to a free one of this host,
+// and every volume provider-managed (a volume with a host source would be
+// the live data).
+func drillServer(s *spec.Server) (*spec.Server, error) {
+	ds := *s
+	ds.Name = s.Name + "-drill"
+	if len(ds.Name) > 63 {
+		ds.Name = s.Name[:57] + "-drill"
+	}
+	ds.Replicas = 1
+	ds.Ports = nil
+	for _, p := range s.Ports {
+		n, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port for the drill: %w", err)
+		}
+		q := p
+		q.Number = n
+		ds.Ports = append(ds.Ports, q)
+	}
+	ds.Volumes = nil
+	for _, v := range s.Volumes {
+		w := *v
+		w.Source = ""
+		ds.Volumes = append(ds.Volumes, &w)
+	}
+	return &ds, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
