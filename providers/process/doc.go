@@ -21,6 +21,7 @@
 //	                 exit code and time, a message
 //	supervisor.pid   written once the supervisor is started
 //	supervisor.log   the supervisor's own output (never secret values)
+//	halted           written by Halt, removed by Resume
 //	stdout.log       the child's output, appended, rotated to .1 past 10 MiB
 //	stderr.log
 //	work/            the child's working directory; config files are
@@ -75,6 +76,15 @@
 // leads its process group and its parent is the supervisor, or (once
 // orphaned) its working directory is inside the instance directory or its
 // command line is the recorded one.
+//
+// Halt (providers.Halter, for restores) stops the supervisor and the child
+// exactly as StopReplica does but keeps the instance directory, and writes
+// halted there: Observe then reports the instance as exited ("halted by
+// tend"), and CopyIn and CopyOut, which find the volumes through
+// identity.json, work on it. Resume removes the last status.json and
+// spawns a supervisor for the same directory, as StartReplica does, so the
+// replica keeps its identity, files and volumes (its ID, the supervisor's
+// pid, changes); an instance whose supervisor runs is left alone.
 //
 // # Commands
 //

@@ -22,6 +22,7 @@ const (
 	supPidFile     = "supervisor.pid" // written by StartReplica once started
 	supLogFile     = "supervisor.log"
 	stopFile       = "stop.json" // the grace a stop asks for
+	haltedFile     = "halted"    // written by Halt, removed by Resume
 	stdoutLog      = "stdout.log"
 	stderrLog      = "stderr.log"
 	workDirName    = "work"

@@ -88,6 +88,9 @@ func (p *Provider) observeInstance(dir, managedBy, server string, replica int) p
 		// StartReplica is writing the instance right now.
 		inst.State = providers.StateStarting
 		inst.Message = "being started"
+	case !supAlive && !childAlive && exists(filepath.Join(dir, haltedFile)):
+		inst.State = providers.StateExited
+		inst.Message = "halted by tend"
 	case !supAlive:
 		inst.State = providers.StateMissing
 		msg := "the supervisor is gone"
@@ -163,4 +166,9 @@ func drift(dir string, rec record, f instanceFiles, childAlive bool) []string {
 		}
 	}
 	return out
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -62,6 +62,7 @@ var (
 	_ providers.Logger     = (*Provider)(nil)
 	_ providers.Statser    = (*Provider)(nil)
 	_ providers.DataCopier = (*Provider)(nil)
+	_ providers.Halter     = (*Provider)(nil)
 )
 
 // Register adds the process provider type to r.
@@ -643,6 +644,21 @@ func (p *Provider) stop(ctx context.Context, dir string, grace time.Duration) er
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	if err := p.stopProcesses(ctx, dir, grace); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Dir(dir)) // the server's directory, once empty
+	return nil
+}
+
+// stopProcesses stops the supervisor of dir and the child's process group
+// (SIGTERM to the supervisor, which stops the child within the grace, then
+// SIGKILL) and waits until they are gone. It keeps dir. Only processes
+// proven to be this instance's are signalled.
+func (p *Provider) stopProcesses(ctx context.Context, dir string, grace time.Duration) error {
 	f := readInstance(dir)
 	if grace <= 0 {
 		grace = time.Duration(f.ls.StopTimeout)
@@ -689,10 +705,6 @@ func (p *Provider) stop(ctx context.Context, dir string, grace time.Duration) er
 	if !waitUntil(context.Background(), killWait, gone) {
 		return fmt.Errorf("its processes did not exit after SIGKILL; %s is kept", dir)
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	_ = os.Remove(filepath.Dir(dir)) // the server's directory, once empty
 	return nil
 }
 
