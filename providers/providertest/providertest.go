@@ -1,7 +1,8 @@
 // Package providertest is the conformance suite every provider must pass
 // against its real backend: create, observe, update, drift, kill, scale,
 // delete, orphans, foreign objects, idempotence and the optional
-// capabilities (Execer, Statser, DataCopier).
+// capabilities (Execer, Statser, DataCopier, and DataCopier with Halter: a
+// restore).
 //
 // A provider's test calls Run with a Harness that supplies what differs per
 // backend: how to build a server spec whose replicas answer GET /health,
@@ -18,6 +19,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,13 +56,19 @@ type Harness struct {
 	// keep running the old one. Every replica must still end at the new
 	// spec.
 	WholeSet bool
+	// CopyInMerges says the provider's DataCopier.CopyIn extracts the
+	// stream over the volume's content instead of replacing it: files of
+	// the volume that are not in the stream stay. The Restore subtest then
+	// does not expect a file made after the backup to be gone.
+	CopyInMerges bool
 }
 
 // Server names the suite uses.
 const (
-	webServer    = "conformance-web"
-	orphanServer = "conformance-orphan"
-	dataServer   = "conformance-data"
+	webServer     = "conformance-web"
+	orphanServer  = "conformance-orphan"
+	dataServer    = "conformance-data"
+	restoreServer = "conformance-restore"
 )
 
 // dataVolumePath is where the DataCopier subtest mounts the volume it adds
@@ -113,6 +122,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Execer", s.testExecer)
 	t.Run("Statser", s.testStatser)
 	t.Run("DataCopier", s.testDataCopier)
+	t.Run("Restore", s.testRestore)
 	t.Run("Delete", s.testDelete)
 	t.Run("Orphan", s.testOrphan)
 	t.Run("Foreign", func(t *testing.T) {
@@ -393,6 +403,195 @@ func (s *suite) testDataCopier(t *testing.T) {
 		}
 	}
 	t.Errorf("CopyOut of volume %s has no hello.txt, which CopyIn put there; entries: %q", vpath, names)
+}
+
+// testRestore is what a restore does with a replica: back its volume up
+// (CopyOut), let it change, halt the replica, copy the backup in, resume
+// it; the replica must be the same one, healthy, with the backed-up data.
+func (s *suite) testRestore(t *testing.T) {
+	dc, isCopier := s.h.Provider.(providers.DataCopier)
+	h, isHalter := s.h.Provider.(providers.Halter)
+	var missing []string
+	if !isCopier {
+		missing = append(missing, "providers.DataCopier")
+	}
+	if !isHalter {
+		missing = append(missing, "providers.Halter")
+	}
+	if len(missing) > 0 {
+		t.Skipf("%s does not implement %s", s.h.Provider.Type(), strings.Join(missing, " and "))
+	}
+	srv := s.h.Server(restoreServer, "1.0.0", 1)
+	if len(srv.Volumes) == 0 {
+		srv.Volumes = []*spec.Volume{{Name: "conformance", Path: dataVolumePath}}
+	}
+	vpath := srv.Volumes[0].Path
+	d := s.desiredOf(srv)
+	s.start(t, d, 0)
+	s.waitHealthy(t, d, 0)
+	inst := s.waitRunning(t, restoreServer, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 4*s.timeout)
+	defer cancel()
+
+	// The data at backup time, and the backup.
+	backedUp := []byte("backed up " + s.h.ManagedBy + "\n")
+	if err := dc.CopyIn(ctx, inst, vpath, tarOf(t, tarFile{"state.txt", backedUp, 0o640})); err != nil {
+		t.Fatalf("CopyIn to volume %s: %v", vpath, err)
+	}
+	var backup bytes.Buffer
+	if err := dc.CopyOut(ctx, inst, vpath, &backup); err != nil {
+		t.Fatalf("CopyOut of volume %s: %v", vpath, err)
+	}
+	if got := readTar(t, bytes.NewReader(backup.Bytes())); got["state.txt"].content == nil {
+		t.Fatalf("the backup (CopyOut of %s) has no state.txt, which CopyIn put there; entries: %q", vpath, names(got))
+	}
+
+	// What changes after the backup.
+	if err := dc.CopyIn(ctx, inst, vpath, tarOf(t,
+		tarFile{"state.txt", []byte("changed after the backup\n"), 0o644},
+		tarFile{"new.txt", []byte("made after the backup\n"), 0o644},
+	)); err != nil {
+		t.Fatalf("CopyIn to volume %s: %v", vpath, err)
+	}
+
+	// The restore: halt, copy in, resume.
+	if err := h.Halt(ctx, inst, time.Second); err != nil {
+		t.Fatalf("Halt %s replica 0: %v", restoreServer, err)
+	}
+	halted := s.observeOne(t, restoreServer, 0)
+	if !halted.State.Failed() {
+		t.Errorf("after Halt, Observe reports %s replica 0 %s (%s), want a failed state (exited or missing)", restoreServer, halted.State, halted.Message)
+	}
+	s.waitGone(t, restoreServer, 0)
+	if err := h.Halt(ctx, inst, time.Second); err != nil {
+		t.Errorf("Halt of the halted %s replica 0: %v, want no error", restoreServer, err)
+	}
+	if err := dc.CopyIn(ctx, inst, vpath, bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatalf("CopyIn of the backup into the halted replica's volume %s: %v", vpath, err)
+	}
+	resumed, err := h.Resume(ctx, inst)
+	if err != nil {
+		t.Fatalf("Resume %s replica 0: %v", restoreServer, err)
+	}
+	if resumed.ManagedBy != inst.ManagedBy || resumed.Server != inst.Server || resumed.Replica != inst.Replica || resumed.SpecHash != inst.SpecHash {
+		t.Errorf("Resume returned %+v, want the halted replica %+v", resumed.Identity, inst.Identity)
+	}
+	if resumed.State.Failed() {
+		t.Errorf("Resume returned %s replica 0 %s (%s)", restoreServer, resumed.State, resumed.Message)
+	}
+	s.waitHealthy(t, d, 0)
+	after := s.waitRunning(t, restoreServer, 1)[0]
+	s.checkInstance(t, d, after, 0)
+	if after.Identity != inst.Identity {
+		t.Errorf("after Resume, Observe reports identity %+v, want the halted replica's %+v", after.Identity, inst.Identity)
+	}
+
+	// The data is the backup's.
+	var out bytes.Buffer
+	if err := dc.CopyOut(ctx, after, vpath, &out); err != nil {
+		t.Fatalf("CopyOut of volume %s after the restore: %v", vpath, err)
+	}
+	got := readTar(t, &out)
+	switch f := got["state.txt"]; {
+	case f.content == nil:
+		t.Errorf("after the restore, volume %s has no state.txt; entries: %q", vpath, names(got))
+	default:
+		if !bytes.Equal(f.content, backedUp) {
+			t.Errorf("after the restore, state.txt holds %q, want %q as backed up", f.content, backedUp)
+		}
+		if f.mode != 0o640 {
+			t.Errorf("after the restore, state.txt has mode %04o, want 0640 as backed up", f.mode)
+		}
+	}
+	if _, ok := got["new.txt"]; ok && !s.h.CopyInMerges {
+		t.Errorf("after the restore, volume %s still holds new.txt, made after the backup: CopyIn must replace the volume's content (or the harness must set CopyInMerges)", vpath)
+	}
+
+	// Resume of a running replica changes nothing.
+	again, err := h.Resume(ctx, after)
+	if err != nil {
+		t.Fatalf("Resume of the running %s replica 0: %v", restoreServer, err)
+	}
+	if again.ID != after.ID || !again.StartedAt.Equal(after.StartedAt) {
+		t.Errorf("Resume of the running %s replica 0 returned ID %s started at %v, want it left alone (ID %s started at %v)", restoreServer, again.ID, again.StartedAt, after.ID, after.StartedAt)
+	}
+	if now := s.observeOne(t, restoreServer, 0); now.ID != after.ID || now.State != providers.StateRunning {
+		t.Errorf("after Resume of the running replica, Observe reports ID %s %s (%s), want ID %s running", now.ID, now.State, now.Message, after.ID)
+	}
+	s.stop(t, after)
+	s.waitGone(t, restoreServer, 0)
+}
+
+// tarFile is one regular file of a tar stream the suite writes.
+type tarFile struct {
+	name    string
+	content []byte
+	mode    int64
+}
+
+func tarOf(t *testing.T, files ...tarFile) io.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.content)), ModTime: time.Now(), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
+// tarEntry is one entry of a tar stream a provider wrote: the content of a
+// regular file (nil for other entries) and the permission bits.
+type tarEntry struct {
+	content []byte
+	mode    os.FileMode
+}
+
+// readTar reads a tar stream into its entries, by name without a leading
+// "./" or "/" or a trailing "/".
+func readTar(t *testing.T, r io.Reader) map[string]tarEntry {
+	t.Helper()
+	out := map[string]tarEntry{}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("a bad tar stream: %v (entries so far %q)", err, names(out))
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(hdr.Name, "./"), "/"), "/")
+		e := tarEntry{mode: os.FileMode(hdr.Mode).Perm()}
+		if hdr.Typeflag == tar.TypeReg {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatalf("read %s from a tar stream: %v", hdr.Name, err)
+			}
+			e.content = b
+			if e.content == nil {
+				e.content = []byte{}
+			}
+		}
+		out[name] = e
+	}
+}
+
+func names(entries map[string]tarEntry) []string {
+	out := make([]string, 0, len(entries))
+	for n := range entries {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *suite) testDelete(t *testing.T) {
