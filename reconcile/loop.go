@@ -62,6 +62,13 @@ type LoopMetrics interface {
 	SetLastSuccess(t time.Time)
 }
 
+// BackupMetrics is what the loop reports of backups and drills, when its
+// Metrics has it.
+type BackupMetrics interface {
+	ObserveBackup(server string, ok bool, at time.Time, d time.Duration, size int64)
+	ObserveDrill(server string, ok bool, at time.Time)
+}
+
 // LoopNotifier sends events to the notify blocks.
 type LoopNotifier interface {
 	Send(kind, server, version, revision, message string)
@@ -108,6 +115,7 @@ type Loop struct {
 	AllowPrune bool
 
 	trigger chan string
+	jobs    chan job
 	once    sync.Once
 
 	mu         sync.Mutex
@@ -128,6 +136,7 @@ type Loop struct {
 func (l *Loop) init() {
 	l.once.Do(func() {
 		l.trigger = make(chan string, 1)
+		l.jobs = make(chan job, 64)
 		if l.Log == nil {
 			l.Log = logrus.New()
 		}
@@ -204,6 +213,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			<-l.cron.Stop().Done()
 		}
 	}()
+	l.seedBackupMetrics()
 	l.Trigger("start")
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -213,6 +223,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		case reason := <-l.trigger:
 			l.runPass(ctx, reason)
+		case j := <-l.jobs:
+			l.runJob(ctx, j)
 		case <-timer.C:
 			l.runPass(ctx, "poll")
 		}
@@ -394,17 +406,26 @@ func (l *Loop) schedule(cfg *spec.Config) {
 	if cfg.Tend.Schedule != "" {
 		specs[cfg.Tend.Schedule] = "schedule"
 	}
+	var jobs []string // "EXPR=backup:SERVER", "EXPR=drill:SERVER"
 	for _, name := range cfg.ServerNames() {
-		if s := cfg.Servers[name]; s.Drift != "" {
+		s := cfg.Servers[name]
+		if s.Drift != "" {
 			if _, ok := specs[s.Drift]; !ok {
 				specs[s.Drift] = "drift-check:" + name
 			}
 		}
+		if b := s.Backup; b != nil && !b.ReadOnly {
+			jobs = append(jobs, b.Schedule+"="+jobBackup+":"+name)
+			if b.Drill != "" {
+				jobs = append(jobs, b.Drill+"="+jobDrill+":"+name)
+			}
+		}
 	}
-	keys := make([]string, 0, len(specs))
+	keys := make([]string, 0, len(specs)+len(jobs))
 	for k := range specs {
 		keys = append(keys, k+"="+specs[k])
 	}
+	keys = append(keys, jobs...)
 	sort.Strings(keys)
 	sig := strings.Join(keys, "\n")
 	l.mu.Lock()
@@ -416,7 +437,7 @@ func (l *Loop) schedule(cfg *spec.Config) {
 		l.cron.Stop()
 	}
 	l.cronSpec = sig
-	if len(specs) == 0 {
+	if len(specs) == 0 && len(jobs) == 0 {
 		l.cron = nil
 		return
 	}
@@ -424,6 +445,14 @@ func (l *Loop) schedule(cfg *spec.Config) {
 	for expr, reason := range specs {
 		reason := reason
 		if _, err := c.AddFunc(expr, func() { l.Trigger(reason) }); err != nil {
+			l.Log.WithError(err).WithField("schedule", expr).Error("cannot schedule")
+		}
+	}
+	for _, j := range jobs {
+		i := strings.LastIndex(j, "=")
+		expr, what := j[:i], j[i+1:]
+		kind, server, _ := strings.Cut(what, ":")
+		if _, err := c.AddFunc(expr, func() { l.enqueue(job{kind: kind, server: server}) }); err != nil {
 			l.Log.WithError(err).WithField("schedule", expr).Error("cannot schedule")
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/reconcile"
+	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/reconcile/api"
 	"github.com/tendhq/tend/reconcile/notify"
 	"github.com/tendhq/tend/reconcile/source"
@@ -199,6 +200,14 @@ func (b *backend) Status(ctx context.Context) (any, error) {
 
 func (b *backend) History(_ context.Context, server string, limit int) (any, error) {
 	return b.eng.Store.History(server, limit)
+}
+
+func (b *backend) Backups(_ context.Context, server string, limit int) (any, error) {
+	rows, err := b.eng.Store.Backups(server, limit)
+	if rows == nil {
+		rows = []state.Backup{}
+	}
+	return rows, err
 }
 
 func newRunCmd() *cobra.Command {

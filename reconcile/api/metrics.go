@@ -60,6 +60,13 @@ type Metrics struct {
 	applyDuration *prometheus.HistogramVec
 	lastSuccess   prometheus.Gauge
 	webhooks      *prometheus.CounterVec
+
+	backupLast     *prometheus.GaugeVec
+	backupDuration *prometheus.GaugeVec
+	backupSize     *prometheus.GaugeVec
+	backupFailures *prometheus.CounterVec
+	drillLast      *prometheus.GaugeVec
+	drillFailures  *prometheus.CounterVec
 }
 
 // NewMetrics creates tend's metrics and registers them on reg (a new
@@ -115,10 +122,23 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tend_webhooks_total",
 			Help: "Webhook requests, by endpoint and result.",
 		}, []string{"endpoint", "result"}),
+		backupLast:     serverGauge("tend_backup_last_success_timestamp_seconds", "Unix time of the server's newest good backup."),
+		backupDuration: serverGauge("tend_backup_duration_seconds", "How long the server's newest good backup took."),
+		backupSize:     serverGauge("tend_backup_size_bytes", "Size of the server's newest good backup archive, as stored."),
+		backupFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_backup_failures_total",
+			Help: "Backups that failed, by server.",
+		}, []string{"server"}),
+		drillLast: serverGauge("tend_restore_drill_last_success_timestamp_seconds", "Unix time the server's backups were last proven restorable by a drill."),
+		drillFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_restore_drill_failures_total",
+			Help: "Restore drills that failed, by server.",
+		}, []string{"server"}),
 	}
 	reg.MustRegister(m.passes, m.passDuration, m.fetchDuration, m.fetchErrors,
 		m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld,
-		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks)
+		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks,
+		m.backupLast, m.backupDuration, m.backupSize, m.backupFailures, m.drillLast, m.drillFailures)
 	for _, r := range PassResults {
 		m.passes.WithLabelValues(r)
 	}
@@ -234,4 +254,31 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// ObserveBackup records a backup of server: when it was good, its time,
+// duration and size; when it failed, one more failure.
+func (m *Metrics) ObserveBackup(server string, ok bool, at time.Time, d time.Duration, size int64) {
+	if m == nil {
+		return
+	}
+	if !ok {
+		m.backupFailures.WithLabelValues(server).Inc()
+		return
+	}
+	m.backupLast.WithLabelValues(server).Set(float64(at.UnixNano()) / 1e9)
+	m.backupDuration.WithLabelValues(server).Set(d.Seconds())
+	m.backupSize.WithLabelValues(server).Set(float64(size))
+}
+
+// ObserveDrill records a restore drill of server.
+func (m *Metrics) ObserveDrill(server string, ok bool, at time.Time) {
+	if m == nil {
+		return
+	}
+	if !ok {
+		m.drillFailures.WithLabelValues(server).Inc()
+		return
+	}
+	m.drillLast.WithLabelValues(server).Set(float64(at.UnixNano()) / 1e9)
 }

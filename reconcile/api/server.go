@@ -30,6 +30,12 @@ type Backend interface {
 	History(ctx context.Context, server string, limit int) (any, error)
 }
 
+// BackupLister is a Backend that also serves the backup catalog at
+// /api/v1/backups (server "" = all, newest first).
+type BackupLister interface {
+	Backups(ctx context.Context, server string, limit int) (any, error)
+}
+
 // Defaults and bounds of Config and the API.
 const (
 	DefaultBodyLimit    = 1 << 20 // bytes
@@ -131,7 +137,10 @@ func newServer(cfg Config, b Backend, m *Metrics, now func() time.Time) *server 
 	s.mux.HandleFunc("/hooks/gitea", s.gitea)
 	s.mux.HandleFunc("/hooks/generic", s.generic)
 	s.mux.HandleFunc("/api/v1/status", s.status)
-	s.mux.HandleFunc("/api/v1/history", s.history)
+	s.mux.HandleFunc("/api/v1/history", s.list("history", s.b.History))
+	if bl, ok := b.(BackupLister); ok {
+		s.mux.HandleFunc("/api/v1/backups", s.list("backups", bl.Backups))
+	}
 	s.mux.HandleFunc("/api/v1/sync", s.sync)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
@@ -210,7 +219,13 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (s *server) history(w http.ResponseWriter, r *http.Request) {
+// list serves a list of the store (history, backups): ?server= narrows it,
+// ?limit= bounds it.
+func (s *server) list(what string, get func(ctx context.Context, server string, limit int) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.serveList(w, r, what, get) }
+}
+
+func (s *server) serveList(w http.ResponseWriter, r *http.Request, what string, get func(ctx context.Context, server string, limit int) (any, error)) {
 	if !s.apiGuard(w, r, http.MethodGet, http.MethodHead) {
 		return
 	}
@@ -231,9 +246,9 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
-	v, err := s.b.History(ctx, srv, limit)
+	v, err := get(ctx, srv, limit)
 	if err != nil {
-		s.backendError(w, r, "history", err)
+		s.backendError(w, r, what, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
