@@ -260,7 +260,7 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		return finish(ResultFailed, why+"; reading the last verified revision: "+err.Error())
 	}
 	e.say(c.Server, "rolling back to revision %d (%s)", target.ID, target.Version)
-	dataNote, afterCode := "", func(context.Context) error(nil)
+	dataNote, afterCode := "", (func(context.Context) error)(nil)
 	if migrated {
 		// The migration changed the data: the previous version gets the
 		// data from before it back, restored while its replicas are down.

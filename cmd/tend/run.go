@@ -17,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/reconcile"
-	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/reconcile/api"
 	"github.com/tendhq/tend/reconcile/notify"
 	"github.com/tendhq/tend/reconcile/source"
+	"github.com/tendhq/tend/reconcile/state"
 )
 
 // gitFlags say where a git source is and how to reach it.
