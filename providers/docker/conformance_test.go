@@ -117,5 +117,8 @@ func TestConformance(t *testing.T) {
 			return alive, cleanup
 		},
 		Timeout: 30 * time.Second,
+		// CopyIn extracts over the volume's content: the Engine API
+		// cannot delete files in it (see the package documentation).
+		CopyInMerges: true,
 	})
 }

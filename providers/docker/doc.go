@@ -67,8 +67,25 @@
 // one-off container from the server's image with its env, config files and
 // network (hooks, migrations). Stats reads the Engine's stats API. Logs
 // tails the container's output. CopyOut and CopyIn move a volume's content
-// as a tar stream through the archive API; CopyIn extracts over what is
-// there (files not in the stream stay).
+// as a tar stream through the archive API, on a running container or a
+// halted one.
+//
+// CopyIn merges: it extracts over what is there, and files of the volume
+// that are not in the stream stay, so a restore brings back every file of
+// the backup but leaves a file made since. The Engine API cannot delete a
+// file in a volume: the archive API only adds and replaces (whiteout
+// entries are extracted as plain files), and emptying the volume first
+// takes a process in a container that mounts it: rm run by docker exec in
+// the replica, or a throw-away container of some image, which works only
+// when that image has such a program (a distroless or scratch image has
+// none). tend does not depend on that.
+//
+// Halt (providers.Halter, for restores) stops every container of the
+// replica as docker stop does, with the grace, and keeps them and their
+// volumes; Observe reports the replica exited. A container stopped so is
+// not started by its restart policy, except "always" when the Engine
+// restarts. Resume starts the same container again (docker start): its ID,
+// name, labels, config files and volumes are those it had.
 //
 // Secret values of env and config files are given to the Engine (Docker has
 // no other way to pass them to a container without swarm), so anyone who

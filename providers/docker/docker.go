@@ -70,6 +70,8 @@ var _ interface {
 	providers.DataCopier
 } = (*Provider)(nil)
 
+var _ providers.Halter = (*Provider)(nil)
+
 // New builds a provider from its block. It does not contact the Engine:
 // an Engine that is down is reported by the first call that needs it.
 func New(p *spec.Provider, env providers.Env) (*Provider, error) {
@@ -487,12 +489,8 @@ func (p *Provider) replicaContainers(ctx context.Context, managedBy, server stri
 // remove stops a container gracefully (SIGTERM, then SIGKILL after grace)
 // and removes it; a container already gone is fine.
 func (p *Provider) remove(ctx context.Context, id string, grace time.Duration) error {
-	secs := int(grace.Round(time.Second) / time.Second)
-	if grace > 0 && secs == 0 {
-		secs = 1
-	}
-	if err := p.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
-		return p.engineErr("stop container "+shortID(id), err)
+	if err := p.stopContainer(ctx, id, grace); err != nil {
+		return err
 	}
 	if err := p.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		if strings.Contains(err.Error(), "is already in progress") {

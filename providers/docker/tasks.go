@@ -252,9 +252,10 @@ func (p *Provider) CopyOut(ctx context.Context, inst providers.Instance, vpath s
 }
 
 // CopyIn implements providers.DataCopier: it extracts a tar stream into the
-// volume at vpath. The whole stream is read and checked first, so a bad
-// stream changes nothing; files of the volume that are not in the stream
-// stay.
+// volume at vpath, of a running or a halted container. The whole stream is
+// read and checked first, so a bad stream changes nothing; files of the
+// volume that are not in the stream stay (the Engine API cannot delete
+// them; see the package documentation).
 func (p *Provider) CopyIn(ctx context.Context, inst providers.Instance, vpath string, r io.Reader) error {
 	if err := p.volumeMount(ctx, inst, vpath); err != nil {
 		return err
