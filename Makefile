@@ -26,13 +26,16 @@ test: engines
 ## start dockerd when missing (root only), build the image of systemd the
 ## systemd provider's tests run in (about a minute cold), and build the
 ## Kubernetes control plane the kubernetes provider's tests start (about 12
-## minutes cold on 2 cores). Both are cached in ~/.cache/tend. Without them,
-## those tests skip, or fail with TEND_REQUIRE_DOCKER=1,
-## TEND_REQUIRE_SYSTEMD=1 or TEND_REQUIRE_KUBERNETES=1.
+## minutes cold on 2 cores), and the S3 server (versitygw) the s3 backup
+## destination's tests start (about 4 minutes cold). They are cached in
+## ~/.cache/tend. Without them, those tests skip, or fail with
+## TEND_REQUIRE_DOCKER=1, TEND_REQUIRE_SYSTEMD=1, TEND_REQUIRE_KUBERNETES=1
+## or TEND_REQUIRE_S3=1.
 engines:
 	./hack/docker-engine.sh up
 	./hack/systemd-image.sh >/dev/null || [ "$$TEND_REQUIRE_SYSTEMD" != 1 ]
 	./hack/k8s-cluster.sh build >/dev/null || [ "$$TEND_REQUIRE_KUBERNETES" != 1 ]
+	./hack/s3-server.sh build >/dev/null || [ "$$TEND_REQUIRE_S3" != 1 ]
 
 ## TestDockerFleet restarts dockerd, which would cut the other packages'
 ## containers (the systemd tests run in one), so it runs alone, after them.
