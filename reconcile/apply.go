@@ -353,6 +353,9 @@ func (e *Engine) deleteServer(ctx context.Context, src *Source, c *ServerChange,
 }
 
 func stopGrace(cfg *spec.Config, key string) time.Duration {
+	if cfg == nil {
+		return 10 * time.Second
+	}
 	if p, ok := cfg.Providers[key]; ok && p.Process != nil {
 		return p.Process.StopTimeout
 	}

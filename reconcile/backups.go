@@ -107,7 +107,7 @@ func (e *Engine) Backup(ctx context.Context, cfg *spec.Config, req BackupRequest
 func (e *Engine) backupServer(cfg *spec.Config, name string) (*spec.Server, providers.Provider, error) {
 	s, ok := cfg.Servers[name]
 	if !ok {
-		return nil, nil, fmt.Errorf("no server %q in the desired state%s", name, spec.DidYouMean(name, cfg.ServerNames()))
+		return nil, nil, fmt.Errorf("no server %q in the desired state.%s", name, spec.DidYouMean(name, cfg.ServerNames()))
 	}
 	if s.Backup == nil {
 		return nil, nil, fmt.Errorf("server %q has no backup block: it says what to back up", name)

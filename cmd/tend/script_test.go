@@ -149,6 +149,13 @@ func TestScript(t *testing.T) {
 			},
 			// receiver: a local HTTP server recording notifications.
 			"receiver": cmdReceiver,
+			// mcp-call URL TOOL [ARGS-JSON]: call a tool over MCP; its
+			// structured result goes to stdout.
+			"mcp-call": cmdMCPCall,
+			// notes-clear URL: delete every note of an mcp-notes server.
+			"notes-clear": cmdNotesClear,
+			// flip-byte GLOB: flip one byte of every matching file.
+			"flip-byte": cmdFlipByte,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])

@@ -22,7 +22,7 @@ type DamagedError struct {
 }
 
 func (e *DamagedError) Error() string {
-	return fmt.Sprintf("the archive %s is damaged: its sha256 is %s (%d bytes), the catalog recorded %s; it is not restored", e.Archive, e.Got, e.Size, e.Want)
+	return fmt.Sprintf("the archive %s is damaged: its sha256 is %s (%d bytes), the catalog recorded %s", e.Archive, e.Got, e.Size, e.Want)
 }
 
 // Verify reads the archive of m from dest and checks its size and sha256.
@@ -62,6 +62,9 @@ func Fetch(ctx context.Context, dest Destination, m *Manifest, key string) (*Loc
 	if m.Encrypted && key == "" {
 		return nil, fmt.Errorf("the archive %s is encrypted, and the backup block gives no encryption_key", m.Archive)
 	}
+	if !m.Encrypted {
+		key = "" // a backup made before the block had a key
+	}
 	rc, err := dest.Open(ctx, m.Archive)
 	if err != nil {
 		return nil, err
@@ -90,7 +93,9 @@ func (l *Local) Close() error { return l.file.Close() }
 // Extract reads the archive: each data path's content goes to data as a
 // tar stream with names relative to the path (what CopyIn takes), and the
 // dump's output to dump (when the archive has one and dump is not nil).
-// Paths are given in the order they were backed up.
+// Paths are given in the order they were backed up. When data or dump
+// fails, or the archive cannot be read to its end, Extract stops with that
+// error, and the stream data was reading ends with an error too.
 func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path string, r io.Reader) error, dump func(ctx context.Context, r io.Reader) error) error {
 	if _, err := l.file.Seek(0, io.SeekStart); err != nil {
 		return err
@@ -105,9 +110,9 @@ func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path
 	}
 	defer zr.Close()
 	tr := tar.NewReader(ctxReader{ctx, zr})
-	prefixes := map[string]string{}
+	paths := map[string]bool{}
 	for _, p := range l.Manifest.Paths {
-		prefixes[dataPrefix+strings.TrimPrefix(p.Path, "/")+"/"] = p.Path
+		paths[p.Path] = true
 	}
 	var cur *pathStream
 	finish := func() error {
@@ -124,8 +129,11 @@ func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path
 			break
 		}
 		if err != nil {
-			_ = finish()
-			return fmt.Errorf("reading the archive %s: %w", l.Manifest.Archive, err)
+			err = fmt.Errorf("reading the archive %s: %w", l.Manifest.Archive, err)
+			if cur != nil {
+				return cur.fail(err)
+			}
+			return err
 		}
 		switch {
 		case hdr.Name == manifestEntry:
@@ -139,54 +147,88 @@ func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path
 				}
 			}
 		default:
-			prefix, p := matchPrefix(prefixes, hdr.Name)
+			p := entryPath(hdr, cur, paths)
 			if p == "" {
 				continue // not of this format's entries; newer tends may add some
 			}
-			if cur == nil || cur.path != p {
+			if cur == nil || cur.path != p || isPathStart(hdr) {
 				if err := finish(); err != nil {
 					return err
 				}
 				cur = startPath(ctx, p, data)
 			}
-			rel := strings.TrimPrefix(hdr.Name, prefix)
+			rel := strings.TrimPrefix(hdr.Name, cur.prefix)
 			if rel == "" {
 				continue // the path's own directory
 			}
 			hdr.Name = rel
+			if hdr.Typeflag == tar.TypeLink {
+				hdr.Linkname = strings.TrimPrefix(hdr.Linkname, cur.prefix)
+			}
 			if err := cur.tw.WriteHeader(hdr); err != nil {
 				return cur.fail(err)
 			}
-			if hdr.Typeflag == tar.TypeReg {
-				if _, err := io.Copy(cur.tw, tr); err != nil {
-					return cur.fail(err)
-				}
+			if _, err := io.Copy(cur.tw, tr); err != nil {
+				return cur.fail(err)
 			}
 		}
+	}
+	// The rest of the stream (the gzip trailer, the last age chunk) is
+	// read too, so that its checks run before the last path is closed.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		err = fmt.Errorf("reading the archive %s: %w", l.Manifest.Archive, err)
+		if cur != nil {
+			return cur.fail(err)
+		}
+		return err
 	}
 	return finish()
 }
 
-func matchPrefix(prefixes map[string]string, name string) (string, string) {
-	for pre, p := range prefixes {
-		if strings.HasPrefix(name, pre) {
-			return pre, p
+// pathMark marks the entry that starts a data path's entries in an
+// archive (a pax comment, which tar ignores): it tells where one path's
+// entries end when a data path is inside another.
+const pathMark = "tend data path "
+
+func isPathStart(hdr *tar.Header) bool {
+	return strings.HasPrefix(hdr.PAXRecords["comment"], pathMark)
+}
+
+// entryPath is the data path an archive entry belongs to: the one it
+// starts, else the current one when the entry is under it, else the one
+// whose prefix it has (the longest).
+func entryPath(hdr *tar.Header, cur *pathStream, paths map[string]bool) string {
+	if isPathStart(hdr) {
+		p := strings.TrimPrefix(hdr.PAXRecords["comment"], pathMark)
+		if paths[p] && hdr.Name == pathPrefix(p) {
+			return p
+		}
+		return ""
+	}
+	if cur != nil && strings.HasPrefix(hdr.Name, cur.prefix) {
+		return cur.path
+	}
+	best := ""
+	for p := range paths {
+		if strings.HasPrefix(hdr.Name, pathPrefix(p)) && len(p) > len(best) {
+			best = p
 		}
 	}
-	return "", ""
+	return best
 }
 
 // pathStream feeds one data path's entries to its consumer.
 type pathStream struct {
-	path string
-	pw   *io.PipeWriter
-	tw   *tar.Writer
-	done chan error
+	path   string
+	prefix string
+	pw     *io.PipeWriter
+	tw     *tar.Writer
+	done   chan error
 }
 
 func startPath(ctx context.Context, p string, data func(context.Context, string, io.Reader) error) *pathStream {
 	pr, pw := io.Pipe()
-	s := &pathStream{path: p, pw: pw, tw: tar.NewWriter(pw), done: make(chan error, 1)}
+	s := &pathStream{path: p, prefix: pathPrefix(p), pw: pw, tw: tar.NewWriter(pw), done: make(chan error, 1)}
 	go func() {
 		err := data(ctx, p, pr)
 		// Whatever the consumer left unread is drained, so the writer
