@@ -82,6 +82,15 @@
 // file, the record and the work directory, and runs daemon-reload. Volumes
 // are kept.
 //
+// Halt (providers.Halter, for restores) stops the unit as StopReplica does
+// but keeps everything else: the unit file (still enabled, so a reboot
+// starts it), the record, the environment file, the work directory and the
+// volumes' host directories; CopyIn and CopyOut, which find the volumes
+// through the record, work on it, and Observe reports it exited
+// (inactive). Resume resets the unit's failed state and start rate limit
+// and starts the same unit again (StartUnit, "replace"), waiting for it as
+// StartReplica does; a unit that is active or activating is left alone.
+//
 // # Observing
 //
 // Observe reads the unit files of the pattern tend.M.*.service in the unit
