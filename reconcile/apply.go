@@ -260,7 +260,7 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		return finish(ResultFailed, why+"; reading the last verified revision: "+err.Error())
 	}
 	e.say(c.Server, "rolling back to revision %d (%s)", target.ID, target.Version)
-	dataNote, afterCode := "", (func(context.Context) error)(nil)
+	dataNote, afterCode := "", afterRestore(nil)
 	if migrated {
 		// The migration changed the data: the previous version gets the
 		// data from before it back, restored while its replicas are down.
@@ -272,8 +272,10 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		dataNote, afterCode = "; "+note, then
 	}
 	rbID, rerr := e.restore(ctx, src.Dir, s.Name, target, "auto-rollback", applyID)
-	if rerr == nil && afterCode != nil {
-		rerr = afterCode(ctx)
+	if afterCode != nil {
+		if aerr := afterCode(ctx, rerr == nil); rerr == nil {
+			rerr = aerr
+		}
 	}
 	if rerr != nil {
 		return finish(ResultFailed, fmt.Sprintf("%s%s; the rollback to revision %d failed too: %s", why, dataNote, target.ID, redact(s, rerr.Error())))
@@ -666,6 +668,15 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 	})
 	if err != nil {
 		return 0, err
+	}
+	if s.Hooks != nil && len(s.Hooks.Migrate) > 0 {
+		// Going back to a recorded revision does not migrate the data
+		// again: that revision's migration ran when it was applied, and
+		// the data is either still as it left it or restored from before
+		// a newer migration.
+		h := *s.Hooks
+		h.Migrate = nil
+		s.Hooks = &h
 	}
 	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: target.SourceRevision, ManagedBy: e.ManagedBy}
 	if err := e.rollout(ctx, prov, d, c, nil); err != nil {
