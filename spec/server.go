@@ -978,6 +978,12 @@ func (d *decoder) checkBackupPaths(s *Server) {
 	if s.Backup == nil {
 		return
 	}
+	if s.ProviderType == "kubernetes" {
+		d.errorf(s.Backup.DeclRange.Ptr(), "Backup not supported",
+			"The kubernetes provider cannot copy a pod's volumes out or in, nor stop a pod while its data is replaced, so tend could not take or restore this backup. "+
+				"Back up the server's persistent volumes with the cluster's own tools (a VolumeSnapshot, Velero), or run it on the process, systemd or docker provider.")
+		return
+	}
 	for _, p := range s.Backup.Paths {
 		if path.IsAbs(p) && path.Clean(p) == p && !d.underVolume(s, p) {
 			rng := s.Backup.pathsRange
