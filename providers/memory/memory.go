@@ -1,7 +1,8 @@
-// Package memory is an in-memory provider: replicas are records in a map.
-// It stands beside the real providers for the engine's unit tests and
-// benchmarks; it is never a substitute for a real backend in a provider's
-// own tests. Tests can make replicas fail, drift or disappear.
+// Package memory is an in-memory provider: replicas are records in a map,
+// and their volumes tar streams in another. It stands beside the real
+// providers for the engine's unit tests and benchmarks; it is never a
+// substitute for a real backend in a provider's own tests. Tests can make
+// replicas fail, drift or disappear, and read and write their data.
 package memory
 
 import (
@@ -25,6 +26,7 @@ type Provider struct {
 	mu        sync.Mutex
 	key       string
 	instances map[string]*providers.Instance // server/replica → instance
+	volumes   map[string]map[string][]byte   // server/replica → volume path → tar stream
 	seq       int
 
 	// FailVersion makes replicas of these "server@version" exit at once
@@ -34,6 +36,25 @@ type Provider struct {
 	ExecExit map[string]int
 	// ExecOutput is what a one-off task prints, by its argv[0].
 	ExecOutput map[string]string
+	// ExecStderr is what a one-off task prints on its standard error, by
+	// its argv[0].
+	ExecStderr map[string]string
+	// ExecStdin, when not nil, records what each task read on its
+	// standard input, by argv[0]: the task reads its input to the end.
+	// When nil, tasks leave their input unread (a stdio check keeps its
+	// input open).
+	ExecStdin map[string][]byte
+	// ExecWrites are files a one-off task writes into the volumes of its
+	// server (ExecRequest.Desired), by argv[0], as a migration changes
+	// data. A task that exits with a code other than 0 writes nothing.
+	ExecWrites map[string][]FileWrite
+	// ResumeExit makes the next Resumes of "server/replica" exit at once
+	// (exit code 1), as a replica that cannot read restored data would:
+	// each such Resume counts one down.
+	ResumeExit map[string]int
+	// Halts, Resumes, CopyIns and CopyOuts record those calls in order:
+	// "server/replica" (with ":path" for copies).
+	Halts, Resumes, CopyIns, CopyOuts []string
 	// Calls counts StartReplica and StopReplica calls.
 	Starts, Stops int
 	// StartError, when set, fails StartReplica for that server.
@@ -56,7 +77,11 @@ func (p *Provider) ApplySettings(_ context.Context, d *providers.Desired) error 
 
 // New returns an empty provider registered under key (TYPE.NAME).
 func New(key string) *Provider {
-	return &Provider{key: key, instances: map[string]*providers.Instance{}, FailVersion: map[string]bool{}, ExecExit: map[string]int{}, ExecOutput: map[string]string{}, StartError: map[string]error{}}
+	return &Provider{
+		key: key, instances: map[string]*providers.Instance{}, volumes: map[string]map[string][]byte{},
+		FailVersion: map[string]bool{}, ExecExit: map[string]int{}, ExecOutput: map[string]string{}, ExecStderr: map[string]string{},
+		ExecWrites: map[string][]FileWrite{}, ResumeExit: map[string]int{}, StartError: map[string]error{},
+	}
 }
 
 func id(server string, replica int) string { return fmt.Sprintf("%s/%d", server, replica) }
@@ -112,7 +137,7 @@ func (p *Provider) StartReplica(_ context.Context, req providers.StartRequest) p
 	return providers.StartResponse{Instance: *in}
 }
 
-// StopReplica implements providers.Provider.
+// StopReplica implements providers.Provider. The replica's volumes stay.
 func (p *Provider) StopReplica(_ context.Context, req providers.StopRequest) providers.StopResponse {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -121,17 +146,45 @@ func (p *Provider) StopReplica(_ context.Context, req providers.StopRequest) pro
 	return providers.StopResponse{}
 }
 
-// Exec implements providers.Execer.
+// Exec implements providers.Execer: the task prints ExecOutput and
+// ExecStderr, reads its input when ExecStdin records it, writes
+// ExecWrites and exits with ExecExit, all by its argv[0].
 func (p *Provider) Exec(_ context.Context, req providers.ExecRequest) providers.ExecResponse {
 	if len(req.Command) == 0 {
 		return providers.ExecResponse{Err: fmt.Errorf("empty command")}
 	}
+	name := req.Command[0]
+	p.mu.Lock()
+	record := p.ExecStdin != nil
+	p.mu.Unlock()
+	var stdin []byte
+	if record && req.Stdin != nil {
+		// Read without the lock: the input may come from a stream that
+		// waits on this provider.
+		b, err := io.ReadAll(req.Stdin)
+		if err != nil {
+			return providers.ExecResponse{Err: fmt.Errorf("reading the task's input: %w", err)}
+		}
+		stdin = b
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if out := p.ExecOutput[req.Command[0]]; out != "" && req.Stdout != nil {
+	if record {
+		p.ExecStdin[name] = stdin
+	}
+	if out := p.ExecOutput[name]; out != "" && req.Stdout != nil {
 		_, _ = io.WriteString(req.Stdout, out)
 	}
-	return providers.ExecResponse{ExitCode: p.ExecExit[req.Command[0]]}
+	if out := p.ExecStderr[name]; out != "" && req.Stderr != nil {
+		_, _ = io.WriteString(req.Stderr, out)
+	}
+	code := p.ExecExit[name]
+	if code == 0 && req.Desired != nil {
+		for _, w := range p.ExecWrites[name] {
+			p.writeFile(req.Desired.Server.Name, w.Replica, w)
+		}
+	}
+	return providers.ExecResponse{ExitCode: code}
 }
 
 // Crash marks a replica as exited, as if its process died.
