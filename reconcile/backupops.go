@@ -104,7 +104,7 @@ func (e *Engine) SyncBackups(ctx context.Context, cfg *spec.Config, server strin
 			}
 			raw, _ := json.Marshal(m)
 			row := state.Backup{
-				ID: m.ID, Server: m.Server, Trigger: m.Trigger, RevisionID: m.RevisionID, SourceRevision: m.Revision,
+				ID: m.ID, Server: m.Server, Trigger: m.Trigger, RevisionID: e.syncedRevisionID(m), SourceRevision: m.Revision,
 				Version: m.Version, SpecHash: m.SpecHash, Replica: m.Replica, Destination: dest.URL(), Archive: m.Archive,
 				Size: m.Size, SHA256: m.SHA256, Encrypted: m.Encrypted, Outcome: state.BackupOK, Manifest: raw,
 				StartedAt: m.CreatedAt, FinishedAt: m.CreatedAt,
@@ -117,6 +117,23 @@ func (e *Engine) SyncBackups(ctx context.Context, cfg *spec.Config, server strin
 		}
 	}
 	return added, known, errs
+}
+
+// syncedRevisionID is the revision a synced backup belongs to in this
+// store: the manifest's, when this store's revision of that ID is of the
+// server and was begun before the backup was made; else 0. A manifest's
+// revision ID is that of the store that made it: in a new store the same
+// ID names another revision, whose rollback must not restore this backup.
+func (e *Engine) syncedRevisionID(m *backup.Manifest) int64 {
+	if m.RevisionID == 0 {
+		return 0
+	}
+	rev, err := e.Store.Revision(m.RevisionID)
+	if err != nil || rev.Server != m.Server || rev.StartedAt.After(m.CreatedAt) ||
+		!rev.FinishedAt.IsZero() && rev.FinishedAt.Before(m.CreatedAt) {
+		return 0
+	}
+	return m.RevisionID
 }
 
 // BackupStatus is a server's backups as tend status shows them.

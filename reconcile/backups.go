@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ type BackupRequest struct {
 	RevisionID int64  // the revision a pre-upgrade backup belongs to
 	// Dest, when set, is used instead of the backup block's destination.
 	Dest backup.Destination
+	// Keep names a backup that the retention after this one must not
+	// remove: the one a restore is about to put back.
+	Keep string
 }
 
 // Backup takes one backup of a server now: from one running replica, every
@@ -94,7 +98,7 @@ func (e *Engine) Backup(ctx context.Context, cfg *spec.Config, req BackupRequest
 	}
 	log.WithFields(logrus.Fields{"size": row.Size, "duration_ms": row.Duration().Milliseconds()}).Info("backup done")
 	e.say(s.Name, "backup %s done: %s in %s", m.ID, humanBytes(row.Size), roundDur(row.Duration()))
-	if removed, err := e.retain(ctx, s, dest); err != nil {
+	if removed, err := e.retain(ctx, s, dest, req.Keep); err != nil {
 		log.WithError(err).Warn("retention failed")
 		e.say(s.Name, "warning: retention failed: %s", redactBackup(s, err.Error()))
 	} else if len(removed) > 0 {
@@ -152,9 +156,12 @@ func (e *Engine) backupInput(s *spec.Server, prov providers.Provider, from *prov
 }
 
 // retain applies the backup block's keep rule to the server's good backups
-// at dest. The newest good backup stays, and so does the pre-upgrade
-// snapshot that rolling back the server's current revision would restore.
-func (e *Engine) retain(ctx context.Context, s *spec.Server, dest backup.Destination) ([]string, error) {
+// at dest. The newest good backup stays, and so do keep (a backup being
+// restored), the pre-upgrade snapshots of changes not yet verified, and
+// the snapshot that rolling back the last upgrade would restore, even when
+// a heal or a restore has recorded a newer revision of the same desired
+// state since.
+func (e *Engine) retain(ctx context.Context, s *spec.Server, dest backup.Destination, keep string) ([]string, error) {
 	rows, err := e.Store.Backups(s.Name, 0)
 	if err != nil {
 		return nil, err
@@ -163,6 +170,7 @@ func (e *Engine) retain(ctx context.Context, s *spec.Server, dest backup.Destina
 	if rev, err := e.Store.LastVerified(s.Name); err == nil {
 		current = rev.ID
 	}
+	lastUpgrade := e.lastUpgradeSnapshot(rows)
 	var kept []backup.Kept
 	byID := map[string]state.Backup{}
 	for _, b := range rows {
@@ -170,8 +178,9 @@ func (e *Engine) retain(ctx context.Context, s *spec.Server, dest backup.Destina
 			continue
 		}
 		byID[b.ID] = b
+		pre := b.Trigger == state.TriggerPreUpgrade && b.RevisionID != 0
 		kept = append(kept, backup.Kept{ID: b.ID, CreatedAt: b.StartedAt,
-			Protected: b.Trigger == state.TriggerPreUpgrade && b.RevisionID != 0 && b.RevisionID >= current})
+			Protected: b.ID == keep || pre && (b.RevisionID >= current || b.RevisionID == lastUpgrade)})
 	}
 	var removed []string
 	for _, id := range backup.Expired(kept, s.Backup.KeepCount, s.Backup.KeepAge, e.now()) {
@@ -188,6 +197,25 @@ func (e *Engine) retain(ctx context.Context, s *spec.Server, dest backup.Destina
 		removed = append(removed, id)
 	}
 	return removed, nil
+}
+
+// lastUpgradeSnapshot is the revision of the newest good pre-upgrade backup
+// among rows whose change was verified, or 0. (A change in flight has its
+// own snapshot protected; the data of one rolled back is already back.)
+func (e *Engine) lastUpgradeSnapshot(rows []state.Backup) int64 {
+	var revs []int64
+	for _, b := range rows {
+		if b.Outcome == state.BackupOK && b.Trigger == state.TriggerPreUpgrade && b.RevisionID != 0 {
+			revs = append(revs, b.RevisionID)
+		}
+	}
+	sort.Slice(revs, func(i, j int) bool { return revs[i] > revs[j] })
+	for _, id := range revs {
+		if rev, err := e.Store.Revision(id); err == nil && rev.Outcome == state.OutcomeVerified {
+			return id
+		}
+	}
+	return 0
 }
 
 // RestoreRequest asks for a restore of one server from its catalog.
@@ -254,7 +282,7 @@ func (e *Engine) Restore(ctx context.Context, cfg *spec.Config, req RestoreReque
 		preDest, _ = backup.NewDir(stateBackups(e.ProvEnv.StateDir))
 	}
 	if _, ok := firstRunning(insts); ok {
-		pre, err := e.Backup(ctx, cfg, BackupRequest{Server: s.Name, Trigger: state.TriggerPreRestore, Dest: preDest})
+		pre, err := e.Backup(ctx, cfg, BackupRequest{Server: s.Name, Trigger: state.TriggerPreRestore, Dest: preDest, Keep: b.ID})
 		if err != nil {
 			return nil, fmt.Errorf("the pre-restore backup failed, so nothing was restored: %w", err)
 		}
@@ -467,13 +495,21 @@ func (e *Engine) runRestoreCommand(ctx context.Context, prov providers.Provider,
 	})
 }
 
+// afterRestore finishes a restoreSnapshot once the rollout to the previous
+// version is over: with run (that version runs), it runs the restore
+// command; either way it releases the fetched archive. It is called
+// exactly once.
+type afterRestore func(ctx context.Context, run bool) error
+
 // restoreSnapshot puts the pre-upgrade backup of revision revID back into
 // the server's replicas and leaves them halted, for the previous version to
-// start on. then runs the restore command once that version runs.
-func (e *Engine) restoreSnapshot(ctx context.Context, cfg *spec.Config, s *spec.Server, revID int64) (note string, then func(context.Context) error, err error) {
+// start on. then runs the restore command once that version runs. Its
+// errors, and then's, are redacted: the restore command's output may echo
+// the backup block's secrets.
+func (e *Engine) restoreSnapshot(ctx context.Context, cfg *spec.Config, s *spec.Server, revID int64) (note string, then afterRestore, err error) {
 	b, err := e.Store.PreUpgradeBackup(revID)
 	if errors.Is(err, state.ErrNotFound) {
-		return fmt.Sprintf("the migrate hook of revision %d ran and no backup was taken before it (backup_before), so the data stays as the migration left it", revID), func(context.Context) error { return nil }, nil
+		return fmt.Sprintf("the migrate hook of revision %d ran and no backup was taken before it (backup_before), so the data stays as the migration left it", revID), func(context.Context, bool) error { return nil }, nil
 	}
 	if err != nil {
 		return "", nil, err
@@ -485,37 +521,54 @@ func (e *Engine) restoreSnapshot(ctx context.Context, cfg *spec.Config, s *spec.
 	if err != nil {
 		return "", nil, err
 	}
-	m, err := manifestOf(b)
+	local, err := e.putSnapshot(ctx, prov, s, b)
 	if err != nil {
-		return "", nil, err
+		return "", nil, errors.New(redactBackup(s, err.Error()))
 	}
-	dest, err := e.destinationOf(s, b)
-	if err != nil {
-		return "", nil, err
-	}
-	local, err := backup.Fetch(ctx, dest, m, s.Backup.EncryptionKey.Reveal())
-	if err != nil {
-		return "", nil, err
-	}
-	insts, err := e.serverInstances(ctx, prov, s.Name)
-	if err != nil {
-		local.Close()
-		return "", nil, err
-	}
-	e.say(s.Name, "restoring the data from before the migration (backup %s)", b.ID)
-	if err := e.copyIn(ctx, prov, insts, local, false); err != nil {
-		local.Close()
-		return "", nil, err
-	}
-	then = func(ctx context.Context) error {
+	then = func(ctx context.Context, run bool) error {
 		defer local.Close()
+		if !run {
+			return nil
+		}
 		now, err := e.serverInstances(ctx, prov, s.Name)
 		if err != nil || len(now) == 0 {
 			return fmt.Errorf("no replica to run the restore command in: %v", err)
 		}
-		return e.runRestoreCommand(ctx, prov, s, desiredOf(s, now[0], e.ManagedBy), now[0], local)
+		if err := e.runRestoreCommand(ctx, prov, s, desiredOf(s, now[0], e.ManagedBy), now[0], local); err != nil {
+			return errors.New(redactBackup(s, err.Error()))
+		}
+		return nil
 	}
 	return fmt.Sprintf("the data from before the migration (backup %s) is restored", b.ID), then, nil
+}
+
+// putSnapshot fetches a pre-upgrade backup and copies its data paths into
+// the server's replicas, which it leaves halted. The caller closes the
+// archive it returns.
+func (e *Engine) putSnapshot(ctx context.Context, prov providers.Provider, s *spec.Server, b *state.Backup) (*backup.Local, error) {
+	m, err := manifestOf(b)
+	if err != nil {
+		return nil, err
+	}
+	dest, err := e.destinationOf(s, b)
+	if err != nil {
+		return nil, err
+	}
+	local, err := backup.Fetch(ctx, dest, m, s.Backup.EncryptionKey.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	insts, err := e.serverInstances(ctx, prov, s.Name)
+	if err != nil {
+		local.Close()
+		return nil, err
+	}
+	e.say(s.Name, "restoring the data from before the migration (backup %s)", b.ID)
+	if err := e.copyIn(ctx, prov, insts, local, false); err != nil {
+		local.Close()
+		return nil, err
+	}
+	return local, nil
 }
 
 // verifyRestored runs the server's checks against the restored replicas.

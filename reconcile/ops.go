@@ -63,8 +63,10 @@ func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64, d
 	}
 	e.say(server, "rolling back to revision %d (%s)", target.ID, target.Version)
 	id, err := e.restore(ctx, dir, server, target, "rollback", newApplyID())
-	if err == nil && then != nil {
-		err = then(ctx)
+	if then != nil {
+		if terr := then(ctx, err == nil); err == nil {
+			err = terr
+		}
 	}
 	if err != nil {
 		return target, id, err
@@ -87,7 +89,7 @@ const (
 // rollbackData decides what a rollback to target does with data that a
 // migration since changed, and restores it when told to. It returns what to
 // run once the old version runs (its restore command).
-func (e *Engine) rollbackData(ctx context.Context, dir, server string, target *state.Revision, data string) (func(context.Context) error, error) {
+func (e *Engine) rollbackData(ctx context.Context, dir, server string, target *state.Revision, data string) (afterRestore, error) {
 	migrated, err := e.Store.MigratedSince(server, target.ID)
 	if err != nil {
 		return nil, err
