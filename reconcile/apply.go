@@ -202,6 +202,9 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	}
 	migrated := false
 	err = e.rollout(ctx, prov, d, c, &migrated)
+	// A heal or a scale runs the hooks again on the same data; only a
+	// change of what runs counts as a migration a rollback must cross.
+	migrated = migrated && (c.Action == ActionUpdate || c.Action == ActionReplace)
 	if migrated {
 		if merr := e.Store.MarkMigrated(id); merr != nil {
 			log.WithError(merr).Error("recording the migration failed")

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -53,6 +54,12 @@ func (e *Engine) verifyOne(ctx context.Context, cfg *spec.Config, b *state.Backu
 		return fmt.Errorf("cannot reach %s: %w", b.Destination, err)
 	}
 	err = backup.Verify(ctx, dest, m)
+	if errors.Is(err, backup.ErrNotExist) {
+		err = fmt.Errorf("the archive %s is missing at %s", m.Archive, dest.URL())
+		b.Outcome, b.Error = state.BackupDamaged, err.Error()
+		_ = e.Store.SetBackupOutcome(b.ID, state.BackupDamaged, err.Error())
+		return err
+	}
 	switch {
 	case err == nil && b.Outcome != state.BackupOK:
 		b.Outcome, b.Error = state.BackupOK, ""

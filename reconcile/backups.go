@@ -57,9 +57,12 @@ func (e *Engine) Backup(ctx context.Context, cfg *spec.Config, req BackupRequest
 	if err != nil {
 		return nil, err
 	}
-	from, ok := firstRunning(insts)
+	from, ok := backupSource(s, insts)
 	if !ok {
-		return nil, fmt.Errorf("%s has no running replica to back up (%d observed)", s.Name, len(insts))
+		return nil, fmt.Errorf("%s has no running replica to back up (%d observed), and its backup command needs one", s.Name, len(insts))
+	}
+	if from.State != providers.StateRunning {
+		e.say(s.Name, "no replica is running: backing up the data replica %d left (%s)", from.Replica, from.State)
 	}
 	start := e.now()
 	m := backup.Manifest{
@@ -281,7 +284,7 @@ func (e *Engine) Restore(ctx context.Context, cfg *spec.Config, req RestoreReque
 	if backup.IsReadOnly(dest) {
 		preDest, _ = backup.NewDir(stateBackups(e.ProvEnv.StateDir))
 	}
-	if _, ok := firstRunning(insts); ok {
+	if _, ok := backupSource(s, insts); ok {
 		pre, err := e.Backup(ctx, cfg, BackupRequest{Server: s.Name, Trigger: state.TriggerPreRestore, Dest: preDest, Keep: b.ID})
 		if err != nil {
 			return nil, fmt.Errorf("the pre-restore backup failed, so nothing was restored: %w", err)
@@ -607,6 +610,20 @@ func (e *Engine) serverInstances(ctx context.Context, prov providers.Provider, s
 	}
 	providers.SortInstances(out)
 	return out, nil
+}
+
+// backupSource is the replica a backup reads: the first running one; when
+// none runs and the backup is of data paths only, the first replica, whose
+// data is as it left it (a crash-looping release must not keep its fix
+// from going out behind backup_before).
+func backupSource(s *spec.Server, insts []providers.Instance) (providers.Instance, bool) {
+	if in, ok := firstRunning(insts); ok {
+		return in, true
+	}
+	if len(insts) > 0 && len(s.Backup.Command) == 0 {
+		return insts[0], true
+	}
+	return providers.Instance{}, false
 }
 
 func firstRunning(insts []providers.Instance) (providers.Instance, bool) {

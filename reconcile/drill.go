@@ -43,6 +43,9 @@ func (e *Engine) Drill(ctx context.Context, cfg *spec.Config, req RestoreRequest
 	if err != nil {
 		return nil, err
 	}
+	if _, taken := cfg.Servers[ds.Name]; taken {
+		return nil, fmt.Errorf("a drill of %s restores into a throw-away server %s, and the desired state has a server of that name; rename one", s.Name, ds.Name)
+	}
 	d := &providers.Desired{Server: ds, SpecHash: spec.RuntimeHash(ds.Fields()), Revision: b.SourceRevision, ManagedBy: e.ManagedBy}
 	e.say(s.Name, "drill: restoring backup %s into a throw-away replica %s", b.ID, ds.Name)
 	err = e.drill(ctx, prov, ds, d, local)
