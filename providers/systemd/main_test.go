@@ -35,9 +35,17 @@ func TestMain(m *testing.M) {
 const insideTests = "^(TestConformance|TestInside.*)$"
 
 // TestSystemd runs the tests that need a real systemd inside a container
-// with systemd as PID 1 (see systemdtest).
+// with systemd as PID 1 (see systemdtest). TEND_SYSTEMD_RUN, when set, is
+// the -run pattern of the tests run inside instead of insideTests, to run
+// one of them:
+//
+//	TEND_SYSTEMD_RUN='^TestInsideBackupRestore$' go test -run '^TestSystemd$' ./providers/systemd
 func TestSystemd(t *testing.T) {
-	systemdtest.RunTests(t, insideTests)
+	run := insideTests
+	if r := os.Getenv("TEND_SYSTEMD_RUN"); r != "" {
+		run = r
+	}
+	systemdtest.RunTests(t, run)
 }
 
 func testServerMain() {
