@@ -6,7 +6,8 @@
 # (1.0.0, 1.1.0, and a broken 1.2.0 that crashes at start), makes a state
 # repository from examples/quickstart under demo/, and walks through: plan,
 # apply, a rolling upgrade, a bad release rolled back automatically and
-# held, history, a manual rollback, status, and pruning.
+# held, history, a manual rollback, status, a backup, a restore drill and a
+# restore, and pruning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -63,6 +64,13 @@ run tend history notes
 step "a manual rollback to 1.0.0 (the sync will not undo it: 1.1.0 is held too)"
 run tend rollback notes
 run tend status "${vars[@]}" "$demo/repo"
+
+step "backups: take one now, list the catalog, prove it restores, restore it"
+run tend backup "${vars[@]}" --dir "$demo/repo" notes
+run tend backups notes
+run tend restore --drill "${vars[@]}" --dir "$demo/repo" notes
+run tend restore "${vars[@]}" --dir "$demo/repo" notes
+run tend backups verify "${vars[@]}" --dir "$demo/repo"
 
 step "the server leaves the repository: apply prunes its replicas"
 sed -i '/^server "notes"/,$d' "$demo/repo/main.hcl"

@@ -299,7 +299,7 @@ func (e *Engine) Restore(ctx context.Context, cfg *spec.Config, req RestoreReque
 	}
 	res.RevisionID = rev
 	e.say(s.Name, "restoring backup %s (%s, %s) into %d %s (revision %d)", b.ID, b.Version, humanBytes(b.Size), len(insts), replicaWord(len(insts)), rev)
-	d := desiredOf(s, insts[0], e.ManagedBy)
+	d := desiredOf(e.specAt(insts[0].Revision, s), insts[0], e.ManagedBy)
 	err = e.putData(ctx, prov, s, d, insts, local)
 	if err == nil {
 		err = e.verifyRestored(ctx, prov, d, insts)
@@ -359,11 +359,11 @@ func (e *Engine) putBack(ctx context.Context, s *spec.Server, prov providers.Pro
 func (e *Engine) fetchBackup(ctx context.Context, s *spec.Server, id string) (*state.Backup, backup.Destination, *backup.Local, error) {
 	var b *state.Backup
 	if id == "" {
-		good, _, err := e.Store.LatestBackups()
-		if err != nil {
+		var err error
+		if b, err = e.newestRestorable(s.Name); err != nil {
 			return nil, nil, nil, err
 		}
-		if b = good[s.Name]; b == nil {
+		if b == nil {
 			return nil, nil, nil, fmt.Errorf("%s has no good backup in the catalog; see `tend backups %s` (or `tend backups sync` on a new machine)", s.Name, s.Name)
 		}
 	} else {
@@ -397,6 +397,29 @@ func (e *Engine) fetchBackup(ctx context.Context, s *spec.Server, id string) (*s
 		return nil, nil, nil, fmt.Errorf("fetching backup %s: %s", b.ID, redactBackup(s, err.Error()))
 	}
 	return b, dest, local, nil
+}
+
+// newestRestorable is the backup a restore or drill takes by default: the
+// newest good one that is not a pre-restore backup (that one undoes a
+// restore, and is restored by its ID), else the newest good one.
+func (e *Engine) newestRestorable(server string) (*state.Backup, error) {
+	rows, err := e.Store.Backups(server, 0)
+	if err != nil {
+		return nil, err
+	}
+	var fallback *state.Backup
+	for i := range rows {
+		if rows[i].Outcome != state.BackupOK {
+			continue
+		}
+		if rows[i].Trigger != state.TriggerPreRestore {
+			return &rows[i], nil
+		}
+		if fallback == nil {
+			fallback = &rows[i]
+		}
+	}
+	return fallback, nil
 }
 
 // destinationOf returns where a catalogued backup is: the server's
@@ -594,6 +617,26 @@ func (e *Engine) beginRestoreRevision(s *spec.Server, insts []providers.Instance
 		r.SourceRevision, r.SpecHash, r.Version, r.Spec = l.SourceRevision, l.SpecHash, l.Version, l.Spec
 	}
 	return e.Store.BeginRevision(r)
+}
+
+// specAt returns the server as the source revision rev described it (what
+// replicas of that revision run, and the checks they pass), with s's backup
+// block; s itself when the store has no snapshot of rev or it does not load.
+func (e *Engine) specAt(rev string, s *spec.Server) *spec.Server {
+	if rev == "" {
+		return s
+	}
+	files, err := e.Store.GetSource(rev)
+	if err != nil {
+		return s
+	}
+	cfg, diags := spec.NewLoader(snapshotOptions(e.LoadOptions, files)).LoadFiles("snapshot "+rev, files)
+	if diags.HasErrors() || cfg == nil || cfg.Servers[s.Name] == nil {
+		return s
+	}
+	then := *cfg.Servers[s.Name]
+	then.Backup = s.Backup
+	return &then
 }
 
 // serverInstances observes one server's replicas.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"time"
 
@@ -39,7 +40,9 @@ func (e *Engine) Drill(ctx context.Context, cfg *spec.Config, req RestoreRequest
 	}
 	defer local.Close()
 	res := &RestoreResult{Backup: b}
-	ds, err := drillServer(s)
+	// The drill runs the release that wrote the backup, as that revision
+	// described it (the desired state may have moved on since).
+	ds, err := drillServer(e.specAt(b.SourceRevision, s))
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +128,19 @@ func drillServer(s *spec.Server) (*spec.Server, error) {
 	return &ds, nil
 }
 
+// freePort finds a port free on this host for a drill replica, below the
+// ephemeral range (32768 and up on Linux), where an outgoing connection's
+// source port can take it between this check and the replica's bind.
 func freePort() (int, error) {
+	for try := 0; try < 100; try++ {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

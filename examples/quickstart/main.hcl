@@ -67,4 +67,13 @@ server "notes" {
     progress_deadline = "30s"
     auto_rollback     = true
   }
+
+  # tend run backs the notes up every night (to STATE_DIR/backups), keeps
+  # the newest 7, and proves on Sundays that the newest one restores.
+  backup {
+    schedule = "0 3 * * *"
+    drill    = "0 4 * * 0"
+    keep     = { count = 7 }
+    paths    = ["/var/lib/mcp-notes"]
+  }
 }
