@@ -52,9 +52,20 @@ server "notes" {
     verify_for   = "1m"
   }
 
+  # Off the host, encrypted: a lost host's notes come back with
+  # `tend backups sync` and `tend restore notes` on a new one.
   backup {
-    schedule = "0 4 * * *"
-    keep     = { count = 14, age = "14d" }
-    paths    = ["/var/lib/mcp-notes"]
+    schedule       = "0 4 * * *"
+    drill          = "30 4 * * 0"
+    keep           = { count = 14, age = "14d" }
+    paths          = ["/var/lib/mcp-notes"]
+    destination    = "s3://mcp-fleet-backups/${var.environment}"
+    encryption_key = secret("backup_key")
+    s3 {
+      endpoint   = "https://objects.example.com"
+      access_key = "tend-backups"
+      secret_key = secret("backup_s3_secret")
+      path_style = true
+    }
   }
 }

@@ -33,10 +33,14 @@ server "postgres" {
     backup_before = "always"
   }
 
+  # A nightly pg_dump, restored with pg_restore; every Sunday a drill
+  # restores the newest dump into a throw-away postgres-drill and checks it.
   backup {
-    schedule    = "0 3 * * *"
-    keep        = { count = 30, age = "30d" }
-    command     = ["pg_dump", "--format=custom", "--username=mcp", "mcp"]
-    destination = "/var/backups/tend/postgres"
+    schedule        = "0 3 * * *"
+    drill           = "0 5 * * 0"
+    keep            = { count = 30, age = "30d" }
+    command         = ["pg_dump", "--format=custom", "--username=mcp", "mcp"]
+    restore_command = ["pg_restore", "--clean", "--if-exists", "--username=mcp", "--dbname=mcp"]
+    destination     = "/var/backups/tend/postgres"
   }
 }
