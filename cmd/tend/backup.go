@@ -255,7 +255,13 @@ last proven restorable.`,
 			if err != nil {
 				return err
 			}
-			e, closeFn, err := ef.newEngine(cmd.ErrOrStderr(), cmd.ErrOrStderr())
+			// Progress goes with the result, as apply's does; with -o json
+			// it goes to stderr, and stdout holds only the JSON.
+			progress := cmd.OutOrStdout()
+			if output == "json" {
+				progress = cmd.ErrOrStderr()
+			}
+			e, closeFn, err := ef.newEngine(progress, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -270,8 +276,6 @@ last proven restorable.`,
 				if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil {
 					return jerr
 				}
-			} else if res != nil {
-				fmt.Fprintln(cmd.OutOrStdout(), res.Message+".")
 			}
 			if err != nil && res != nil {
 				return exitError{1}
