@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -110,21 +111,24 @@ func Create(ctx context.Context, dest Destination, m Manifest, in Input) (*Manif
 		defer f.Close()
 		dump, m.Command = f, d
 	}
-	pr, pw := io.Pipe()
+	pr, pw := newPipe(pipeSize)
 	counter := &countingHash{h: sha256.New()}
+	out := &stickyWriter{w: io.MultiWriter(pw, counter)}
 	writeErr := make(chan error, 1)
 	go func() {
-		err := writeArchive(ctx, io.MultiWriter(pw, counter), &m, in, dump)
+		err := writeArchive(ctx, out, &m, in, dump)
 		pw.CloseWithError(err)
 		writeErr <- err
 	}()
 	putErr := dest.Put(ctx, m.Archive, pr)
-	pr.CloseWithError(errors.New("the destination stopped reading"))
-	if err := <-writeErr; err != nil {
-		return nil, err
-	}
-	if putErr != nil {
+	pr.CloseWithError(errDestinationStopped)
+	werr := <-writeErr
+	switch {
+	case putErr != nil && (werr == nil || errors.Is(werr, errDestinationStopped)):
+		// The destination failed first; what the writer saw follows from it.
 		return nil, fmt.Errorf("writing %s to %s: %w", m.Archive, dest.URL(), putErr)
+	case werr != nil:
+		return nil, werr
 	}
 	m.Size, m.SHA256 = counter.n, hex.EncodeToString(counter.h.Sum(nil))
 	raw, _ := json.MarshalIndent(m, "", "  ")
@@ -154,14 +158,21 @@ func spoolDump(ctx context.Context, dump func(context.Context, io.Writer) error)
 	return f, &Dump{Bytes: h.n, SHA256: hex.EncodeToString(h.h.Sum(nil))}, nil
 }
 
+// errDestinationStopped is what the archive's writer sees when the
+// destination's Put returned before reading all of it.
+var errDestinationStopped = errors.New("the destination stopped reading")
+
 // writeArchive writes the (encrypted) gzip tar stream of the backup to w,
 // and fills in m.Paths.
-func writeArchive(ctx context.Context, w io.Writer, m *Manifest, in Input, dump *os.File) error {
+func writeArchive(ctx context.Context, w *stickyWriter, m *Manifest, in Input, dump *os.File) error {
 	enc, err := encrypter(w, in.Key)
 	if err != nil {
 		return err
 	}
-	zw, _ := gzip.NewWriterLevel(enc, gzip.DefaultCompression)
+	// The compressor writes a few hundred bytes at a time; buffered, the
+	// hash and the pipe to the destination see big writes.
+	bw := bufio.NewWriterSize(enc, pipeSize)
+	zw, _ := gzip.NewWriterLevel(bw, gzip.DefaultCompression)
 	tw := tar.NewWriter(zw)
 	head := *m
 	head.Paths = nil
@@ -169,23 +180,23 @@ func writeArchive(ctx context.Context, w io.Writer, m *Manifest, in Input, dump 
 		head.Paths = append(head.Paths, Path{Path: p})
 	}
 	raw, _ := json.MarshalIndent(head, "", "  ")
-	if err := writeEntry(tw, manifestEntry, raw); err != nil {
+	if err := writeEntry(tw, manifestEntry, raw, m.CreatedAt); err != nil {
 		return err
 	}
 	m.Paths = nil
 	for _, p := range in.Paths {
-		st, err := copyPath(ctx, tw, p, in.CopyOut)
+		st, err := copyPath(ctx, tw, w, p, in.CopyOut)
 		if err != nil {
 			return fmt.Errorf("backing up %s: %w", p, err)
 		}
 		m.Paths = append(m.Paths, st)
 	}
 	if dump != nil {
-		hdr := &tar.Header{Name: commandEntry, Mode: 0o600, Size: m.Command.Bytes, ModTime: m.CreatedAt, Typeflag: tar.TypeReg}
+		hdr := &tar.Header{Name: commandEntry, Mode: 0o600, Size: m.Command.Bytes, ModTime: entryTime(m.CreatedAt), Typeflag: tar.TypeReg}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if _, err := io.Copy(tw, dump); err != nil {
+		if _, err := io.Copy(tw, ctxReader{ctx, dump}); err != nil {
 			return err
 		}
 	}
@@ -195,11 +206,14 @@ func writeArchive(ctx context.Context, w io.Writer, m *Manifest, in Input, dump 
 	if err := zw.Close(); err != nil {
 		return err
 	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
 	return enc.Close()
 }
 
-func writeEntry(tw *tar.Writer, name string, data []byte) error {
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), ModTime: time.Now(), Typeflag: tar.TypeReg}); err != nil {
+func writeEntry(tw *tar.Writer, name string, data []byte, at time.Time) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), ModTime: entryTime(at), Typeflag: tar.TypeReg}); err != nil {
 		return err
 	}
 	_, err := tw.Write(data)
@@ -207,54 +221,147 @@ func writeEntry(tw *tar.Writer, name string, data []byte) error {
 }
 
 // copyPath copies the tar stream of one data path into the archive, under
-// data/PATH/.
-func copyPath(ctx context.Context, tw *tar.Writer, p string, copyOut func(context.Context, string, io.Writer) error) (Path, error) {
-	st := Path{Path: p}
-	prefix := dataPrefix + strings.TrimPrefix(p, "/") + "/"
-	pr, pw := io.Pipe()
+// data/PATH/. out is where the archive goes: when writing it failed, that
+// is the error, whatever copyOut then made of its stream being cut.
+func copyPath(ctx context.Context, tw *tar.Writer, out *stickyWriter, p string, copyOut func(context.Context, string, io.Writer) error) (Path, error) {
+	pr, pw := newPipe(pipeSize)
 	done := make(chan error, 1)
 	go func() {
 		err := copyOut(ctx, p, pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	defer pr.Close()
-	if err := tw.WriteHeader(&tar.Header{Name: prefix, Mode: 0o755, Typeflag: tar.TypeDir, ModTime: time.Now()}); err != nil {
+	src := &readErr{r: pr}
+	st, err := copyEntries(ctx, tw, tar.NewReader(src), p)
+	if err == nil {
+		// A real tar pads its stream past the end-of-archive blocks;
+		// the writer must be able to finish.
+		_, err = io.Copy(io.Discard, src)
+	}
+	pr.CloseWithError(errors.New("the backup stopped reading"))
+	cerr := <-done
+	switch {
+	case out.err != nil:
+		return st, out.err // the destination failed
+	case err != nil && src.err == nil:
+		return st, err // the stream is bad, or ctx ended: copyOut was cut
+	case cerr != nil:
+		return st, cerr // copyOut failed
+	}
+	return st, err
+}
+
+// readErr keeps the error that ended its reader, other than io.EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+func copyEntries(ctx context.Context, tw *tar.Writer, tr *tar.Reader, p string) (Path, error) {
+	st := Path{Path: p}
+	prefix := pathPrefix(p)
+	buf := make([]byte, copyBufSize)
+	start := &tar.Header{Name: prefix, Mode: 0o755, Typeflag: tar.TypeDir, ModTime: entryTime(time.Time{}), PAXRecords: map[string]string{"comment": pathMark + p}}
+	if err := tw.WriteHeader(start); err != nil {
 		return st, err
 	}
-	tr := tar.NewReader(pr)
 	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if cerr := <-done; cerr != nil {
-				return st, cerr
-			}
+		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
-		if name == "." || name == ".." || strings.HasPrefix(name, "../") || path.IsAbs(name) {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return st, nil
+		}
+		if err != nil {
+			return st, fmt.Errorf("the copy of %s is not a tar stream: %w", p, err)
+		}
+		name, ok := entryName(hdr.Name)
+		if !ok {
 			continue
 		}
 		if hdr.Typeflag == tar.TypeDir {
 			name += "/"
 		}
 		hdr.Name = prefix + name
+		delete(hdr.PAXRecords, "comment") // only path starts have one
+		switch hdr.Typeflag {
+		case tar.TypeLink:
+			// A hard link names its target in the archive, so that a
+			// plain tar extracts it too; Extract takes the prefix off.
+			target, ok := entryName(hdr.Linkname)
+			if !ok {
+				continue
+			}
+			hdr.Linkname = prefix + target
+		case tar.TypeGNUSparse:
+			// tar.Reader gives a sparse file's content with its holes
+			// filled; it is written as a plain file.
+			hdr.Typeflag = tar.TypeReg
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return st, err
 		}
+		n, err := io.CopyBuffer(tw, tr, buf)
+		if err != nil {
+			return st, err
+		}
 		if hdr.Typeflag == tar.TypeReg {
-			n, err := io.Copy(tw, tr)
-			if err != nil {
-				return st, err
-			}
 			st.Files++
 			st.Bytes += n
 		}
 	}
-	return st, <-done
+}
+
+// entryTime is the modification time of an entry tend makes: at, or now,
+// in whole seconds (tar.Writer would round it, maybe into the future, of
+// which tar warns).
+func entryTime(at time.Time) time.Time {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return at.Truncate(time.Second)
+}
+
+// copyBufSize is the buffer that copies an entry from one tar stream to
+// another: one per stream, not one per entry as io.Copy's.
+const copyBufSize = 128 << 10
+
+// pathPrefix is where the entries of data path p are in an archive.
+func pathPrefix(p string) string { return dataPrefix + strings.TrimPrefix(p, "/") + "/" }
+
+// entryName is the clean relative name of a tar entry, and whether it
+// names something inside the stream's root (not the root itself).
+func entryName(n string) (string, bool) {
+	name := path.Clean(strings.TrimPrefix(n, "./"))
+	if name == "." || name == ".." || strings.HasPrefix(name, "../") || path.IsAbs(name) {
+		return "", false
+	}
+	return name, true
+}
+
+// stickyWriter keeps the first error of its writer: whether the archive's
+// destination failed.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
 }
 
 type countingHash struct {

@@ -9,6 +9,11 @@ import (
 	"filippo.io/age"
 )
 
+// scryptWorkFactor is the cost of turning a passphrase into a key: age's
+// default, about a second. The tests lower it (the race detector makes a
+// second a minute).
+var scryptWorkFactor = 18
+
 // encrypter wraps w in age encryption to key: an age identity
 // (AGE-SECRET-KEY-1...) encrypts to its recipient, anything else is a
 // passphrase (scrypt). Without a key it passes w through.
@@ -28,6 +33,7 @@ func encrypter(w io.Writer, key string) (io.WriteCloser, error) {
 		if err != nil {
 			return nil, errors.New("the encryption_key cannot be used as a passphrase")
 		}
+		sr.SetWorkFactor(scryptWorkFactor)
 		r = sr
 	}
 	return age.Encrypt(w, r)

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -33,7 +34,7 @@ func Verify(ctx context.Context, dest Destination, m *Manifest) error {
 	}
 	defer rc.Close()
 	h := &countingHash{h: sha256.New()}
-	if _, err := io.Copy(h, ctxReader{ctx, rc}); err != nil {
+	if _, err := io.CopyBuffer(h, ctxReader{ctx, rc}, make([]byte, pipeSize)); err != nil {
 		return fmt.Errorf("reading %s: %w", m.Archive, err)
 	}
 	return check(m, h)
@@ -76,7 +77,7 @@ func Fetch(ctx context.Context, dest Destination, m *Manifest, key string) (*Loc
 	}
 	_ = os.Remove(f.Name()) // unlinked: gone with the process, whatever happens
 	h := &countingHash{h: sha256.New()}
-	if _, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc}); err != nil {
+	if _, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, rc}, make([]byte, pipeSize)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("reading %s: %w", m.Archive, err)
 	}
@@ -100,9 +101,12 @@ func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path
 	if _, err := l.file.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	dec, err := decrypter(l.file, l.key)
+	dec, err := decrypter(bufio.NewReaderSize(l.file, pipeSize), l.key)
 	if err != nil {
 		return err
+	}
+	if l.key != "" {
+		dec = bufio.NewReaderSize(dec, pipeSize)
 	}
 	zr, err := gzip.NewReader(dec)
 	if err != nil {
@@ -114,6 +118,7 @@ func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path
 	for _, p := range l.Manifest.Paths {
 		paths[p.Path] = true
 	}
+	buf := make([]byte, copyBufSize)
 	var cur *pathStream
 	finish := func() error {
 		if cur == nil {
@@ -168,7 +173,7 @@ func (l *Local) Extract(ctx context.Context, data func(ctx context.Context, path
 			if err := cur.tw.WriteHeader(hdr); err != nil {
 				return cur.fail(err)
 			}
-			if _, err := io.Copy(cur.tw, tr); err != nil {
+			if _, err := io.CopyBuffer(cur.tw, tr, buf); err != nil {
 				return cur.fail(err)
 			}
 		}
@@ -221,19 +226,23 @@ func entryPath(hdr *tar.Header, cur *pathStream, paths map[string]bool) string {
 type pathStream struct {
 	path   string
 	prefix string
-	pw     *io.PipeWriter
+	pw     *pipeWriter
 	tw     *tar.Writer
 	done   chan error
 }
 
 func startPath(ctx context.Context, p string, data func(context.Context, string, io.Reader) error) *pathStream {
-	pr, pw := io.Pipe()
+	pr, pw := newPipe(pipeSize)
 	s := &pathStream{path: p, prefix: pathPrefix(p), pw: pw, tw: tar.NewWriter(pw), done: make(chan error, 1)}
 	go func() {
 		err := data(ctx, p, pr)
-		// Whatever the consumer left unread is drained, so the writer
-		// never blocks.
-		_, _ = io.Copy(io.Discard, pr)
+		if err != nil {
+			pr.CloseWithError(err) // Extract stops at its next write
+		} else {
+			// What the consumer left unread is drained, so that the
+			// writer never blocks.
+			_, _ = io.Copy(io.Discard, pr)
+		}
 		s.done <- err
 	}()
 	return s
