@@ -246,6 +246,19 @@ type Halter interface {
 	Resume(ctx context.Context, inst Instance) (Instance, error)
 }
 
+// VolumeRemover deletes the provider-managed volumes of one replica of a
+// server (those without a Source), after the replica is stopped. tend uses
+// it only for the throw-away replicas of restore drills; a server's own
+// volumes are never removed.
+//
+// It touches only volumes the provider made for that identity (managed-by,
+// server, replica), never a volume with a Source (a host path), and
+// refuses while the replica still exists. A volume already gone is no
+// error.
+type VolumeRemover interface {
+	RemoveVolumes(ctx context.Context, d *Desired, replica int) error
+}
+
 // ReplicaPorts returns the ports of replica i: on one host, replica i
 // listens on each declared port + i.
 func ReplicaPorts(s *spec.Server, replica int) map[string]int {

@@ -33,8 +33,9 @@
 //     starts, with their mode, at a fixed modification time so that an edit
 //     by hand shows as drift;
 //   - volumes: a named volume M.S.NAME.i per replica (kept when the replica
-//     is replaced or stopped, so data outlives releases), or a bind mount of
-//     the volume's source;
+//     is replaced or stopped, so data outlives releases), labelled with
+//     tend's identity (managed-by, server, replica), or a bind mount of the
+//     volume's source;
 //   - resources: cpu → NanoCPUs, memory → Memory;
 //   - restart_policy (default unless-stopped), network (created when
 //     missing; the container is reachable there under the server's name),
@@ -86,6 +87,13 @@
 // not started by its restart policy, except "always" when the Engine
 // restarts. Resume starts the same container again (docker start): its ID,
 // name, labels, config files and volumes are those it had.
+//
+// RemoveVolumes (providers.VolumeRemover, for the throw-away replicas of
+// restore drills) removes the named volumes M.S.NAME.i of the replica
+// (never a bind mount's source), only those labelled as this tend's and
+// that server's (and that replica's: volumes an older tend made have no
+// replica label); it refuses while the replica has a container or any
+// container uses the volume, and a volume already gone is fine.
 //
 // Secret values of env and config files are given to the Engine (Docker has
 // no other way to pass them to a container without swarm), so anyone who

@@ -246,7 +246,7 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 	}
 	for _, v := range b.vols {
 		if _, err := p.cli.VolumeCreate(ctx, volume.CreateOptions{Name: v, Labels: map[string]string{
-			providers.LabelManagedBy: managedBy, providers.LabelServer: s.Name,
+			providers.LabelManagedBy: managedBy, providers.LabelServer: s.Name, providers.LabelReplica: strconv.Itoa(replica),
 		}}); err != nil {
 			return providers.Instance{}, p.engineErr("create volume "+v, err)
 		}

@@ -86,6 +86,11 @@
 // replica keeps its identity, files and volumes (its ID, the supervisor's
 // pid, changes); an instance whose supervisor runs is left alone.
 //
+// RemoveVolumes (providers.VolumeRemover, for the throw-away replicas of
+// restore drills) deletes ROOT/MANAGEDBY/SERVER/volumes/NAME-REPLICA of
+// each volume without a source, and the server's directory once empty; it
+// refuses while the replica's instance directory exists.
+//
 // # Commands
 //
 // argv is command and args with $(NAME) expanded from the replica's

@@ -91,6 +91,12 @@
 // and starts the same unit again (StartUnit, "replace"), waiting for it as
 // StartReplica does; a unit that is active or activating is left alone.
 //
+// RemoveVolumes (providers.VolumeRemover, for the throw-away replicas of
+// restore drills) deletes M/S/volumes/NAME-i of each volume without a
+// source, and the server's directory once empty, never following a link
+// the replica's user left in it; it refuses while tend has a record of the
+// replica, its unit file is there or its unit is active.
+//
 // # Observing
 //
 // Observe reads the unit files of the pattern tend.M.*.service in the unit
