@@ -23,7 +23,8 @@ const (
 // Drill proves a backup restorable without touching the server: it starts
 // a throw-away replica SERVER-drill beside the live ones (its own ports,
 // its own provider-managed data), restores the backup into it, runs the
-// server's checks against it, removes it and records the result. The
+// server's checks against it, removes it (and its volumes, where the
+// provider can: providers.VolumeRemover) and records the result. The
 // caller holds the lock.
 func (e *Engine) Drill(ctx context.Context, cfg *spec.Config, req RestoreRequest) (*RestoreResult, error) {
 	s, prov, err := e.backupServer(cfg, req.Server)
@@ -65,17 +66,44 @@ func (e *Engine) Drill(ctx context.Context, cfg *spec.Config, req RestoreRequest
 }
 
 // drill starts the throw-away replica, restores into it, checks it and
-// removes it, whatever happened.
+// removes it, whatever happened: the replica, and its volumes when the
+// provider can remove them (providers.VolumeRemover), so that no plain
+// copy of the backup stays on disk and the next drill starts empty. What
+// an earlier drill left (a tend killed mid-drill) goes first.
 func (e *Engine) drill(ctx context.Context, prov providers.Provider, ds *spec.Server, d *providers.Desired, local *backup.Local) error {
+	vr, _ := prov.(providers.VolumeRemover)
+	if vr == nil {
+		e.say(ds.Name, "drill: the %s provider cannot remove volumes, so the data the drill restores stays at the provider after the drill (the volumes of %s replica 0)", prov.Type(), ds.Name)
+	}
+	if err := e.clearDrill(ctx, prov, vr, d, "an earlier drill"); err != nil {
+		return fmt.Errorf("removing what an earlier drill left: %w", err)
+	}
 	r := prov.StartReplica(ctx, providers.StartRequest{Desired: d, Replica: 0})
 	if r.Err != nil {
+		// A start that failed half way may have left the replica or
+		// its volumes.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drillCleanupTimeout)
+		defer cancel()
+		if err := e.clearDrill(cctx, prov, vr, d, "the failed start"); err != nil {
+			e.say(ds.Name, "warning: removing what the failed start of the drill replica left failed: %v", err)
+		}
 		return fmt.Errorf("starting the drill replica: %w", r.Err)
 	}
 	inst := r.Instance
 	defer func() {
-		stop := prov.StopReplica(context.WithoutCancel(ctx), providers.StopRequest{Instance: inst, Grace: stopGrace(nil, "")})
+		cctx := context.WithoutCancel(ctx)
+		stop := prov.StopReplica(cctx, providers.StopRequest{Instance: inst, Grace: stopGrace(nil, "")})
 		if stop.Err != nil {
 			e.say(ds.Name, "warning: removing the drill replica failed: %v", stop.Err)
+			return
+		}
+		if vr == nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(cctx, drillCleanupTimeout)
+		defer cancel()
+		if err := vr.RemoveVolumes(rctx, d, inst.Replica); err != nil {
+			e.say(ds.Name, "warning: removing the drill's volumes failed, and the data restored into them is still there: %v", err)
 		}
 	}()
 	if inst.State.Failed() {
@@ -85,6 +113,41 @@ func (e *Engine) drill(ctx context.Context, prov providers.Provider, ds *spec.Se
 		return err
 	}
 	return e.verifyRestored(ctx, prov, d, []providers.Instance{inst})
+}
+
+// drillCleanupTimeout bounds the removal of a drill's volumes (and of what
+// a failed start left), which run after the drill's own deadline.
+const drillCleanupTimeout = 2 * time.Minute
+
+// clearDrill stops every replica of the drill server the provider shows
+// and, when vr is set, removes the volumes of replica 0 and of those it
+// stopped; leftBy says, for a person, what left them. The drill server is tend's own throw-away copy (the desired
+// state may not name a server so), so nothing of it is a server's data.
+func (e *Engine) clearDrill(ctx context.Context, prov providers.Provider, vr providers.VolumeRemover, d *providers.Desired, leftBy string) error {
+	name := d.Server.Name
+	insts, err := e.serverInstances(ctx, prov, name)
+	if err != nil {
+		return err
+	}
+	replicas := []int{0}
+	for _, in := range insts {
+		e.say(name, "drill: removing replica %d of %s, which %s left (%s)", in.Replica, name, leftBy, in.State)
+		if stop := prov.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: stopGrace(nil, "")}); stop.Err != nil {
+			return stop.Err
+		}
+		if in.Replica != 0 {
+			replicas = append(replicas, in.Replica)
+		}
+	}
+	if vr == nil {
+		return nil
+	}
+	for _, r := range replicas {
+		if err := vr.RemoveVolumes(ctx, d, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordDrill records a drill's outcome in the store.

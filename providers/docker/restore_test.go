@@ -80,7 +80,7 @@ server "notes" {
 // through the server's MCP tools: two notes are backed up, deleted, one is
 // written after the backup, and the restore brings back the two (on both
 // replicas), with the restore in the history; a drill passes and leaves no
-// container of notes-drill behind.
+// container of notes-drill behind, nor its volume.
 //
 // Docker's CopyIn merges (see the package documentation), and this test
 // shows what that means for mcp-notes: its notes are one file,
@@ -293,8 +293,18 @@ func TestEngineBackupRestore(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("after the drill, %d containers of notes-drill are left: %+v", len(left), left)
 	}
-	if vols, err := cli.VolumeList(ctx, volume.ListOptions{Filters: drillOf}); err == nil && len(vols.Volumes) > 0 {
-		t.Logf("the drill's volume %s is left (StopReplica keeps volumes)", vols.Volumes[0].Name)
+	// The drill's volume goes with it (RemoveVolumes): no copy of the
+	// notes stays, and the next drill cannot start on this one's files
+	// (CopyIn merges).
+	vols, err := cli.VolumeList(ctx, volume.ListOptions{Filters: drillOf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols.Volumes {
+		t.Errorf("after the drill, the volume %s of notes-drill is left", v.Name)
+	}
+	if strings.Contains(progress.String(), "warning: removing the drill") {
+		t.Errorf("the drill warned:\n%s", progress.String())
 	}
 	wantTitles("replica 0 after the drill", mcpURL(port), "first", "second")
 }

@@ -104,8 +104,9 @@ server "notes-nobody" {
 // after the backup, and the restore brings back the two (on both replicas)
 // and drops the later one; the restore is a revision in the history; the
 // mode of notes.json in the volume is the backed-up one; a drill passes and
-// leaves no unit of notes-drill behind. The data of a replica running as
-// nobody comes back owned by nobody, which goes on writing it.
+// leaves no unit of notes-drill behind, nor its volume. The data of a
+// replica running as nobody comes back owned by nobody, which goes on
+// writing it, and its drill removes its volume, nobody's, too.
 func TestInsideBackupRestore(t *testing.T) {
 	systemdtest.SkipUnlessInside(t)
 	bin := os.Getenv(systemdtest.NotesDirEnv)
@@ -301,8 +302,16 @@ func TestInsideBackupRestore(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "LoadState=not-found") || !strings.Contains(string(out), "ActiveState=inactive") {
 		t.Errorf("after the drill, systemctl show %s: %s %v", unit, out, err)
 	}
-	if _, err := os.Stat(volume("notes-drill", 0)); err == nil {
-		t.Logf("the drill's volume %s is left on disk (StopReplica keeps volumes)", volume("notes-drill", 0))
+	// The drill's volume, with its plain copy of the notes, goes with it
+	// (RemoveVolumes), and so does notes-drill's directory.
+	drillDir := filepath.Dir(filepath.Dir(volume("notes-drill", 0)))
+	for _, p := range []string{volume("notes-drill", 0), drillDir} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("after the drill, %s is there (%v)", p, err)
+		}
+	}
+	if strings.Contains(progress.String(), "warning: removing the drill") {
+		t.Errorf("the drill warned:\n%s", progress.String())
 	}
 	for _, in := range observe("notes") {
 		if in.State != providers.StateRunning {
@@ -337,4 +346,15 @@ func TestInsideBackupRestore(t *testing.T) {
 	}
 	notestest.Add(t, asNobody, "written after the restore", "")
 	wantTitles("notes-nobody writing after the restore", asNobody, "nobody's", "written after the restore")
+
+	// A drill of notes-nobody: its volume, nobody's, goes too.
+	if d := restore("notes-nobody", "", true); d.Outcome != reconcile.DrillPassed {
+		t.Fatalf("drill of notes-nobody: %+v", d)
+	}
+	if _, err := os.Lstat(volume("notes-nobody-drill", 0)); !os.IsNotExist(err) {
+		t.Errorf("after the drill of notes-nobody, its volume %s is there (%v)", volume("notes-nobody-drill", 0), err)
+	}
+	if strings.Contains(progress.String(), "warning: removing the drill") {
+		t.Errorf("the drill of notes-nobody warned:\n%s", progress.String())
+	}
 }
