@@ -744,7 +744,7 @@ func TestBadKey(t *testing.T) {
 	}
 }
 
-// failingWriter passes n bytes to w, then fails.
+// failAfter passes n bytes to w, then fails with err.
 type failAfter struct {
 	w   io.Writer
 	n   int
