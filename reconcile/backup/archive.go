@@ -107,7 +107,6 @@ func Create(ctx context.Context, dest Destination, m Manifest, in Input) (*Manif
 		if err != nil {
 			return nil, err
 		}
-		defer os.Remove(f.Name())
 		defer f.Close()
 		dump, m.Command = f, d
 	}
@@ -139,20 +138,22 @@ func Create(ctx context.Context, dest Destination, m Manifest, in Input) (*Manif
 	return &m, nil
 }
 
+// spoolDump runs the dump into a temporary file that is unlinked at once:
+// whatever happens to tend (kill -9 included), the dump, which may hold a
+// database's content, leaves no file behind.
 func spoolDump(ctx context.Context, dump func(context.Context, io.Writer) error) (*os.File, *Dump, error) {
 	f, err := os.CreateTemp("", "tend-dump-*")
 	if err != nil {
 		return nil, nil, err
 	}
+	_ = os.Remove(f.Name())
 	h := &countingHash{h: sha256.New()}
 	if err := dump(ctx, io.MultiWriter(f, h)); err != nil {
 		f.Close()
-		os.Remove(f.Name())
 		return nil, nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
-		os.Remove(f.Name())
 		return nil, nil, err
 	}
 	return f, &Dump{Bytes: h.n, SHA256: hex.EncodeToString(h.h.Sum(nil))}, nil

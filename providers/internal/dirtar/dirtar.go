@@ -124,6 +124,7 @@ func Extract(ctx context.Context, dir string, r io.Reader) error {
 	defer root.Close()
 	type link struct{ target, name string }
 	var symlinks []link
+	buf := make([]byte, 256<<10) // one copy buffer for every file
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -162,7 +163,7 @@ func Extract(ctx context.Context, dir string, r io.Reader) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(f, tr)
+			_, err = io.CopyBuffer(struct{ io.Writer }{f}, tr, buf) // not os.File.ReadFrom, which would allocate its own buffer
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
