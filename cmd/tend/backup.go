@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -24,10 +25,11 @@ block and the output of its command, as one archive with a manifest at the
 block's destination. Each is recorded in the catalog (tend backups), and
 retention (keep) runs after it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := ef.loadSource(cmd, dir, true)
+			src, e, closeFn, err := ef.sourceAndEngine(cmd, dir, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
+			defer closeFn()
 			names := args
 			if all {
 				for _, n := range src.Config.ServerNames() {
@@ -39,11 +41,6 @@ retention (keep) runs after it.`,
 			if len(names) == 0 {
 				return errors.New("name the servers to back up, or give --all")
 			}
-			e, closeFn, err := ef.newEngine(cmd.OutOrStdout(), cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
 			release, err := e.Lock("backup")
 			if err != nil {
 				return err
@@ -86,10 +83,7 @@ sync" rebuilds the catalog from the destinations (a new machine).`,
 				return err
 			}
 			defer closeFn()
-			server := ""
-			if len(args) == 1 {
-				server = args[0]
-			}
+			server := optionalArg(args)
 			rows, err := e.Store.Backups(server, limit)
 			if err != nil {
 				return err
@@ -123,6 +117,28 @@ sync" rebuilds the catalog from the destinations (a new machine).`,
 	return cmd
 }
 
+// sourceAndEngine loads the state repository at dir (strictly: secrets
+// must resolve) and opens the engine, for the commands that need both.
+func (f *engineFlags) sourceAndEngine(cmd *cobra.Command, dir string, progress io.Writer) (*reconcile.Source, *reconcile.Engine, func(), error) {
+	src, err := f.loadSource(cmd, dir, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	e, closeFn, err := f.newEngine(progress, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return src, e, closeFn, nil
+}
+
+// optionalArg is the one optional argument of a command, or "".
+func optionalArg(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return ""
+}
+
 func forServer(s string) string {
 	if s == "" {
 		return ""
@@ -154,19 +170,12 @@ it); one that matches again is marked ok. It exits 1 when any is damaged or
 cannot be read.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := ef.loadSource(cmd, dir, true)
-			if err != nil {
-				return err
-			}
-			e, closeFn, err := ef.newEngine(nil, cmd.ErrOrStderr())
+			src, e, closeFn, err := ef.sourceAndEngine(cmd, dir, nil)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			server := ""
-			if len(args) == 1 {
-				server = args[0]
-			}
+			server := optionalArg(args)
 			results, err := e.VerifyBackups(cmd.Context(), src.Config, server)
 			if err != nil {
 				return err
@@ -204,19 +213,12 @@ tend on a new machine, with an empty state directory, finds the backups again.
 It only reads the destinations.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := ef.loadSource(cmd, dir, true)
-			if err != nil {
-				return err
-			}
-			e, closeFn, err := ef.newEngine(nil, cmd.ErrOrStderr())
+			src, e, closeFn, err := ef.sourceAndEngine(cmd, dir, nil)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			server := ""
-			if len(args) == 1 {
-				server = args[0]
-			}
+			server := optionalArg(args)
 			added, known, errs := e.SyncBackups(cmd.Context(), src.Config, server)
 			for _, err := range errs {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
@@ -251,17 +253,13 @@ replicas are not touched. tend status shows when each server's backups were
 last proven restorable.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := ef.loadSource(cmd, dir, true)
-			if err != nil {
-				return err
-			}
 			// Progress goes with the result, as apply's does; with -o json
 			// it goes to stderr, and stdout holds only the JSON.
 			progress := cmd.OutOrStdout()
 			if output == "json" {
 				progress = cmd.ErrOrStderr()
 			}
-			e, closeFn, err := ef.newEngine(progress, cmd.ErrOrStderr())
+			src, e, closeFn, err := ef.sourceAndEngine(cmd, dir, progress)
 			if err != nil {
 				return err
 			}
