@@ -43,22 +43,33 @@ type Source struct {
 const MaxSourceBytes = 32 << 20
 
 // ReadSource reads every regular file of dir (hidden folders skipped) into
-// memory and names the snapshot "dir-" plus a hash of the files.
+// memory and names the snapshot "dir-" plus a hash of the files. Entries
+// that are not regular files (named pipes, symbolic links, devices) are
+// not read; LoadSource warns about those named *.hcl.
 func ReadSource(dir string) (map[string][]byte, string, error) {
+	files, rev, _, err := readSource(dir)
+	return files, rev, err
+}
+
+func readSource(dir string) (map[string][]byte, string, []spec.Skipped, error) {
 	files := map[string][]byte{}
+	var skipped []spec.Skipped
 	total := 0
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			if rel != "." && strings.HasPrefix(d.Name(), ".") {
+		if rel != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
+		if !d.Type().IsRegular() {
+			if strings.HasSuffix(d.Name(), ".hcl") {
+				skipped = append(skipped, spec.Skipped{Path: filepath.ToSlash(rel), Mode: d.Type()})
+			}
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -73,9 +84,9 @@ func ReadSource(dir string) (map[string][]byte, string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return files, SourceRevision(files), nil
+	return files, SourceRevision(files), skipped, nil
 }
 
 // SourceRevision names a set of files by their content.
@@ -102,11 +113,16 @@ func SourceRevision(files map[string][]byte) string {
 // recorded (nothing secret is ever stored); a rollback uses their current
 // values.
 func LoadSource(dir string, opts spec.Options) (*Source, *spec.Loader, hcl.Diagnostics) {
-	files, rev, err := ReadSource(dir)
+	files, rev, skipped, err := readSource(dir)
 	if err != nil {
 		return nil, nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the state repository", Detail: err.Error()}}
 	}
-	return NewSource(dir, rev, files, opts)
+	var warnings hcl.Diagnostics
+	for _, s := range skipped {
+		warnings = append(warnings, s.Warning(dir))
+	}
+	src, l, diags := NewSource(dir, rev, files, opts)
+	return src, l, append(warnings, diags...)
 }
 
 // NewSource decodes files fetched from somewhere (a directory, a git

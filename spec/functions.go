@@ -178,6 +178,10 @@ func (fe *funcEnv) readFile(p string) ([]byte, error) {
 			return nil, fmt.Errorf("%q leads outside the repository (through a symbolic link); only files inside it can be read", p)
 		}
 	}
+	// Read regular files only: a named pipe would block the load forever.
+	if st, err := os.Stat(full); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%q is %s, not a regular file; only regular files can be read", p, fileKind(st.Mode()))
+	}
 	b, err := os.ReadFile(full)
 	if err != nil {
 		if os.IsNotExist(err) {

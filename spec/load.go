@@ -75,27 +75,84 @@ func Load(dir string, opts Options) (*Config, map[string]*hcl.File, hcl.Diagnost
 
 // FindFiles lists the *.hcl files of a repository relative to dir, in a
 // deterministic order: sorted by path, depth-first. Hidden folders and the
-// environments folder are skipped.
+// environments folder are skipped, and so is every entry named *.hcl that
+// is not a regular file (LoadDir warns about those).
 func FindFiles(dir string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	names, _, err := findFiles(dir)
+	return names, err
+}
+
+// findFiles is FindFiles that also returns the entries named *.hcl it left
+// out because they are not regular files.
+func findFiles(dir string) (names []string, skipped []Skipped, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			if rel != "." && (strings.HasPrefix(d.Name(), ".") || rel == EnvironmentsDir) {
+		if strings.HasPrefix(d.Name(), ".") && rel != "." {
+			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if strings.HasSuffix(d.Name(), ".hcl") && !strings.HasPrefix(d.Name(), ".") {
-			out = append(out, filepath.ToSlash(rel))
+		if d.IsDir() && rel == EnvironmentsDir {
+			return filepath.SkipDir
 		}
+		if !strings.HasSuffix(d.Name(), ".hcl") {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			skipped = append(skipped, Skipped{Path: filepath.ToSlash(rel), Mode: d.Type()})
+			return nil
+		}
+		names = append(names, filepath.ToSlash(rel))
 		return nil
 	})
-	sort.Strings(out)
-	return out, err
+	sort.Strings(names)
+	return names, skipped, err
+}
+
+// Skipped is an entry of a repository named like a configuration file that
+// was not read, because it is not a regular file.
+type Skipped struct {
+	Path string      // relative to the repository, slash-separated
+	Mode fs.FileMode // its type bits
+}
+
+// Warning is the diagnostic that says the entry was not read; root is the
+// repository as the other diagnostics name it.
+func (s Skipped) Warning(root string) *hcl.Diagnostic {
+	name := filepath.Join(root, filepath.FromSlash(s.Path))
+	if s.Mode.IsDir() {
+		return &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "A folder named like a configuration file",
+			Detail:   fmt.Sprintf("%s is a directory: tend reads the *.hcl files inside it as it does any folder's, not the folder as a file.", name),
+		}
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  "Not a regular file; not read",
+		Detail:   fmt.Sprintf("%s is %s, not a regular file, so it was not read: tend reads regular files only.", name, fileKind(s.Mode)),
+	}
+}
+
+// fileKind names the type of a file that is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "not a regular file"
 }
 
 // LoadDir reads every *.hcl file under dir.
@@ -108,19 +165,22 @@ func (l *Loader) LoadDir(dir string) (*Config, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("%s is not a readable directory.", dir),
 		}}
 	}
-	names, err := FindFiles(dir)
+	names, skipped, err := findFiles(dir)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read the state repository", Detail: err.Error()}}
 	}
+	var diags hcl.Diagnostics
+	for _, s := range skipped {
+		diags = append(diags, s.Warning(dir))
+	}
 	if len(names) == 0 {
-		return nil, hcl.Diagnostics{{
+		return nil, append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "No configuration files",
 			Detail:   fmt.Sprintf("%s holds no .hcl files: a state repository describes its servers in *.hcl files.", dir),
-		}}
+		})
 	}
 	var files []*hcl.File
-	var diags hcl.Diagnostics
 	for _, n := range names {
 		f, d := l.parser.ParseHCLFile(filepath.Join(dir, filepath.FromSlash(n)))
 		diags = append(diags, d...)
@@ -178,7 +238,14 @@ func (l *Loader) envFile(diags hcl.Diagnostics, path string, src []byte) (*hcl.F
 	var d hcl.Diagnostics
 	if src != nil {
 		f, d = l.parser.ParseHCL(src, path)
-	} else if _, err := os.Stat(path); err == nil {
+	} else if st, err := os.Stat(path); err == nil {
+		if !st.Mode().IsRegular() {
+			return nil, append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unreadable environment",
+				Detail:   fmt.Sprintf("The values file of the environment %q, %s, is %s: tend reads regular files only.", l.opts.Env, path, fileKind(st.Mode())),
+			})
+		}
 		f, d = l.parser.ParseHCLFile(path)
 	} else {
 		return nil, append(diags, &hcl.Diagnostic{
