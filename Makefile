@@ -48,6 +48,7 @@ bench-smoke:
 
 fuzz-short:
 	$(GO) test ./spec -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./spec/diagtext -run '^$$' -fuzz '^FuzzWrite$$' -fuzztime $(FUZZTIME)
 
 ## fuzz: a longer fuzzing session (FUZZTIME=10m make fuzz).
 fuzz: FUZZTIME = 5m
@@ -55,7 +56,7 @@ fuzz: fuzz-short
 
 ## bench: the performance targets; see the figures in the README.
 bench:
-	$(GO) test ./spec ./reconcile ./reconcile/state ./reconcile/source ./reconcile/backup ./providers/docker -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/state ./reconcile/source ./reconcile/backup ./providers/docker -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
 	$(GO) test ./cmd/tend -run '^$$' -bench . -benchtime 20x
 
 lint: $(STATICCHECK)

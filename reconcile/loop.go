@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/sirupsen/logrus"
 	"github.com/tendhq/tend/spec"
+	"github.com/tendhq/tend/spec/diagtext"
 )
 
 // Fetcher gives the loop the desired state: the files of the newest
@@ -378,15 +378,15 @@ func (l *Loop) pass(ctx context.Context, reason string) string {
 	return l.reconcile(ctx, src, reason, "")
 }
 
+// renderDiags prints diagnostics for the stalled message, as the CLI does:
+// the first errors and warnings, each with its snippet, control bytes
+// escaped.
 func renderDiags(loader interface{ Files() map[string]*hcl.File }, diags hcl.Diagnostics) string {
-	var buf bytes.Buffer
-	var files map[string]*hcl.File
+	w := diagtext.Writer{Width: 100, Hint: "`tend validate -o json` on a checkout of the revision lists them all."}
 	if loader != nil {
-		files = loader.Files()
+		w.Files = loader.Files()
 	}
-	w := hcl.NewDiagnosticTextWriter(&buf, files, 100, false)
-	_ = w.WriteDiagnostics(diags)
-	return buf.String()
+	return w.String(diags)
 }
 
 func countErrors(diags hcl.Diagnostics) int {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/tendhq/tend/spec"
+	"github.com/tendhq/tend/spec/diagtext"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -75,12 +76,9 @@ func renderDiags(t *testing.T, files map[string]*hcl.File, diags hcl.Diagnostics
 		relDiags[i] = &c
 	}
 	diags = relDiags
-	var buf bytes.Buffer
-	w := hcl.NewDiagnosticTextWriter(&buf, relFiles, 78, false)
-	if err := w.WriteDiagnostics(diags); err != nil {
-		t.Fatal(err)
-	}
-	return buf.String()
+	// As the CLI prints them.
+	w := diagtext.Writer{Files: relFiles, Width: 78}
+	return w.String(diags)
 }
 
 func checkGolden(t *testing.T, path, got string) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/mattn/go-isatty"
+	"github.com/tendhq/tend/spec/diagtext"
 	"golang.org/x/term"
 )
 
@@ -29,13 +30,15 @@ func termWidth(w io.Writer) uint {
 }
 
 // printDiags writes diagnostics for a person: file:line:col, a snippet of
-// the source, the summary and the detail (the same layout as Terraform).
+// the source, the summary and the detail (the same layout as Terraform),
+// the first diagtext.DefaultMax errors and warnings, with control bytes
+// escaped.
 func printDiags(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, noColor bool) {
 	if len(diags) == 0 {
 		return
 	}
-	wr := hcl.NewDiagnosticTextWriter(w, files, termWidth(w), useColor(w, noColor))
-	_ = wr.WriteDiagnostics(diags)
+	wr := diagtext.Writer{Files: files, Width: termWidth(w), Color: useColor(w, noColor), Hint: "`tend validate -o json` lists them all."}
+	_ = wr.Write(w, diags)
 }
 
 // jsonDiag is the machine form of one diagnostic.
