@@ -21,6 +21,7 @@ import (
 	"github.com/tendhq/tend/reconcile/notify"
 	"github.com/tendhq/tend/reconcile/source"
 	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
 )
 
 // gitFlags say where a git source is and how to reach it.
@@ -214,6 +215,7 @@ func newRunCmd() *cobra.Command {
 	var ef engineFlags
 	var listen string
 	var rateLimit int
+	var bodyLimit string
 	var poll time.Duration
 	var allowPrune bool
 	cmd := &cobra.Command{
@@ -244,6 +246,10 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ef.logLevel == "error" && !cmd.Flags().Changed("log-level") {
 				ef.logLevel = "info"
+			}
+			maxBody, err := spec.ParseBytes(bodyLimit)
+			if err != nil || maxBody <= 0 {
+				return fmt.Errorf("--webhook-body-limit %q: want a size such as 25MiB", bodyLimit)
 			}
 			e, closeFn, err := ef.newEngine(cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
@@ -282,6 +288,7 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 				GitHubSecret: getenv("TEND_GITHUB_SECRET"), GitLabToken: getenv("TEND_GITLAB_TOKEN"),
 				GiteaSecret: getenv("TEND_GITEA_SECRET"), GenericSecret: getenv("TEND_WEBHOOK_SECRET"),
 				TrackedRef: trackedRef, APIToken: getenv("TEND_API_TOKEN"), Log: e.Log, RateLimit: rateLimit,
+				BodyLimit: maxBody,
 			}, &backend{loop: loop, eng: e}, metrics)
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -305,6 +312,7 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 	ef.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8440", "address of the HTTP side (webhooks, health, metrics, API)")
 	cmd.Flags().IntVar(&rateLimit, "rate-limit", 60, "webhook and API requests per minute per client address (negative: no limit)")
+	cmd.Flags().StringVar(&bodyLimit, "webhook-body-limit", "25MiB", "largest webhook body accepted; larger ones get 413 (GitHub sends push payloads of up to 25 MB)")
 	cmd.Flags().DurationVar(&poll, "poll", 0, "poll interval (default: tend { poll_interval })")
 	cmd.Flags().BoolVar(&allowPrune, "allow-prune", false, "let a commit delete every server, or more than max_prune_percent of them")
 	return cmd

@@ -38,11 +38,11 @@ type BackupLister interface {
 
 // Defaults and bounds of Config and the API.
 const (
-	DefaultBodyLimit    = 1 << 20 // bytes
-	DefaultRateLimit    = 60      // requests a minute per client
-	DefaultHistoryLimit = 50      // revisions when ?limit= is absent
-	MaxHistoryLimit     = 1000    // larger ?limit= values are lowered to this
-	maxServerParam      = 256     // bytes of ?server=
+	DefaultBodyLimit    = 25 << 20 // bytes: GitHub caps a push payload at 25 MB
+	DefaultRateLimit    = 60       // requests a minute per client
+	DefaultHistoryLimit = 50       // revisions when ?limit= is absent
+	MaxHistoryLimit     = 1000     // larger ?limit= values are lowered to this
+	maxServerParam      = 256      // bytes of ?server=
 	apiTimeout          = 30 * time.Second
 )
 
@@ -60,7 +60,9 @@ type Config struct {
 	// "set --api-token" (health and metrics stay open).
 	APIToken string
 	// BodyLimit caps webhook bodies in bytes: 0 or less means
-	// DefaultBodyLimit (1 MiB); larger bodies → 413.
+	// DefaultBodyLimit (25 MiB, what GitHub sends at most); larger bodies
+	// → 413, counted as too-large. A body is read as it arrives and never
+	// past the limit plus one byte.
 	BodyLimit int64
 	// RateLimit: at most this many webhook/API requests per minute per
 	// client IP (IPv6: per /64), bursts included → 429 with Retry-After.
