@@ -78,24 +78,13 @@ func toJSONDiags(files map[string]*hcl.File, diags hcl.Diagnostics) []jsonDiag {
 			}
 			if f, ok := files[r.Filename]; ok && f != nil {
 				if r.Start.Byte <= len(f.Bytes) {
-					jd.Snippet = lineOf(f.Bytes, r.Start.Byte)
+					jd.Snippet = diagtext.LineAround(f.Bytes, r.Start.Byte)
 				}
 			}
 		}
 		out = append(out, jd)
 	}
 	return out
-}
-
-func lineOf(src []byte, off int) string {
-	start, end := off, off
-	for start > 0 && src[start-1] != '\n' {
-		start--
-	}
-	for end < len(src) && src[end] != '\n' {
-		end++
-	}
-	return string(src[start:end])
 }
 
 func writeJSON(w io.Writer, v any) error {

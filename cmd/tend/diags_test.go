@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/spec/diagtext"
 )
 
 // runWithin runs tend with args and fails the test when it has not
@@ -102,6 +105,35 @@ func TestValidateEscapesControlBytes(t *testing.T) {
 	for _, want := range []string{`\x1b[31m`, `\u202e`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("missing %s (the escaped form) in:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestValidateJSONSnippetsAreCut: -o json lists every diagnostic, each with
+// the line it is on; on one long line of errors that repeated the whole
+// line every time (20 KB of "@" printed 408 MB in 26 s). A snippet is now a
+// window of the line around the error.
+func TestValidateJSONSnippetsAreCut(t *testing.T) {
+	dir := writeRepo(t, map[string][]byte{"main.hcl": []byte(strings.Repeat("@", 5000))})
+	stdout, _, code := runWithin(t, 20*time.Second, "validate", "-o", "json", dir)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	var res struct {
+		ErrorCount  int `json:"error_count"`
+		Diagnostics []struct {
+			Snippet string `json:"snippet"`
+		} `json:"diagnostics"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.ErrorCount < 5000 || len(res.Diagnostics) != res.ErrorCount {
+		t.Errorf("%d errors, %d diagnostics listed; want every one of the 5,000", res.ErrorCount, len(res.Diagnostics))
+	}
+	for _, d := range res.Diagnostics {
+		if len(d.Snippet) > diagtext.MaxLineBytes+len("……") {
+			t.Fatalf("a snippet of %d bytes", len(d.Snippet))
 		}
 	}
 }

@@ -278,6 +278,33 @@ func window(before, mid, after []byte, highlight, reset string) string {
 	return b.String()
 }
 
+// LineAround returns the line of src that holds byte offset off, cut to
+// at most MaxLineBytes around off with "…" where it was cut, as it is (not
+// escaped: for JSON, which escapes it). It reads at most MaxLineBytes bytes
+// on either side of off, so a call costs the same however long the line.
+func LineAround(src []byte, off int) string {
+	off = min(max(off, 0), len(src))
+	start, end := off, off
+	for start > 0 && src[start-1] != '\n' && off-start < MaxLineBytes/2 {
+		start--
+	}
+	for end < len(src) && src[end] != '\n' && end-start < MaxLineBytes {
+		end++
+	}
+	cutBefore := start > 0 && src[start-1] != '\n'
+	cutAfter := end < len(src) && src[end] != '\n'
+	line := src[runeStart(src, start):runeStart(src, end)]
+	var b strings.Builder
+	if cutBefore {
+		b.WriteString("…")
+	}
+	b.Write(line)
+	if cutAfter {
+		b.WriteString("…")
+	}
+	return b.String()
+}
+
 // runeStart moves i back to the start of the rune it falls in.
 func runeStart(b []byte, i int) int {
 	if i <= 0 {

@@ -219,3 +219,24 @@ func controlBytes(s string) []string {
 	}
 	return out
 }
+
+func TestLineAround(t *testing.T) {
+	long := strings.Repeat("a", 1000) + "@" + strings.Repeat("b", 1000)
+	for _, tc := range []struct {
+		src  string
+		off  int
+		want string
+	}{
+		{"x = 1\ny = @\nz = 3\n", 10, "y = @"},
+		{"x = 1\ny = @", 10, "y = @"},
+		{"", 0, ""},
+		{"abc", -5, "abc"},
+		{"abc", 99, "abc"},
+		{long, 1000, "…" + strings.Repeat("a", diagtext.MaxLineBytes/2) + "@" + strings.Repeat("b", diagtext.MaxLineBytes/2-1) + "…"},
+		{"ü" + strings.Repeat("é", 200), 0, "ü" + strings.Repeat("é", diagtext.MaxLineBytes/2-1) + "…"},
+	} {
+		if got := diagtext.LineAround([]byte(tc.src), tc.off); got != tc.want {
+			t.Errorf("LineAround(%.20q…, %d) = %q, want %q", tc.src, tc.off, got, tc.want)
+		}
+	}
+}
