@@ -893,8 +893,9 @@ func (d *decoder) serverBackup(s *Server, b *hcl.Block, r *reader) {
 	}
 	r.duration(at, "timeout", &bk.Timeout)
 	r.boolean(at, "read_only", &bk.ReadOnly)
-	r.value(at, "encryption_key", &bk.EncryptionKey)
-	if a, ok := at["encryption_key"]; ok && bk.EncryptionKey.IsKnown() && !bk.EncryptionKey.IsSensitive() {
+	// A secret that did not resolve is reported as such, not as plain text.
+	if r.value(at, "encryption_key", &bk.EncryptionKey) && bk.EncryptionKey.IsKnown() && !bk.EncryptionKey.IsSensitive() {
+		a := at["encryption_key"]
 		d.errorf(a.Expr.Range().Ptr(), "Encryption key in plain text", "A backup encryption key must not be in the repository: use encryption_key = secret(\"NAME\") (from TEND_SECRET_NAME), or a sensitive variable.")
 	}
 	if r.str(at, "destination", &bk.Destination) {
@@ -943,8 +944,8 @@ func (d *decoder) backupDestination(bk *Backup, at hcl.Attributes, blocks hcl.Bl
 		}
 		r.str(c.Attributes, "region", &s3.Region)
 		r.value(c.Attributes, "access_key", &s3.AccessKey)
-		r.value(c.Attributes, "secret_key", &s3.SecretKey)
-		if a, ok := c.Attributes["secret_key"]; ok && s3.SecretKey.IsKnown() && !s3.SecretKey.IsSensitive() {
+		if r.value(c.Attributes, "secret_key", &s3.SecretKey) && s3.SecretKey.IsKnown() && !s3.SecretKey.IsSensitive() {
+			a := c.Attributes["secret_key"]
 			d.errorf(a.Expr.Range().Ptr(), "Secret key in plain text", "An S3 secret key must not be in the repository: use secret_key = secret(\"NAME\") (from TEND_SECRET_NAME), or a sensitive variable.")
 		}
 		if _, ok := c.Attributes["access_key"]; ok != hasAny(c.Attributes, "secret_key") {

@@ -87,6 +87,8 @@ func TestDockerFleet(t *testing.T) {
 	t.Setenv("TEND_SECRET_OPS_NOTIFY_TOKEN", "ops-s3cret-e2e")
 	// Every secret of the repository must be set for an apply, targeted or not.
 	t.Setenv("TEND_SECRET_NOTES_API_TOKEN", "notes-s3cret-e2e")
+	t.Setenv("TEND_SECRET_BACKUP_KEY", "backup-s3cret-e2e")
+	t.Setenv("TEND_SECRET_BACKUP_S3_SECRET", "backup-s3-s3cret-e2e")
 	stateDir := t.TempDir()
 
 	// The example's change windows (business hours for the data tier, a
