@@ -21,7 +21,6 @@ const (
 	TriggerManual     = "manual"
 	TriggerPreUpgrade = "pre-upgrade"
 	TriggerPreRestore = "pre-restore"
-	TriggerSynced     = "synced" // found at a destination by `tend backups sync`
 )
 
 // Backup is one row of the catalog.
