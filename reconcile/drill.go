@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"time"
 
@@ -191,19 +190,9 @@ func drillServer(s *spec.Server) (*spec.Server, error) {
 	return &ds, nil
 }
 
-// freePort finds a port free on this host for a drill replica, below the
-// ephemeral range (32768 and up on Linux), where an outgoing connection's
-// source port can take it between this check and the replica's bind.
+// freePort asks the kernel for a port free on this host, for a drill
+// replica.
 func freePort() (int, error) {
-	for try := 0; try < 100; try++ {
-		port := 20000 + mrand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port, nil
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
