@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -157,7 +158,32 @@ func (p *Provider) deleteServer(ctx context.Context, cs kubernetes.Interface, ma
 // scaleDown removes one replica: the Deployment's count goes down by one,
 // and the replica's pod gets the lowest deletion cost so that the
 // ReplicaSet removes that pod and no other.
+//
+// The count is patched with the resourceVersion it was read at, so that a
+// change of the count by someone else in between is not overwritten. The
+// Deployment's controllers write its status all the while, which changes
+// the resourceVersion too; so a conflict is read again and retried a few
+// times before it is reported.
 func (p *Provider) scaleDown(ctx context.Context, cs kubernetes.Interface, managedBy string, inst providers.Instance, grace time.Duration) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = p.scaleDownOnce(ctx, cs, managedBy, inst, grace); !errors.Is(err, errScaleConflict) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50*(try+1)) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// errScaleConflict is wrapped by scaleDownOnce's error when the Deployment
+// changed between its read and the patch.
+var errScaleConflict = errors.New("conflict")
+
+func (p *Provider) scaleDownOnce(ctx context.Context, cs kubernetes.Interface, managedBy string, inst providers.Instance, grace time.Duration) error {
 	ns := p.set.Namespace
 	dep, err := cs.AppsV1().Deployments(ns).Get(ctx, inst.Server, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -198,7 +224,7 @@ func (p *Provider) scaleDown(ctx context.Context, cs kubernetes.Interface, manag
 	})
 	if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, inst.Server, types.MergePatchType, scale, patchOpts); err != nil {
 		if apierrors.IsConflict(err) {
-			return fmt.Errorf("the Deployment %s changed while tend scaled it down; the next apply converges: %w", inst.Server, err)
+			return fmt.Errorf("the Deployment %s changed while tend scaled it down; the next apply converges: %w (%w)", inst.Server, err, errScaleConflict)
 		}
 		return p.apiErr("scale Deployment "+inst.Server+" to "+strconv.Itoa(n), err)
 	}
