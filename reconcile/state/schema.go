@@ -126,6 +126,37 @@ CREATE INDEX drills_server_id ON drills (server, id);
 -- data from before it.
 ALTER TABLE revisions ADD COLUMN migrated INTEGER NOT NULL DEFAULT 0;
 `},
+	{4, "autoscaling", `
+-- The replica count the autoscaler keeps for a server. It stands in for the
+-- server's replicas while its scaling min and max and its provider are what
+-- they were when it was decided.
+CREATE TABLE scale_targets (
+	server      TEXT PRIMARY KEY,
+	provider    TEXT NOT NULL,
+	replicas    INTEGER NOT NULL,
+	min         INTEGER NOT NULL,
+	max         INTEGER NOT NULL,
+	decision_id INTEGER,
+	updated_at  TEXT NOT NULL
+);
+
+-- Every autoscaling decision that changed a replica count, with its inputs
+-- (the samples, the targets, the arithmetic) as JSON.
+CREATE TABLE scale_decisions (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	server        TEXT NOT NULL,
+	from_replicas INTEGER NOT NULL,
+	to_replicas   INTEGER NOT NULL,
+	outcome       TEXT NOT NULL CHECK (outcome IN ('pending', 'applied', 'failed', 'held', 'interrupted')),
+	reason        TEXT NOT NULL DEFAULT '',
+	message       TEXT NOT NULL DEFAULT '',
+	inputs        BLOB,
+	revision_id   INTEGER,
+	decided_at    TEXT NOT NULL,
+	finished_at   TEXT
+);
+CREATE INDEX scale_decisions_server_id ON scale_decisions (server, id);
+`},
 }
 
 // schemaVersion is the newest schema this code knows.
