@@ -216,10 +216,23 @@ type Statser interface {
 }
 
 // Stats is one replica's resource use.
+//
+// Threads and Connections are known only where HasThreads and
+// HasConnections say so: a provider that cannot tell leaves them false,
+// and the zero Stats knows neither (0 threads is never reported for a
+// replica whose threads were not counted). Each provider's Stats says
+// which processes it counts.
 type Stats struct {
 	CPUPercent    float64
 	MemoryBytes   int64
 	MemoryPercent float64
+	// Threads is the number of threads (kernel tasks) of the replica.
+	Threads    int
+	HasThreads bool
+	// Connections is the number of the replica's TCP connections in state
+	// ESTABLISHED, IPv4 and IPv6, inbound and outbound.
+	Connections    int
+	HasConnections bool
 }
 
 // Logger returns the tail of a replica's output.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -504,6 +505,9 @@ func TestLogsStatsVolumes(t *testing.T) {
 	if stats.MemoryBytes <= 0 || stats.MemoryPercent <= 0 || stats.CPUPercent < 0 {
 		t.Errorf("stats %+v", stats)
 	}
+	if !stats.HasThreads || stats.Threads < 1 || !stats.HasConnections || stats.Connections < 0 {
+		t.Errorf("stats %+v, want threads (at least 1) and connections known", stats)
+	}
 
 	vol0 := filepath.Join(root, testManagedBy, "data", "volumes", "data-0")
 	got, err := httpGet(port, "/env?name=TEND_VOLUME_DATA")
@@ -542,6 +546,69 @@ func TestLogsStatsVolumes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(vol1, "sub", "a.txt")); err != nil {
 		t.Errorf("the volume went with its replica: %v", err)
 	}
+}
+
+// TestStatsConnections opens connections to a replica and reads them back
+// from Stats: exactly those, as the replica holds nothing else open.
+func TestStatsConnections(t *testing.T) {
+	t.Parallel()
+	p := newTestProvider(t, tempRoot(t))
+	port := freePorts(t, 1)
+	inst := startTest(t, p, testDesired(t, "conns", port, "h1", nil), 0)
+
+	const n = 3
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// The first connection waits for the replica to listen.
+	eventually(t, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		return nil
+	})
+	for len(conns) < n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// The replica accepts them in its own time.
+	eventually(t, 10*time.Second, func() error {
+		st, err := p.Stats(context.Background(), inst)
+		if err != nil {
+			return err
+		}
+		if !st.HasConnections || st.Connections != n {
+			return fmt.Errorf("stats %+v, want %d connections", st, n)
+		}
+		if !st.HasThreads || st.Threads < 1 {
+			return fmt.Errorf("stats %+v, want at least 1 thread", st)
+		}
+		return nil
+	})
+
+	// Closed connections are gone from the count.
+	for _, c := range conns {
+		c.Close()
+	}
+	eventually(t, 10*time.Second, func() error {
+		st, err := p.Stats(context.Background(), inst)
+		if err != nil {
+			return err
+		}
+		if !st.HasConnections || st.Connections != 0 {
+			return fmt.Errorf("stats %+v after closing every connection, want 0 connections", st)
+		}
+		return nil
+	})
 }
 
 func TestSecrets(t *testing.T) {

@@ -289,7 +289,13 @@ func countLines(b []byte) int {
 // Stats samples the replica's main process: CPU from /proc/PID/stat over
 // 200 ms, in percent of one core (of the CPU limit, when resources sets
 // one), and its resident memory, in percent of the memory limit (of the
-// host's memory, when there is none).
+// host's memory, when there is none). Threads and Connections count the
+// replica's whole process tree, the supervisor's child and its
+// descendants (not the supervisor): the threads from /proc/PID/status,
+// and the TCP connections in state ESTABLISHED among the sockets they
+// hold open (see hostfs.EstablishedTCP). Connections stay unknown when
+// the processes' open files cannot be read (they run as another user and
+// tend is not root).
 func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (providers.Stats, error) {
 	var out providers.Stats
 	dir, err := p.instDirOf(inst)
@@ -307,6 +313,10 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	if err != nil {
 		return out, err
 	}
+	// The tree is counted while the CPU sample runs (a scan of /proc
+	// takes some milliseconds).
+	counted := make(chan providers.Stats, 1)
+	go func() { counted <- treeCounts(pid) }()
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -335,5 +345,22 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	if limit > 0 {
 		out.MemoryPercent = float64(rss) / float64(limit) * 100
 	}
+	c := <-counted
+	out.Threads, out.HasThreads = c.Threads, c.HasThreads
+	out.Connections, out.HasConnections = c.Connections, c.HasConnections
 	return out, nil
+}
+
+// treeCounts counts the threads and the established TCP connections of
+// pid and its descendants, each where it can be read.
+func treeCounts(pid int) providers.Stats {
+	var out providers.Stats
+	tree := hostfs.ProcTree(pid)
+	if n, err := hostfs.TreeThreads(tree); err == nil {
+		out.Threads, out.HasThreads = n, true
+	}
+	if n, err := hostfs.EstablishedTCP(tree); err == nil {
+		out.Connections, out.HasConnections = n, true
+	}
+	return out
 }
