@@ -222,6 +222,28 @@ type Statser interface {
 // and the zero Stats knows neither (0 threads is never reported for a
 // replica whose threads were not counted). Each provider's Stats says
 // which processes it counts.
+// CapacityReporter reports what the provider's host (or cluster) can
+// hold, for capacity planning (reconcile/capacity).
+type CapacityReporter interface {
+	Capacity(ctx context.Context) (Capacity, error)
+}
+
+// Capacity is what a provider can run replicas on: one host (process,
+// systemd, docker), or the schedulable nodes of a cluster (kubernetes,
+// with Cluster set; no host at all when no node takes pods).
+type Capacity struct {
+	Hosts   []HostCapacity `json:"hosts"`
+	Cluster bool           `json:"cluster,omitempty"`
+}
+
+// HostCapacity is one host's CPU and memory; on Kubernetes, one node's
+// allocatable. A zero figure is one the provider could not read.
+type HostCapacity struct {
+	Name        string `json:"name"`
+	MilliCPU    int64  `json:"milli_cpu"`
+	MemoryBytes int64  `json:"memory_bytes"`
+}
+
 type Stats struct {
 	CPUPercent    float64
 	MemoryBytes   int64
