@@ -22,6 +22,7 @@ var tendSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "required_version"}, {Name: "poll_interval"}, {Name: "parallelism"},
 		{Name: "schedule"}, {Name: "self_heal"}, {Name: "prune"}, {Name: "max_prune_percent"},
+		{Name: "overcommit_percent"},
 	},
 }
 
@@ -79,6 +80,7 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 	r.boolean(content.Attributes, "self_heal", &t.SelfHeal)
 	r.boolean(content.Attributes, "prune", &t.Prune)
 	r.integer(content.Attributes, "max_prune_percent", &t.MaxPrunePercent, 0, 100)
+	r.integer(content.Attributes, "overcommit_percent", &t.OvercommitPercent, 100, 1000)
 }
 
 // ProviderTypes are the provider types the language knows.

@@ -45,6 +45,11 @@ type Tend struct {
 	// MaxPrunePercent refuses a change that would delete more than this
 	// share of the servers (a broken or empty commit must not wipe the fleet).
 	MaxPrunePercent int `json:"max_prune_percent"`
+	// OvercommitPercent is how much of a host's CPU and memory its servers
+	// may ask for, at their max replicas, before a plan is refused: 150
+	// lets them ask for one and a half times what it has. 0 (not set)
+	// never refuses; a host that is short is then only warned about.
+	OvercommitPercent int `json:"overcommit_percent,omitempty"`
 
 	DeclRange hcl.Range `json:"-"`
 }
