@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -30,6 +31,10 @@ type Config struct {
 	DataDir      string
 	Workers      int
 	RateLimiting RateLimitConfig
+	// BurnPerRequest is the CPU time every request to /mcp, /sse and /work
+	// burns before it is served (set by --burn-per-request only; a
+	// load-test aid).
+	BurnPerRequest time.Duration
 }
 
 // RateLimitConfig limits each client IP to MaxRequests per Window seconds.
@@ -101,6 +106,9 @@ func loadConfig(fl *flags, lookupEnv func(string) (string, bool)) (Config, error
 	if fl.set["data-dir"] {
 		cfg.DataDir = fl.dataDir
 	}
+	if fl.set["burn-per-request"] {
+		cfg.BurnPerRequest = fl.burnPerRequest
+	}
 
 	return cfg, cfg.validate()
 }
@@ -118,6 +126,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", c.Workers))
+	}
+	if c.BurnPerRequest < 0 || c.BurnPerRequest > maxBurn {
+		errs = append(errs, fmt.Errorf("burn-per-request must be between 0 and %s, got %s", maxBurn, c.BurnPerRequest))
 	}
 	if c.RateLimiting.Enabled {
 		if c.RateLimiting.MaxRequests < 1 {

@@ -52,6 +52,7 @@ func (a *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", a.serveHealth)
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
+	mux.HandleFunc("GET /work", a.serveWork)
 	if fault == faultNoMCP {
 		mux.Handle("/mcp", http.NotFoundHandler())
 		mux.Handle("/sse", http.NotFoundHandler())
@@ -88,6 +89,28 @@ func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	if err := a.metrics.write(w); err != nil {
 		a.logger.Warn("writing /metrics", "err", err)
 	}
+}
+
+// serveWork answers GET /work, which does nothing but cost what
+// --burn-per-request says: an endpoint for load tests, which need no MCP
+// session to reach it.
+func (a *app) serveWork(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		Version string `json:"version"`
+		Burned  string `json:"burned"`
+	}{version, a.cfg.BurnPerRequest.String()})
+}
+
+// burns reports whether r burns --burn-per-request: MCP messages and
+// /work do; probes (/health) and scrapes (/metrics) do not, so that an
+// idle replica stays idle.
+func burns(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/mcp", "/sse", "/work":
+		return true
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -151,7 +174,8 @@ func (a *app) rateLimit(next http.Handler) http.Handler {
 }
 
 // limitWorkers lets at most cfg.Workers requests run at once; the others
-// wait for a free worker, up to workerWait, then get 503.
+// wait for a free worker, up to workerWait, then get 503. A request that
+// burns (see burns) does so holding its worker.
 func (a *app) limitWorkers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isEventStream(r) {
@@ -173,6 +197,9 @@ func (a *app) limitWorkers(next http.Handler) http.Handler {
 			return
 		}
 		defer func() { <-a.workers }()
+		if a.cfg.BurnPerRequest > 0 && burns(r) {
+			burnCPU(a.cfg.BurnPerRequest)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -1,7 +1,8 @@
 // Command mcp-notes is a small MCP (Model Context Protocol) server that keeps
 // notes in a JSON file. It serves the MCP streamable HTTP transport at /mcp
-// (and the older HTTP+SSE transport at /sse), a health check at /health and
-// Prometheus metrics at /metrics.
+// (and the older HTTP+SSE transport at /sse), a health check at /health,
+// Prometheus metrics at /metrics and, for load tests, /work, which costs
+// what --burn-per-request says.
 //
 // It is the demo and test workload of tend: its version, an optional fault
 // and the tool set it serves are set at build time, so that a "bad release"
@@ -162,6 +163,9 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	if toolset != toolsetDefault {
 		startAttrs = append(startAttrs, "toolset", toolset)
 	}
+	if cfg.BurnPerRequest > 0 {
+		startAttrs = append(startAttrs, "burn_per_request", cfg.BurnPerRequest)
+	}
 	logger.Info("mcp-notes starting", startAttrs...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -199,13 +203,14 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 
 // flags holds the command line.
 type flags struct {
-	configPath  string
-	port        int
-	host        string
-	dataDir     string
-	showVersion bool
-	stdio       bool
-	set         map[string]bool // the flags given on the command line
+	configPath     string
+	port           int
+	host           string
+	dataDir        string
+	showVersion    bool
+	stdio          bool
+	burnPerRequest time.Duration
+	set            map[string]bool // the flags given on the command line
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -218,6 +223,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&fl.dataDir, "data-dir", defaultDataDir, "directory of the notes file; overrides $NOTES_DATA_DIR and the config file")
 	fs.BoolVar(&fl.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&fl.stdio, "stdio", false, "serve MCP on standard input and output instead of HTTP, until the input ends")
+	fs.DurationVar(&fl.burnPerRequest, "burn-per-request", 0, "CPU time every request to /mcp, /sse and /work burns before it is served (a load-test aid; at most 1s)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: mcp-notes [--config FILE] [--host HOST] [--port PORT] [--data-dir DIR]\n"+
 			"       mcp-notes --version\n\n"+

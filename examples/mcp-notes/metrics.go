@@ -49,7 +49,7 @@ func newMetrics(start time.Time, notes func() int, inFlight func() int64) *metri
 // metricsPath bounds the path label to the served endpoints.
 func metricsPath(p string) string {
 	switch p {
-	case "/mcp", "/sse", "/health", "/metrics":
+	case "/mcp", "/sse", "/health", "/metrics", "/work":
 		return p
 	}
 	return "other"
