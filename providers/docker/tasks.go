@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // Exec implements providers.Execer: docker exec in a replica, or a one-off
@@ -139,8 +141,15 @@ func (p *Provider) task(ctx context.Context, d *providers.Desired, cmd []string,
 }
 
 // Stats implements providers.Statser from the Engine's stats API (one
-// sample, with the previous one the Engine keeps).
+// sample, with the previous one the Engine keeps). Threads is the pids
+// cgroup's count of the container (its tasks: every thread of every
+// process in it). Connections are the established TCP connections of the
+// container's network namespace (see connections); they are unknown where
+// tend cannot read them reliably.
 func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (providers.Stats, error) {
+	// The connections are read while the Engine samples.
+	conns := make(chan int, 1)
+	go func() { conns <- p.connections(ctx, inst.ID) }()
 	rc, err := p.cli.ContainerStats(ctx, inst.ID, false)
 	if err != nil {
 		return providers.Stats{}, p.engineErr("stats of "+inst.Server+" replica "+fmt.Sprint(inst.Replica), err)
@@ -150,7 +159,39 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	if err := json.NewDecoder(rc.Body).Decode(&s); err != nil {
 		return providers.Stats{}, fmt.Errorf("decode the stats of %s replica %d: %w", inst.Server, inst.Replica, err)
 	}
-	return statsOf(s), nil
+	out := statsOf(s)
+	if n := <-conns; n >= 0 {
+		out.Connections, out.HasConnections = n, true
+	}
+	return out, nil
+}
+
+// connections counts the TCP connections in state ESTABLISHED of a
+// container's network namespace, from /proc/PID/net/tcp and tcp6 of its
+// init process on this host, or returns -1 where that would not be the
+// container's count: the Engine runs elsewhere (another host, a VM, a
+// rootless Engine's pid namespace: the pid the Engine gives is not the
+// container's process here, which its /proc/PID/cgroup tells), or the
+// container shares a namespace (network_mode host or container:NAME).
+// Containers that join this container's namespace are counted with it.
+func (p *Provider) connections(ctx context.Context, id string) int {
+	c, err := p.cli.ContainerInspect(ctx, id)
+	if err != nil || c.ContainerJSONBase == nil || c.State == nil || c.HostConfig == nil ||
+		!c.State.Running || c.State.Pid <= 0 || !c.HostConfig.NetworkMode.IsPrivate() {
+		return -1
+	}
+	pid := c.State.Pid
+	n, err := hostfs.NetnsEstablishedTCP(pid)
+	if err != nil {
+		return -1
+	}
+	// Read after the table, so that the table read was of the
+	// container's process (its cgroup paths name the container).
+	cg, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil || !bytes.Contains(cg, []byte(c.ID)) {
+		return -1
+	}
+	return n
 }
 
 func statsOf(s container.StatsResponse) providers.Stats {
@@ -175,6 +216,11 @@ func statsOf(s container.StatsResponse) providers.Stats {
 	out.MemoryBytes = mem
 	if s.MemoryStats.Limit > 0 {
 		out.MemoryPercent = float64(mem) / float64(s.MemoryStats.Limit) * 100
+	}
+	// 0 is an Engine without the pids cgroup: a running container has a
+	// task at least.
+	if s.PidsStats.Current > 0 {
+		out.Threads, out.HasThreads = int(s.PidsStats.Current), true
 	}
 	return out
 }

@@ -315,8 +315,8 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	}
 	// The tree is counted while the CPU sample runs (a scan of /proc
 	// takes some milliseconds).
-	counted := make(chan providers.Stats, 1)
-	go func() { counted <- treeCounts(pid) }()
+	counted := make(chan hostfs.TreeCounts, 1)
+	go func() { counted <- hostfs.CountTree(pid) }()
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -349,18 +349,4 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	out.Threads, out.HasThreads = c.Threads, c.HasThreads
 	out.Connections, out.HasConnections = c.Connections, c.HasConnections
 	return out, nil
-}
-
-// treeCounts counts the threads and the established TCP connections of
-// pid and its descendants, each where it can be read.
-func treeCounts(pid int) providers.Stats {
-	var out providers.Stats
-	tree := hostfs.ProcTree(pid)
-	if n, err := hostfs.TreeThreads(tree); err == nil {
-		out.Threads, out.HasThreads = n, true
-	}
-	if n, err := hostfs.EstablishedTCP(tree); err == nil {
-		out.Connections, out.HasConnections = n, true
-	}
-	return out
 }

@@ -328,8 +328,19 @@ func (s *suite) testStatser(t *testing.T) {
 		t.Skipf("%s does not implement providers.Statser", s.h.Provider.Type())
 	}
 	inst := s.observeOne(t, webServer, 0)
+	// A connection held open to the replica while it is sampled: a
+	// provider that counts connections must count it.
+	a, err := s.addr(inst, s.desired(t, webServer, inst.Version, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", a, s.timeout)
+	if err != nil {
+		t.Fatalf("connect to %s replica 0 at %s: %v", webServer, a, err)
+	}
+	defer conn.Close()
 	var got providers.Stats
-	s.eventually(t, "Stats of replica 0 to report memory", func() error {
+	s.eventually(t, "Stats of replica 0 to report memory, threads and the open connection", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
 		var err error
@@ -339,10 +350,21 @@ func (s *suite) testStatser(t *testing.T) {
 		if got.MemoryBytes <= 0 {
 			return fmt.Errorf("stats report memory %d bytes, want more than 0 (%+v)", got.MemoryBytes, got)
 		}
+		// Every Statser here counts the threads of a running replica.
+		if !got.HasThreads || got.Threads < 1 {
+			return fmt.Errorf("stats report threads %d (known %v), want at least 1 (%+v)", got.Threads, got.HasThreads, got)
+		}
+		// The replica accepts the connection in its own time.
+		if got.HasConnections && got.Connections < 1 {
+			return fmt.Errorf("stats report %d connections, want at least the 1 open to it (%+v)", got.Connections, got)
+		}
 		return nil
 	})
 	if got.CPUPercent < 0 || got.MemoryPercent < 0 {
 		t.Errorf("Stats reports negative use: %+v", got)
+	}
+	if !got.HasConnections {
+		t.Logf("%s does not count the replica's connections here", s.h.Provider.Type())
 	}
 }
 

@@ -345,7 +345,9 @@ func TestInsideStatsAndLogs(t *testing.T) {
 		httpGet(port, "/burn?ms=1500")
 	}()
 	time.Sleep(200 * time.Millisecond)
+	t0 := time.Now()
 	st, err := p.Stats(ctxT(t), inst)
+	took := time.Since(t0)
 	<-done
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +355,15 @@ func TestInsideStatsAndLogs(t *testing.T) {
 	if st.CPUPercent <= 0 || st.MemoryBytes <= 0 || st.MemoryPercent <= 0 || st.MemoryPercent > 100 {
 		t.Errorf("stats after some work: %+v, want CPU and memory above 0", st)
 	}
-	t.Logf("stats: %+v", st)
+	// The replica's threads (the unit's tasks), and the connection of the
+	// request it is working on.
+	if !st.HasThreads || st.Threads < 1 {
+		t.Errorf("stats %+v, want at least 1 thread", st)
+	}
+	if !st.HasConnections || st.Connections < 1 {
+		t.Errorf("stats %+v while a request is in flight, want at least 1 connection", st)
+	}
+	t.Logf("stats: %+v in %v", st, took)
 
 	eventually(t, 10*time.Second, func() error {
 		b, err := p.Logs(ctxT(t), inst, 10)

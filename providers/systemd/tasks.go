@@ -367,7 +367,13 @@ func copyOut(path string, w io.Writer) {
 // percent of one core (of the CPU limit, when resources sets one), and
 // MemoryCurrent, in percent of the memory limit (of the host's memory,
 // when there is none). Where the accounting is not available, the main
-// process's /proc figures stand in.
+// process's /proc figures stand in. Threads is the unit's TasksCurrent
+// (the tasks of its cgroup: every thread of every process in it), else
+// the threads of the main process and its descendants. Connections are
+// the TCP connections in state ESTABLISHED held by the main process and
+// its descendants (see hostfs.EstablishedTCP); they stay unknown when
+// tend cannot read those processes' open files (it is not root and they
+// run as another user).
 func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (providers.Stats, error) {
 	var out providers.Stats
 	managedBy := p.managedByOf(inst.ManagedBy)
@@ -390,6 +396,10 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 		return fail(fmt.Errorf("the unit is %s (%s), not running", a.Active, a.Sub))
 	}
 	cpuA := procCPU(a.MainPID)
+	// The process tree is counted while the CPU sample runs (a scan of
+	// /proc takes some milliseconds).
+	counted := make(chan hostfs.TreeCounts, 1)
+	go func() { counted <- hostfs.CountTree(int(a.MainPID)) }()
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -432,6 +442,14 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 	}
 	if limit > 0 {
 		out.MemoryPercent = float64(out.MemoryBytes) / float64(limit) * 100
+	}
+	c := <-counted
+	out.Threads, out.HasThreads = c.Threads, c.HasThreads
+	out.Connections, out.HasConnections = c.Connections, c.HasConnections
+	if prop, err := conn.GetServicePropertyContext(ctx, unit, "TasksCurrent"); err == nil {
+		if n := num(prop.Value.Value()); n != unset && n > 0 {
+			out.Threads, out.HasThreads = int(n), true
+		}
 	}
 	return out, nil
 }

@@ -103,6 +103,29 @@ func TreeThreads(pids []int) (int, error) {
 	return n, nil
 }
 
+// TreeCounts are the threads and the established TCP connections of a
+// process tree, each with whether it could be read.
+type TreeCounts struct {
+	Threads        int
+	HasThreads     bool
+	Connections    int
+	HasConnections bool
+}
+
+// CountTree counts the threads and the established TCP connections of pid
+// and its descendants (ProcTree, TreeThreads, EstablishedTCP).
+func CountTree(pid int) TreeCounts {
+	var c TreeCounts
+	tree := ProcTree(pid)
+	if n, err := TreeThreads(tree); err == nil {
+		c.Threads, c.HasThreads = n, true
+	}
+	if n, err := EstablishedTCP(tree); err == nil {
+		c.Connections, c.HasConnections = n, true
+	}
+	return c
+}
+
 // tcpEstablished is the st column of /proc/net/tcp for ESTABLISHED.
 const tcpEstablished = "01"
 

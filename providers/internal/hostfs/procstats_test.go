@@ -139,6 +139,13 @@ func TestProcTreeThreadsConnections(t *testing.T) {
 		t.Error("EstablishedTCP of no process: no error")
 	}
 
+	if c := CountTree(10); c != (TreeCounts{Threads: 8, HasThreads: true, Connections: 5, HasConnections: true}) {
+		t.Errorf("CountTree(10) = %+v, want 8 threads and 5 connections", c)
+	}
+	if c := CountTree(999); c.HasThreads || c.HasConnections {
+		t.Errorf("CountTree of an exited process = %+v, want nothing known", c)
+	}
+
 	// Every established row of a namespace, whoever holds it: 101, 102,
 	// 104, 106 and 105 over IPv6.
 	if n, err := NetnsEstablishedTCP(1); err != nil || n != 5 {
