@@ -17,7 +17,12 @@ var _ providers.Statser = (*Provider)(nil)
 // Statser. An entry goes away with its provider.
 var statsTable struct {
 	mu sync.Mutex
-	m  map[weak.Pointer[Provider]]map[string]providers.Stats // id(server, replica) → stats
+	m  map[weak.Pointer[Provider]]map[replicaKey]providers.Stats
+}
+
+type replicaKey struct {
+	server  string
+	replica int
 }
 
 // SetStats sets what Stats reports for a server's replica from now on,
@@ -27,11 +32,11 @@ func (p *Provider) SetStats(server string, replica int, st providers.Stats) {
 	statsTable.mu.Lock()
 	defer statsTable.mu.Unlock()
 	if statsTable.m == nil {
-		statsTable.m = map[weak.Pointer[Provider]]map[string]providers.Stats{}
+		statsTable.m = map[weak.Pointer[Provider]]map[replicaKey]providers.Stats{}
 	}
 	byReplica := statsTable.m[key]
 	if byReplica == nil {
-		byReplica = map[string]providers.Stats{}
+		byReplica = map[replicaKey]providers.Stats{}
 		statsTable.m[key] = byReplica
 		runtime.AddCleanup(p, func(k weak.Pointer[Provider]) {
 			statsTable.mu.Lock()
@@ -39,7 +44,7 @@ func (p *Provider) SetStats(server string, replica int, st providers.Stats) {
 			delete(statsTable.m, k)
 		}, key)
 	}
-	byReplica[id(server, replica)] = st
+	byReplica[replicaKey{server, replica}] = st
 }
 
 // Stats implements providers.Statser: it reports what SetStats set for the
@@ -50,7 +55,7 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 		return providers.Stats{}, err
 	}
 	statsTable.mu.Lock()
-	st, ok := statsTable.m[weak.Make(p)][id(inst.Server, inst.Replica)]
+	st, ok := statsTable.m[weak.Make(p)][replicaKey{inst.Server, inst.Replica}]
 	statsTable.mu.Unlock()
 	if !ok {
 		return providers.Stats{}, fmt.Errorf("stats of %s replica %d: no such replica", inst.Server, inst.Replica)
