@@ -471,3 +471,10 @@ func (r *Registry) Get(cfg *spec.Config, key string, env Env) (Provider, error) 
 	r.built[key] = p
 	return p, nil
 }
+
+// SelfScaler is a provider whose backend scales a server's replicas by
+// itself from its scaling block (the kubernetes provider, through a
+// HorizontalPodAutoscaler). tend's own autoscaler leaves such servers alone.
+type SelfScaler interface {
+	ScalesItself() bool
+}

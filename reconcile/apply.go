@@ -80,6 +80,12 @@ func newApplyID() string {
 // outcome is recorded as soon as it is known, so an apply that dies half way
 // leaves a record the next one converges from.
 func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult, error) {
+	// The autoscaler's counts stand in for the declared replicas, as in
+	// the plan.
+	src, _, err := e.scaledSource(src)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.Store.PutSource(src.Revision, src.Files); err != nil {
 		return nil, fmt.Errorf("recording the source snapshot: %w", err)
 	}
@@ -354,6 +360,7 @@ func (e *Engine) deleteServer(ctx context.Context, src *Source, c *ServerChange,
 	}
 	_ = e.Store.FinishRevision(id, state.OutcomeDeleted, "deleted: "+strings.Join(c.Reasons, "; "), e.now())
 	_, _ = e.Store.ClearHolds(c.Server)
+	_ = e.Store.DeleteScaleTarget(c.Server)
 	return ResultDeleted, "deleted"
 }
 
@@ -641,6 +648,13 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 	s, ok := cfg.Servers[server]
 	if !ok {
 		return 0, fmt.Errorf("revision %d has no server %q", target.ID, server)
+	}
+	if e.autoscaled(cfg, s) {
+		// The revision ran the count the autoscaler kept then, which its
+		// record holds (the snapshot holds the declared one).
+		if n := recordedReplicas(target); n >= s.Scaling.Min && n <= s.Scaling.Max {
+			s.Replicas = n
+		}
 	}
 	prov, err := e.Registry.Get(cfg, s.Provider, e.ProvEnv)
 	if err != nil {

@@ -414,6 +414,10 @@ func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
 			return nil, err
 		}
 	}
+	src, _, err := e.scaledSource(src)
+	if err != nil {
+		return nil, err
+	}
 	observed, err := e.Observe(ctx, src.Config)
 	if err != nil {
 		return nil, err
@@ -489,6 +493,7 @@ func (e *Engine) Lock(operation string) (release func(), err error) {
 	}
 	if lease.TookOverFrom != nil {
 		n, _ := e.Store.MarkInterrupted(e.now())
+		_, _ = e.Store.MarkScalesInterrupted(e.now())
 		e.log().WithFields(logrus.Fields{"previous_owner": lease.TookOverFrom.Owner, "previous_pid": lease.TookOverFrom.PID, "interrupted": n}).
 			Warn("took over a stale lock")
 		e.say("", "Took over the lock of %s (pid %d on %s), which is gone; %d unfinished %s marked interrupted.",

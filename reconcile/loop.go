@@ -69,6 +69,13 @@ type BackupMetrics interface {
 	ObserveDrill(server string, ok bool, at time.Time)
 }
 
+// ScaleMetrics is what the loop reports of autoscaling, when its Metrics
+// has it.
+type ScaleMetrics interface {
+	SetScale(server string, desired, replicas, running int, samples map[int]map[string]float64)
+	ObserveScale(server string, up bool, outcome string)
+}
+
 // LoopNotifier sends events to the notify blocks.
 type LoopNotifier interface {
 	Send(kind, server, version, revision, message string)
@@ -113,6 +120,11 @@ type Loop struct {
 	Poll time.Duration
 	// AllowPrune lets a pass delete more servers than max_prune_percent.
 	AllowPrune bool
+	// Autoscaler, when set, scales the servers with a scaling block on
+	// providers that do not scale by themselves, every ScaleInterval
+	// (DefaultScaleInterval when zero).
+	Autoscaler    *Autoscaler
+	ScaleInterval time.Duration
 
 	trigger chan string
 	jobs    chan job
@@ -131,6 +143,8 @@ type Loop struct {
 	applying   string             // revision being applied, for superseding
 	cancelPass context.CancelFunc // cancels the apply of an older revision
 	draining   bool
+	// scaleQueued holds the servers with a scale job in the queue.
+	scaleQueued map[string]bool
 }
 
 func (l *Loop) init() {
@@ -214,6 +228,14 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 	}()
 	l.seedBackupMetrics()
+	if l.Autoscaler != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			l.autoscale(ctx)
+		}()
+	}
 	l.Trigger("start")
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

@@ -12,6 +12,7 @@ import (
 const (
 	jobBackup = "backup"
 	jobDrill  = "drill"
+	jobScale  = "autoscale"
 )
 
 // job is a scheduled backup or drill of one server. Jobs run in the loop's
@@ -19,6 +20,7 @@ const (
 // server half way through a change.
 type job struct {
 	kind, server string
+	scale        *ScaleStatus // the decision of a jobScale
 }
 
 // enqueue hands a job to the loop; when the queue is full (the loop is
@@ -65,6 +67,11 @@ func (l *Loop) runJob(ctx context.Context, j job) error {
 			return err
 		}
 		log.WithFields(logrus.Fields{"backup": b.ID, "size": b.Size}).Info("scheduled backup done")
+	case jobScale:
+		l.mu.Lock()
+		delete(l.scaleQueued, j.server)
+		l.mu.Unlock()
+		return l.scale(ctx, src, *j.scale)
 	case jobDrill:
 		res, err := e.Drill(ctx, src.Config, RestoreRequest{Server: j.server, Drill: true})
 		if bm != nil {

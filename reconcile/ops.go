@@ -162,6 +162,21 @@ type ServerStatus struct {
 	Pending         string               `json:"pending,omitempty"` // what the next apply would do
 	Instances       []providers.Instance `json:"instances,omitempty"`
 	Backup          *BackupStatus        `json:"backup,omitempty"`
+	Scaling         *ScalingStatus       `json:"scaling,omitempty"`
+}
+
+// ScalingStatus says who scales a server and where its count stands.
+type ScalingStatus struct {
+	// By is "tend" (tend's autoscaler) or "provider" (the provider scales
+	// by itself: a HorizontalPodAutoscaler).
+	By       string `json:"by"`
+	Min      int    `json:"min"`
+	Max      int    `json:"max"`
+	Declared int    `json:"declared_replicas"`
+	// Autoscaled is the count the autoscaler keeps, when it has decided
+	// one (it stands in for the declared replicas).
+	Autoscaled   int                  `json:"autoscaled_replicas,omitempty"`
+	LastDecision *state.ScaleDecision `json:"last_decision,omitempty"`
 }
 
 // Status reports every desired or running server.
@@ -186,6 +201,10 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 	if err != nil {
 		return nil, err
 	}
+	scaling, err := e.scalingStatuses(src)
+	if err != nil {
+		return nil, err
+	}
 	byServer := map[string][]providers.Instance{}
 	for _, list := range observed {
 		for _, in := range list {
@@ -194,7 +213,7 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 	}
 	var out []ServerStatus
 	for _, c := range p.Changes {
-		st := ServerStatus{Server: c.Server, Provider: c.Provider, DesiredVersion: c.ToVersion, DesiredReplicas: c.ToReplicas, LastRevision: latest[c.Server], Backup: backups[c.Server]}
+		st := ServerStatus{Server: c.Server, Provider: c.Provider, DesiredVersion: c.ToVersion, DesiredReplicas: c.ToReplicas, LastRevision: latest[c.Server], Backup: backups[c.Server], Scaling: scaling[c.Server]}
 		versions := map[string]bool{}
 		for _, in := range byServer[c.Server] {
 			st.Replicas++
@@ -287,4 +306,34 @@ func (e *Engine) ApplySource(ctx context.Context, src *Source, saved *Plan) (*Pl
 func LoadOptionsFor(opts spec.Options) spec.Options {
 	opts.Strict = true
 	return opts
+}
+
+// scalingStatuses says, for every server with a scaling block, who scales
+// it and the autoscaler's count and last decision.
+func (e *Engine) scalingStatuses(src *Source) (map[string]*ScalingStatus, error) {
+	_, counts, err := e.scaledSource(src)
+	if err != nil {
+		return nil, err
+	}
+	decisions, err := e.Store.LatestScaleDecisions()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*ScalingStatus{}
+	for name, s := range src.Config.Servers {
+		if s.Scaling == nil {
+			continue
+		}
+		st := &ScalingStatus{By: "provider", Min: s.Scaling.Min, Max: s.Scaling.Max, Declared: s.Replicas}
+		if e.autoscaled(src.Config, s) {
+			st.By = "tend"
+			st.Autoscaled = counts[name]
+			if d, ok := decisions[name]; ok {
+				d.Inputs = nil
+				st.LastDecision = &d
+			}
+		}
+		out[name] = st
+	}
+	return out, nil
 }

@@ -815,7 +815,10 @@ func (d *decoder) serverScaling(s *Server, b *hcl.Block, r *reader, replicasSet 
 	c := d.blockContent(r, b.Body, scalingSchema)
 	sc := &Scaling{Min: 1, ScaleDownWindow: DefaultScaleDownWindow, DeclRange: b.DefRange}
 	at := c.Attributes
-	r.integer(at, "min", &sc.Min, 0, 10000)
+	if r.integer(at, "min", &sc.Min, 0, 10000) && sc.Min == 0 {
+		d.errorf(at["min"].Expr.Range().Ptr(), "Scaling minimum of 0",
+			"An autoscaler scales on what running replicas report; with none running, nothing would scale the server up again. Use min = 1 or more (to stop a server, set replicas = 0 without a scaling block).")
+	}
 	maxOK := r.integer(at, "max", &sc.Max, 1, 10000)
 	r.integer(at, "cpu_percent", &sc.CPUPercent, 1, 100)
 	r.integer(at, "memory_percent", &sc.MemoryPercent, 1, 100)
@@ -833,9 +836,11 @@ func (d *decoder) serverScaling(s *Server, b *hcl.Block, r *reader, replicasSet 
 			m.Port = s.Ports[0].Name
 		}
 		if r.str(mc.Attributes, "port", &m.Port) {
-			m.portRange = mc.Attributes["port"].Expr.Range()
+			m.portRange, m.portSet = mc.Attributes["port"].Expr.Range(), true
 		}
-		r.str(mc.Attributes, "path", &m.Path)
+		if r.str(mc.Attributes, "path", &m.Path) {
+			m.pathRange, m.pathSet = mc.Attributes["path"].Expr.Range(), true
+		}
 		if r.float(mc.Attributes, "target", &m.Target) && m.Target <= 0 {
 			d.errorf(mc.Attributes["target"].Expr.Range().Ptr(), "Invalid metric target", "target must be greater than zero.")
 		}
@@ -1004,6 +1009,23 @@ func (d *decoder) checkMetricPorts(s *Server) {
 		names = append(names, p.Name)
 	}
 	for _, m := range s.Scaling.Metrics {
+		if s.ProviderType == "kubernetes" {
+			// The HorizontalPodAutoscaler reads the metric by its name from
+			// the cluster's custom metrics API (a Prometheus adapter);
+			// nothing reads the replicas' endpoint.
+			for _, set := range []struct {
+				ok   bool
+				name string
+				rng  hcl.Range
+			}{{m.portSet, "port", m.portRange}, {m.pathSet, "path", m.pathRange}} {
+				if set.ok {
+					rng := set.rng
+					d.errorf(&rng, "Metric "+set.name+" not used on kubernetes",
+						"On the kubernetes provider the HorizontalPodAutoscaler reads the metric %q by its name from the cluster's custom metrics API (served by an adapter such as prometheus-adapter); it does not read the replicas' %s. Remove %s, and have the adapter serve %q.", m.Name, set.name, set.name, m.Name)
+				}
+			}
+			continue
+		}
 		if m.Port == "" && !s.portsFailed {
 			rng := m.declRange
 			d.errorf(&rng, "Metric needs a port", "The metric %q is read over HTTP, but the server declares no port.", m.Name)

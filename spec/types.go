@@ -428,7 +428,8 @@ type Metric struct {
 	Path   string  `json:"path"`
 	Target float64 `json:"target"`
 
-	declRange, portRange hcl.Range
+	declRange, portRange, pathRange hcl.Range
+	portSet, pathSet                bool
 }
 
 // Backup is the backup rule of a server.
@@ -497,4 +498,4 @@ type Notify struct {
 }
 
 // Notification events.
-var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting"}
+var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting", "scale"}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/reconcile"
+	"github.com/tendhq/tend/reconcile/state"
 )
 
 func newRollbackCmd() *cobra.Command {
@@ -133,6 +136,7 @@ func newHistoryCmd() *cobra.Command {
 	var ef engineFlags
 	var output string
 	var limit int
+	var scaling bool
 	cmd := &cobra.Command{
 		Use:   "history [SERVER]",
 		Short: "List applied revisions, newest first",
@@ -146,6 +150,9 @@ func newHistoryCmd() *cobra.Command {
 			server := ""
 			if len(args) == 1 {
 				server = args[0]
+			}
+			if scaling {
+				return printScaleHistory(cmd.OutOrStdout(), e, server, limit, output)
 			}
 			hist, err := e.Store.History(server, limit)
 			if err != nil {
@@ -189,7 +196,49 @@ func newHistoryCmd() *cobra.Command {
 	ef.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many revisions to show (0: all)")
+	cmd.Flags().BoolVar(&scaling, "scaling", false, "list the autoscaler's decisions (with their samples in -o json) instead of revisions")
 	return cmd
+}
+
+// printScaleHistory lists the autoscaler's recorded decisions.
+func printScaleHistory(w io.Writer, e *reconcile.Engine, server string, limit int, output string) error {
+	if limit == 0 {
+		limit = 1 << 30
+	}
+	list, err := e.Store.ScaleDecisions(server, limit)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		type row struct {
+			state.ScaleDecision
+			Inputs json.RawMessage `json:"inputs,omitempty"`
+		}
+		rows := make([]row, 0, len(list))
+		for _, d := range list {
+			r := row{ScaleDecision: d}
+			if json.Valid(d.Inputs) {
+				r.Inputs = d.Inputs
+			}
+			rows = append(rows, r)
+		}
+		return writeJSON(w, rows)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(w, "No scaling decision is recorded yet.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DECISION\tSERVER\tREPLICAS\tOUTCOME\tREVISION\tDECIDED\tREASON\tMESSAGE")
+	for _, d := range list {
+		rev := "-"
+		if d.RevisionID != 0 {
+			rev = fmt.Sprint(d.RevisionID)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d → %d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Server, d.FromReplicas, d.ToReplicas, d.Outcome, rev,
+			d.DecidedAt.Local().Format("2006-01-02 15:04:05"), oneLine(d.Reason, 90), oneLine(d.Message, 90))
+	}
+	return tw.Flush()
 }
 
 func oneLine(s string, n int) string {
@@ -257,6 +306,7 @@ holds, and what the next apply would do.`,
 					notes = append(notes, "next apply: "+s.Pending)
 				}
 				notes = append(notes, backupLine(s.Backup)...)
+				notes = append(notes, scalingLines(s.Scaling)...)
 				if len(notes) > 0 {
 					fmt.Fprintf(out, "\n%s:\n", s.Server)
 					for _, n := range notes {
@@ -291,4 +341,27 @@ func ago(t time.Time) string {
 		return strconv.Itoa(int(d.Hours())) + "h ago"
 	}
 	return t.Local().Format("2006-01-02")
+}
+
+// scalingLines say who scales a server and where its count stands.
+func scalingLines(st *reconcile.ScalingStatus) []string {
+	if st == nil {
+		return nil
+	}
+	if st.By != "tend" {
+		return []string{fmt.Sprintf("scaling: min %d, max %d, by the provider's own autoscaler", st.Min, st.Max)}
+	}
+	line := fmt.Sprintf("scaling: min %d, max %d, by tend; %d replicas declared", st.Min, st.Max, st.Declared)
+	if st.Autoscaled > 0 {
+		line = fmt.Sprintf("scaling: min %d, max %d, by tend; autoscaled to %d replicas (declared %d)", st.Min, st.Max, st.Autoscaled, st.Declared)
+	}
+	out := []string{line}
+	if d := st.LastDecision; d != nil {
+		l := fmt.Sprintf("last scale: %d → %d %s (%s): %s", d.FromReplicas, d.ToReplicas, d.Outcome, ago(d.DecidedAt), d.Reason)
+		if d.Message != "" && d.Outcome != state.ScaleApplied {
+			l += "; " + d.Message
+		}
+		out = append(out, l)
+	}
+	return out
 }

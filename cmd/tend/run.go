@@ -218,6 +218,7 @@ func newRunCmd() *cobra.Command {
 	var bodyLimit string
 	var poll time.Duration
 	var allowPrune bool
+	var scaleEvery, scaleReady time.Duration
 	cmd := &cobra.Command{
 		Use:   "run DIR | URL",
 		Short: "Keep the fleet in the desired state: the GitOps daemon",
@@ -233,6 +234,13 @@ the repository changes; an unreachable repository keeps the last good
 revision. Drift is healed when self_heal is on, else reported. A commit that
 would delete every server, or more than max_prune_percent of them, is refused
 unless --allow-prune.
+
+Servers with a scaling block on the process, systemd and docker providers are
+autoscaled: every --autoscale-interval tend samples their replicas' CPU,
+memory and metric endpoints, decides the count as the Kubernetes HPA does,
+and scales through the normal apply path (new replicas are verified before
+they count). The kubernetes provider leaves scaling to its
+HorizontalPodAutoscaler.
 
 The HTTP side (--listen, loopback by default) serves /healthz, /readyz,
 /metrics, /hooks/{github,gitlab,gitea,generic} and /api/v1/{status,history,sync}.
@@ -280,6 +288,10 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := api.NewMetrics(reg)
 			loop := &reconcile.Loop{Engine: e, Fetcher: fetcher, Metrics: metrics, Log: e.Log, Poll: poll, AllowPrune: allowPrune}
+			if scaleEvery > 0 {
+				loop.Autoscaler = &reconcile.Autoscaler{Engine: e, ReadyAfter: scaleReady}
+				loop.ScaleInterval = scaleEvery
+			}
 			host, _ := os.Hostname()
 			notifier := &loopNotifier{loop: loop, host: host}
 			defer notifier.close()
@@ -315,5 +327,7 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 	cmd.Flags().StringVar(&bodyLimit, "webhook-body-limit", "25MiB", "largest webhook body accepted; larger ones get 413 (GitHub sends push payloads of up to 25 MB)")
 	cmd.Flags().DurationVar(&poll, "poll", 0, "poll interval (default: tend { poll_interval })")
 	cmd.Flags().BoolVar(&allowPrune, "allow-prune", false, "let a commit delete every server, or more than max_prune_percent of them")
+	cmd.Flags().DurationVar(&scaleEvery, "autoscale-interval", reconcile.DefaultScaleInterval, "how often the autoscaler samples the replicas of servers with a scaling block (0: tend does not autoscale)")
+	cmd.Flags().DurationVar(&scaleReady, "autoscale-ready-after", reconcile.DefaultReadyAfter, "how long a new replica runs before the autoscaler counts its samples")
 	return cmd
 }

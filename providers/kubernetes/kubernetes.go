@@ -132,6 +132,10 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 // Type implements providers.Provider.
 func (p *Provider) Type() string { return Type }
 
+// ScalesItself implements providers.SelfScaler: a scaling block becomes a
+// HorizontalPodAutoscaler, which scales the Deployment.
+func (p *Provider) ScalesItself() bool { return true }
+
 // Namespace is the namespace the provider's objects live in.
 func (p *Provider) Namespace() string { return p.set.Namespace }
 

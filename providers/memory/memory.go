@@ -32,6 +32,9 @@ type Provider struct {
 	// FailVersion makes replicas of these "server@version" exit at once
 	// (exit code 1), as a broken release would.
 	FailVersion map[string]bool
+	// FailReplica makes these "server/REPLICA" exit at once, whatever they
+	// run (a replica that cannot get what it needs from its host).
+	FailReplica map[string]bool
 	// ExecExit is the exit code of one-off tasks by their argv[0].
 	ExecExit map[string]int
 	// ExecOutput is what a one-off task prints, by its argv[0].
@@ -79,7 +82,7 @@ func (p *Provider) ApplySettings(_ context.Context, d *providers.Desired) error 
 func New(key string) *Provider {
 	return &Provider{
 		key: key, instances: map[string]*providers.Instance{}, volumes: map[string]map[string][]byte{},
-		FailVersion: map[string]bool{}, ExecExit: map[string]int{}, ExecOutput: map[string]string{}, ExecStderr: map[string]string{},
+		FailVersion: map[string]bool{}, FailReplica: map[string]bool{}, ExecExit: map[string]int{}, ExecOutput: map[string]string{}, ExecStderr: map[string]string{},
 		ExecWrites: map[string][]FileWrite{}, ResumeExit: map[string]int{}, StartError: map[string]error{},
 	}
 }
@@ -130,7 +133,7 @@ func (p *Provider) StartReplica(_ context.Context, req providers.StartRequest) p
 		Ports:     providers.ReplicaPorts(s, req.Replica),
 		StartedAt: time.Now(),
 	}
-	if p.FailVersion[s.Name+"@"+s.Version] {
+	if p.FailVersion[s.Name+"@"+s.Version] || p.FailReplica[id(s.Name, req.Replica)] {
 		in.State, in.ExitCode, in.Message = providers.StateExited, 1, "exited with code 1"
 	}
 	p.instances[id(s.Name, req.Replica)] = in

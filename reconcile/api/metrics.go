@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,12 @@ type Metrics struct {
 	backupFailures *prometheus.CounterVec
 	drillLast      *prometheus.GaugeVec
 	drillFailures  *prometheus.CounterVec
+
+	scaleDesired   *prometheus.GaugeVec
+	scaleReplicas  *prometheus.GaugeVec
+	scaleRunning   *prometheus.GaugeVec
+	replicaUse     *prometheus.GaugeVec
+	scaleDecisions *prometheus.CounterVec
 }
 
 // NewMetrics creates tend's metrics and registers them on reg (a new
@@ -134,11 +141,23 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tend_restore_drill_failures_total",
 			Help: "Restore drills that failed, by server.",
 		}, []string{"server"}),
+		scaleDesired:  serverGauge("tend_autoscale_desired_replicas", "Replicas the autoscaler's last decision wants for the server."),
+		scaleReplicas: serverGauge("tend_autoscale_replicas", "Replicas tend keeps for the autoscaled server now."),
+		scaleRunning:  serverGauge("tend_autoscale_running_replicas", "Replicas of the autoscaled server that are running."),
+		replicaUse: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tend_replica_scaling_metric",
+			Help: "The last sample of each metric an autoscaled server scales on, per replica: cpu and memory in percent, a metric block's value as read.",
+		}, []string{"server", "replica", "metric"}),
+		scaleDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_autoscale_decisions_total",
+			Help: "Autoscaling decisions that changed a replica count, by server, direction (up, down) and outcome (applied, failed, held, interrupted).",
+		}, []string{"server", "direction", "outcome"}),
 	}
 	reg.MustRegister(m.passes, m.passDuration, m.fetchDuration, m.fetchErrors,
 		m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld,
 		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks,
-		m.backupLast, m.backupDuration, m.backupSize, m.backupFailures, m.drillLast, m.drillFailures)
+		m.backupLast, m.backupDuration, m.backupSize, m.backupFailures, m.drillLast, m.drillFailures,
+		m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.replicaUse, m.scaleDecisions)
 	for _, r := range PassResults {
 		m.passes.WithLabelValues(r)
 	}
@@ -210,6 +229,10 @@ func (m *Metrics) ForgetServer(name string) {
 	}
 	m.rollbacks.DeleteLabelValues(name)
 	m.applyDuration.DeleteLabelValues(name)
+	for _, v := range []*prometheus.GaugeVec{m.scaleDesired, m.scaleReplicas, m.scaleRunning} {
+		v.DeleteLabelValues(name)
+	}
+	m.replicaUse.DeletePartialMatch(prometheus.Labels{"server": name})
 }
 
 // IncRollback counts one rollback of server.
@@ -281,4 +304,36 @@ func (m *Metrics) ObserveDrill(server string, ok bool, at time.Time) {
 		return
 	}
 	m.drillLast.WithLabelValues(server).Set(float64(at.UnixNano()) / 1e9)
+}
+
+// SetScale records what the autoscaler last saw of server: the count its
+// decision wants, the count tend keeps, the replicas running, and each
+// replica's samples by metric name (the series of replicas that are gone
+// are removed).
+func (m *Metrics) SetScale(server string, desired, replicas, running int, samples map[int]map[string]float64) {
+	if m == nil {
+		return
+	}
+	m.scaleDesired.WithLabelValues(server).Set(float64(desired))
+	m.scaleReplicas.WithLabelValues(server).Set(float64(replicas))
+	m.scaleRunning.WithLabelValues(server).Set(float64(running))
+	m.replicaUse.DeletePartialMatch(prometheus.Labels{"server": server})
+	for replica, values := range samples {
+		for metric, v := range values {
+			m.replicaUse.WithLabelValues(server, strconv.Itoa(replica), metric).Set(v)
+		}
+	}
+}
+
+// ObserveScale counts one autoscaling decision that changed (or tried to
+// change) a replica count.
+func (m *Metrics) ObserveScale(server string, up bool, outcome string) {
+	if m == nil {
+		return
+	}
+	dir := "down"
+	if up {
+		dir = "up"
+	}
+	m.scaleDecisions.WithLabelValues(server, dir, outcome).Inc()
 }
