@@ -211,3 +211,52 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkAutoscalePass measures one pass of tend's autoscaler over 1,000
+// servers of 3 replicas each on the in-memory provider: forget stale
+// counts, read the recorded counts (SQLite), observe, sample every
+// replica's Stats and decide. Its cpu-ms/pass metric is the process's CPU
+// time per pass (target: under 10 ms).
+func BenchmarkAutoscalePass(b *testing.B) {
+	const n = 1000
+	dir := b.TempDir()
+	var sb strings.Builder
+	sb.WriteString("provider \"process\" \"local\" {}\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "server \"s%04d\" {\n  version = \"1.0.0\"\n  command = [\"./s\"]\n  replicas = 3\n  scaling {\n    min = 1\n    max = 6\n    cpu_percent = 70\n  }\n}\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	eng, mem := benchEngine(b)
+	src, _, diags := LoadSource(dir, benchOpts())
+	if diags.HasErrors() {
+		b.Fatal(diags.Error())
+	}
+	seed(b, eng, mem, src)
+	for i := 0; i < n; i++ {
+		for r := 0; r < 3; r++ {
+			mem.SetStats(fmt.Sprintf("s%04d", i), r, providers.Stats{CPUPercent: float64(40 + (i+r)%60)})
+		}
+	}
+	a := &Autoscaler{Engine: eng, ReadyAfter: time.Nanosecond}
+	ctx := context.Background()
+	sts, err := a.Evaluate(ctx, src)
+	if err != nil || len(sts) != n {
+		b.Fatalf("Evaluate: %d decisions, %v", len(sts), err)
+	}
+	for _, st := range sts {
+		if len(st.Samples) != 3 {
+			b.Fatalf("%s: %d samples, want 3", st.Server, len(st.Samples))
+		}
+	}
+	b.ResetTimer()
+	c0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Evaluate(ctx, src); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/float64(b.N), "cpu-ms/pass")
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -202,10 +203,13 @@ func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, 
 	if err != nil {
 		return nil, err
 	}
-	byServer := map[string][]providers.Instance{}
+	// Pointers into the observed lists: an Instance is large, and a pass
+	// over thousands of servers must not copy each one twice.
+	byServer := make(map[string][]*providers.Instance, len(names))
 	for key, list := range observed {
-		for _, in := range list {
-			if s := cfg.Servers[in.Server]; s != nil && s.Provider == key {
+		for i := range list {
+			in := &list[i]
+			if s := cfg.Servers[in.Server]; s != nil && s.Provider == key && in.Replica < s.Replicas {
 				byServer[in.Server] = append(byServer[in.Server], in)
 			}
 		}
@@ -219,40 +223,56 @@ func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, 
 		par = 32
 	}
 	out := make([]ScaleStatus, len(names))
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	for i, name := range names {
-		s := cfg.Servers[name]
-		var insts []providers.Instance
-		running := 0
-		for _, in := range byServer[name] {
-			if in.Replica < s.Replicas {
-				insts = append(insts, in)
-				if in.State == providers.StateRunning {
-					running++
-				}
-			}
+	// One sampler per provider; a fixed pool of workers takes the servers
+	// in turn (a goroutine per server costs more than sampling it from an
+	// in-memory or cached source).
+	samplers := map[string]*autoscale.Sampler{}
+	for _, name := range names {
+		key := cfg.Servers[name].Provider
+		if _, ok := samplers[key]; ok {
+			continue
 		}
-		sort.Slice(insts, func(i, j int) bool { return insts[i].Replica < insts[j].Replica })
+		sm := &autoscale.Sampler{ReadyAfter: ready, Now: e.now}
+		if p, err := e.Registry.Get(cfg, key, e.ProvEnv); err == nil {
+			sm.Stats, _ = p.(providers.Statser)
+		}
+		samplers[key] = sm
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(par, len(names)); w++ {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			sm := &autoscale.Sampler{ReadyAfter: ready, Now: e.now}
-			if p, err := e.Registry.Get(cfg, s.Provider, e.ProvEnv); err == nil {
-				sm.Stats, _ = p.(providers.Statser)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(names) || ctx.Err() != nil {
+					return
+				}
+				name := names[i]
+				s := cfg.Servers[name]
+				insts := make([]providers.Instance, len(byServer[name]))
+				running := 0
+				for j, in := range byServer[name] {
+					insts[j] = *in
+					if in.State == providers.StateRunning {
+						running++
+					}
+				}
+				samples := samplers[s.Provider].Sample(ctx, s, insts)
+				d := a.rec.Decide(autoscale.Input{
+					Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Current: s.Replicas,
+					Targets: autoscale.Targets(s.Scaling), Samples: samples,
+					UpWindow: s.Scaling.ScaleUpWindow, DownWindow: s.Scaling.ScaleDownWindow, Now: e.now(),
+				})
+				out[i] = ScaleStatus{Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Replicas: s.Replicas, Running: running, Decision: d, Samples: samples}
 			}
-			samples := sm.Sample(ctx, s, insts)
-			d := a.rec.Decide(autoscale.Input{
-				Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Current: s.Replicas,
-				Targets: autoscale.Targets(s.Scaling), Samples: samples,
-				UpWindow: s.Scaling.ScaleUpWindow, DownWindow: s.Scaling.ScaleDownWindow, Now: e.now(),
-			})
-			out[i] = ScaleStatus{Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Replicas: s.Replicas, Running: running, Decision: d, Samples: samples}
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	clear(a.last)
 	for _, st := range out {
