@@ -2,12 +2,15 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/reconcile/state"
 )
@@ -253,5 +256,82 @@ func TestAutoscaleResumesRecordedDecision(t *testing.T) {
 	}
 	if p := h.plan(); p.HasChanges() {
 		t.Fatalf("second plan has changes: %+v", p.Change("web"))
+	}
+}
+
+// scaleMetrics records what the loop reports of autoscaling.
+type scaleMetrics struct {
+	mu      sync.Mutex
+	desired map[string]int
+	use     map[string]map[int]map[string]float64
+	scales  []string
+}
+
+func (m *scaleMetrics) SetScale(server string, desired, replicas, running int, samples map[int]map[string]float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.desired[server] = desired
+	m.use[server] = samples
+}
+
+func (m *scaleMetrics) ObserveScale(server string, up bool, outcome string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.scales = append(m.scales, fmt.Sprintf("%s up=%v %s", server, up, outcome))
+}
+
+func (m *scaleMetrics) ObservePass(string, time.Duration)        {}
+func (m *scaleMetrics) ObserveFetch(time.Duration, error)        {}
+func (m *scaleMetrics) SetServer(string, bool, bool, bool, bool) {}
+func (m *scaleMetrics) ForgetServer(string)                      {}
+func (m *scaleMetrics) IncRollback(string)                       {}
+func (m *scaleMetrics) ObserveApply(string, time.Duration)       {}
+func (m *scaleMetrics) SetLastSuccess(time.Time)                 {}
+
+// TestLoopAutoscales: the daemon's autoscaler pass queues a scale, the loop
+// applies it between passes (under the lock), reports it on the metrics and
+// as a "scale" event, and the next pass leaves the count alone.
+func TestLoopAutoscales(t *testing.T) {
+	h, _ := newScaleHarness(t)
+	log := logrus.New()
+	logs := &syncBuffer{}
+	log.SetOutput(logs)
+	h.eng.Log = log
+	events := &recordedEvents{}
+	m := &scaleMetrics{desired: map[string]int{}, use: map[string]map[int]map[string]float64{}}
+	loop := &Loop{Engine: h.eng, Fetcher: &DirFetcher{Dir: h.dir}, Log: log, Poll: time.Hour, Notify: events, Metrics: m,
+		Autoscaler: &Autoscaler{Engine: h.eng, ReadyAfter: time.Nanosecond}, ScaleInterval: time.Hour}
+	lh := &loopHarness{harness: h, loop: loop, logs: logs}
+	ctx, cancel := context.WithCancel(context.Background())
+	lh.done = make(chan struct{})
+	go func() { defer close(lh.done); _ = loop.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-lh.done })
+	lh.waitPasses(1)
+
+	h.setCPU("web", 200, 0)
+	sts := loop.EvaluateScale(context.Background())
+	if len(sts) != 1 || sts[0].Decision.Desired != 2 {
+		t.Fatalf("autoscaler pass: %+v", sts)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.running("web")) != 2 || len(events.of("scale")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not scaled: running %v, events %q, logs:\n%s", h.running("web"), events.events, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ev := events.of("scale"); !strings.Contains(ev[0], "scaled from 1 to 2 replicas: cpu") {
+		t.Errorf("scale event: %q", ev)
+	}
+	m.mu.Lock()
+	if m.desired["web"] != 2 || m.use["web"][0]["cpu"] != 200 || len(m.scales) != 1 || m.scales[0] != "web up=true applied" {
+		t.Errorf("metrics: desired %v, use %v, scales %q", m.desired, m.use, m.scales)
+	}
+	m.mu.Unlock()
+	if st := lh.pass(); st.LastResult != PassNoChange {
+		t.Fatalf("the pass after a scale: %+v", st)
+	}
+	if got := h.running("web"); len(got) != 2 {
+		t.Fatalf("the pass after a scale changed the count: %v", got)
 	}
 }

@@ -103,6 +103,8 @@ func TestMetricsNil(t *testing.T) {
 	m.ObserveApply("a", time.Second)
 	m.SetLastSuccess(time.Now())
 	m.IncWebhook("github", WebhookTriggered)
+	m.SetScale("a", 1, 1, 1, nil)
+	m.ObserveScale("a", true, "applied")
 
 	b := &fakeBackend{}
 	srv := NewServer(Config{GitHubSecret: ghSecret}, b, nil)
@@ -120,5 +122,37 @@ func TestMetricsNilRegistry(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if !strings.Contains(rec.Body.String(), "tend_reconcile_total") {
 		t.Error("exposition lacks tend_reconcile_total")
+	}
+}
+
+func TestScaleMetrics(t *testing.T) {
+	h := newHarness(t, allSecrets())
+	m := h.m
+	m.SetScale("web", 3, 2, 2, map[int]map[string]float64{0: {"cpu": 91.5, "memory": 12}, 1: {"cpu": 88}})
+	m.ObserveScale("web", true, "applied")
+	m.ObserveScale("web", false, "held")
+	out := h.scrape(t)
+	for _, want := range []string{
+		`tend_autoscale_desired_replicas{server="web"} 3`,
+		`tend_autoscale_replicas{server="web"} 2`,
+		`tend_autoscale_running_replicas{server="web"} 2`,
+		`tend_replica_scaling_metric{metric="cpu",replica="0",server="web"} 91.5`,
+		`tend_replica_scaling_metric{metric="memory",replica="0",server="web"} 12`,
+		`tend_replica_scaling_metric{metric="cpu",replica="1",server="web"} 88`,
+		`tend_autoscale_decisions_total{direction="up",outcome="applied",server="web"} 1`,
+		`tend_autoscale_decisions_total{direction="down",outcome="held",server="web"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	// A replica that went away loses its series.
+	m.SetScale("web", 1, 1, 1, map[int]map[string]float64{0: {"cpu": 10}})
+	if out = h.scrape(t); strings.Contains(out, `replica="1"`) || !strings.Contains(out, `tend_replica_scaling_metric{metric="cpu",replica="0",server="web"} 10`) {
+		t.Errorf("after a scale-down:\n%s", grepLines(out, "tend_replica_scaling_metric"))
+	}
+	m.ForgetServer("web")
+	if out = h.scrape(t); strings.Contains(out, `tend_autoscale_replicas{server="web"}`) || strings.Contains(out, "tend_replica_scaling_metric{") {
+		t.Errorf("series remain after ForgetServer:\n%s", grepLines(out, "web"))
 	}
 }
