@@ -52,6 +52,18 @@ server "notes" {
     verify_for   = "1m"
   }
 
+  # tend run scales it (systemd has no autoscaler of its own): on CPU, and
+  # on the requests each replica is serving, from its /metrics.
+  scaling {
+    min               = 2
+    max               = 4
+    cpu_percent       = 70
+    scale_down_window = "10m"
+    metric "mcp_notes_http_requests_in_flight" {
+      target = 20
+    }
+  }
+
   # Off the host, encrypted: a lost host's notes come back with
   # `tend backups sync` and `tend restore notes` on a new one.
   backup {
