@@ -27,6 +27,7 @@ type Provider struct {
 	key       string
 	instances map[string]*providers.Instance // server/replica → instance
 	volumes   map[string]map[string][]byte   // server/replica → volume path → tar stream
+	stats     map[replicaKey]providers.Stats // what Stats reports (SetStats)
 	seq       int
 
 	// FailVersion makes replicas of these "server@version" exit at once

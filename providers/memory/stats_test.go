@@ -3,10 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
-	"runtime"
 	"testing"
-	"time"
-	"weak"
 
 	"github.com/tendhq/tend/providers"
 )
@@ -38,26 +35,5 @@ func TestStats(t *testing.T) {
 	cancel()
 	if _, err := p.Stats(cancelled, providers.Instance{Identity: providers.Identity{Server: "web"}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v, want context.Canceled", err)
-	}
-}
-
-func TestStatsGoWithTheProvider(t *testing.T) {
-	p := New("memory.test")
-	p.SetStats("web", 0, providers.Stats{CPUPercent: 1})
-	key := weak.Make(p)
-	p = nil
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		runtime.GC()
-		statsTable.mu.Lock()
-		_, ok := statsTable.m[key]
-		statsTable.mu.Unlock()
-		if !ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the stats of a collected provider are still kept")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
