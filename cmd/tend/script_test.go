@@ -152,6 +152,9 @@ func TestScript(t *testing.T) {
 			// mcp-call URL TOOL [ARGS-JSON]: call a tool over MCP; its
 			// structured result goes to stdout.
 			"mcp-call": cmdMCPCall,
+			// load start [-rate N] [-for D] [-path P] PORT [COUNT] | load stop:
+			// HTTP load at the replicas on 127.0.0.1 (see cmdLoad).
+			"load": cmdLoad,
 			// notes-clear URL: delete every note of an mcp-notes server.
 			"notes-clear": cmdNotesClear,
 			// flip-byte GLOB: flip one byte of every matching file.
