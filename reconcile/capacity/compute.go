@@ -310,13 +310,15 @@ func (r *Report) notFit(h *Host, s *Server, sev string) *Finding {
 	if sev == SeverityError {
 		summary = "Server exceeds its host's capacity and overcommit_percent"
 	}
+	// Only the figures that the host knows and the servers ask for.
+	asked := Amount{h.Capacity.MilliCPU * min(h.RequestedAtMax.MilliCPU, 1), h.Capacity.MemoryBytes * min(h.RequestedAtMax.MemoryBytes, 1)}
 	var b strings.Builder
 	fmt.Fprintf(&b, "At their max replicas, the servers on %s ask for %s; it has %s.",
-		where, describe(h.RequestedAtMax, h.Capacity), describe(h.Capacity, h.Capacity))
+		where, describe(h.RequestedAtMax, asked), describe(h.Capacity, asked))
 	if h.Limit != nil {
 		allows := "allows this"
 		if h.RequestedAtMax.Exceeds(*h.Limit) {
-			allows = "allows " + describe(*h.Limit, h.Capacity)
+			allows = "allows " + describe(*h.Limit, asked)
 		}
 		fmt.Fprintf(&b, " overcommit_percent = %d %s.", r.OvercommitPercent, allows)
 	}
