@@ -63,6 +63,7 @@ and rolls back by itself when verification fails.`,
 	root.AddCommand(newValidateCmd(), newFmtCmd(), newPlanCmd(), newDocsCmd(), newApplyCmd(), newRollbackCmd(),
 		newHistoryCmd(), newStatusCmd(), newRetryCmd(), newUnlockCmd(), newRunCmd(), newSyncCmd(), newVersionCmd(),
 		newBackupCmd(), newBackupsCmd(), newRestoreCmd())
+	root.AddCommand(newCapacityCmd())
 	root.AddCommand(newTopCmd())
 	return root
 }

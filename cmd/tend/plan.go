@@ -53,6 +53,9 @@ Exit status: 0 success, 1 error; with -detailed-exitcode 0 no changes,
 			if err != nil {
 				return err
 			}
+			if err := planCapacity(cmd, e, src, ef.noColor); err != nil {
+				return err
+			}
 			if out != "" {
 				if err := e.Store.PutSource(src.Revision, src.Files); err != nil {
 					return err
