@@ -3,6 +3,7 @@ package capacity
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -90,7 +91,7 @@ func (r *Report) hostFor(key string, c providers.Capacity, byName map[string]*Ho
 	if c.Cluster || len(c.Hosts) > 1 {
 		h := &Host{Name: key, Providers: []string{key}, Cluster: true, Nodes: len(c.Hosts)}
 		for _, n := range c.Hosts {
-			a := Amount{max(n.MilliCPU, 0), max(n.MemoryBytes, 0)}
+			a := sane(n)
 			h.nodes = append(h.nodes, a)
 			h.Capacity = h.Capacity.Add(a)
 		}
@@ -98,7 +99,7 @@ func (r *Report) hostFor(key string, c providers.Capacity, byName map[string]*Ho
 		return h
 	}
 	hc := c.Hosts[0]
-	a := Amount{max(hc.MilliCPU, 0), max(hc.MemoryBytes, 0)}
+	a := sane(hc)
 	if h, ok := byName[hc.Name]; ok {
 		h.Providers = append(h.Providers, key)
 		h.Capacity = lower(h.Capacity, a)
@@ -108,6 +109,16 @@ func (r *Report) hostFor(key string, c providers.Capacity, byName map[string]*Ho
 	byName[hc.Name] = h
 	r.Hosts = append(r.Hosts, h)
 	return h
+}
+
+// maxFigure bounds a host's figures: no host has more (4 EiB, or 4.6
+// million million cores), and a request that saturates int64 is then
+// always beyond it.
+const maxFigure = math.MaxInt64 / 2
+
+// sane is a host's capacity, its figures between 0 and maxFigure.
+func sane(hc providers.HostCapacity) Amount {
+	return Amount{min(max(hc.MilliCPU, 0), maxFigure), min(max(hc.MemoryBytes, 0), maxFigure)}
 }
 
 func newServer(s *spec.Server, in Input) *Server {

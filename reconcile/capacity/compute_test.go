@@ -318,7 +318,7 @@ func TestCompute(t *testing.T) {
 			want: want{
 				atMax:       map[string]Amount{"vm": {math.MaxInt64, math.MaxInt64}},
 				wouldNotFit: map[string][]string{"vm": {"a", "b"}},
-				fits:        map[string]int{"a": 2, "b": 0},
+				fits:        map[string]int{"a": 1, "b": 0},
 				findings:    []finding{{SeverityError, "a", 3, overcommitted}, {SeverityError, "b", 9, overcommitted}},
 				errors:      true,
 			},
