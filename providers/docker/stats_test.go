@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/docker/dockertest"
+	"github.com/tendhq/tend/spec"
 )
 
 func TestStatsOfThreads(t *testing.T) {
@@ -99,4 +101,54 @@ func TestStatsThreadsConnections(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestStatsCPUOfLimit: a replica with resources { cpu = "250m" } that is
+// kept busy uses at most a quarter of a core, which Stats reports as
+// percent of its limit (as the other providers do, and as cpu_percent in
+// a scaling block means).
+func TestStatsCPUOfLimit(t *testing.T) {
+	p, managedBy := newTestProvider(t, "")
+	buildImages(t, p, "1.0.0")
+	port := dockertest.FreePorts(t, 1)
+	s := testServer(t, "limited", "1.0.0", port)
+	s.Args = []spec.Value{spec.Plain("--burn-per-request"), spec.Plain("20ms")}
+	s.Resources = &spec.Resources{MilliCPU: 250}
+	res := p.StartReplica(ctxT(t), providers.StartRequest{Desired: desiredOf(s, managedBy), Replica: 0})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	waitHealth(t, addr, "1.0.0")
+	ctx, stop := context.WithCancel(ctxT(t))
+	defer stop()
+	for range 4 {
+		go func() {
+			c := &http.Client{Timeout: 5 * time.Second}
+			for ctx.Err() == nil {
+				if resp, err := c.Get("http://" + addr + "/work"); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	// The cgroup holds the container to a quarter of a core: above 60%
+	// of its limit is more than one core's 25% could say.
+	var best float64
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := p.Stats(ctxT(t), res.Instance)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best = max(best, st.CPUPercent)
+		if best > 60 {
+			break
+		}
+	}
+	if best <= 60 || best > 130 {
+		t.Fatalf("a busy replica limited to 250m used %.1f%% of its limit; want 60-130", best)
+	}
+	t.Logf("busy replica at %.1f%% of its 250m limit", best)
 }

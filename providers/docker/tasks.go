@@ -145,11 +145,19 @@ func (p *Provider) task(ctx context.Context, d *providers.Desired, cmd []string,
 // cgroup's count of the container (its tasks: every thread of every
 // process in it). Connections are the established TCP connections of the
 // container's network namespace (see connections); they are unknown where
-// tend cannot read them reliably.
+// tend cannot read them reliably. CPU is in percent of one core, or of the
+// container's CPU limit when it has one (resources { cpu }).
 func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (providers.Stats, error) {
 	// The connections are read while the Engine samples.
-	conns := make(chan int, 1)
-	go func() { conns <- p.connections(ctx, inst.ID) }()
+	type inspected struct {
+		conns    int
+		nanoCPUs int64
+	}
+	conns := make(chan inspected, 1)
+	go func() {
+		n, cpu := p.connections(ctx, inst.ID)
+		conns <- inspected{n, cpu}
+	}()
 	rc, err := p.cli.ContainerStats(ctx, inst.ID, false)
 	if err != nil {
 		return providers.Stats{}, p.engineErr("stats of "+inst.Server+" replica "+fmt.Sprint(inst.Replica), err)
@@ -160,8 +168,14 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 		return providers.Stats{}, fmt.Errorf("decode the stats of %s replica %d: %w", inst.Server, inst.Replica, err)
 	}
 	out := statsOf(s)
-	if n := <-conns; n >= 0 {
-		out.Connections, out.HasConnections = n, true
+	in := <-conns
+	if in.conns >= 0 {
+		out.Connections, out.HasConnections = in.conns, true
+	}
+	if in.nanoCPUs > 0 {
+		// In percent of the CPU limit, as on the other providers (and
+		// as a scaling block's cpu_percent means).
+		out.CPUPercent = out.CPUPercent * 1e9 / float64(in.nanoCPUs)
 	}
 	return out, nil
 }
@@ -174,24 +188,30 @@ func (p *Provider) Stats(ctx context.Context, inst providers.Instance) (provider
 // container's process here, which its /proc/PID/cgroup tells), or the
 // container shares a namespace (network_mode host or container:NAME).
 // Containers that join this container's namespace are counted with it.
-func (p *Provider) connections(ctx context.Context, id string) int {
+//
+// It also returns the container's CPU limit in billionths of a core (0:
+// none, or unknown).
+func (p *Provider) connections(ctx context.Context, id string) (int, int64) {
 	c, err := p.cli.ContainerInspect(ctx, id)
-	if err != nil || c.ContainerJSONBase == nil || c.State == nil || c.HostConfig == nil ||
-		!c.State.Running || c.State.Pid <= 0 || !c.HostConfig.NetworkMode.IsPrivate() {
-		return -1
+	if err != nil || c.ContainerJSONBase == nil || c.HostConfig == nil {
+		return -1, 0
+	}
+	nano := c.HostConfig.NanoCPUs
+	if c.State == nil || !c.State.Running || c.State.Pid <= 0 || !c.HostConfig.NetworkMode.IsPrivate() {
+		return -1, nano
 	}
 	pid := c.State.Pid
 	n, err := hostfs.NetnsEstablishedTCP(pid)
 	if err != nil {
-		return -1
+		return -1, nano
 	}
 	// Read after the table, so that the table read was of the
 	// container's process (its cgroup paths name the container).
 	cg, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil || !bytes.Contains(cg, []byte(c.ID)) {
-		return -1
+		return -1, nano
 	}
-	return n
+	return n, nano
 }
 
 func statsOf(s container.StatsResponse) providers.Stats {
