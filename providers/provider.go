@@ -222,6 +222,19 @@ type Statser interface {
 // and the zero Stats knows neither (0 threads is never reported for a
 // replica whose threads were not counted). Each provider's Stats says
 // which processes it counts.
+type Stats struct {
+	CPUPercent    float64
+	MemoryBytes   int64
+	MemoryPercent float64
+	// Threads is the number of threads (kernel tasks) of the replica.
+	Threads    int
+	HasThreads bool
+	// Connections is the number of the replica's TCP connections in state
+	// ESTABLISHED, IPv4 and IPv6, inbound and outbound.
+	Connections    int
+	HasConnections bool
+}
+
 // CapacityReporter reports what the provider's host (or cluster) can
 // hold, for capacity planning (reconcile/capacity).
 type CapacityReporter interface {
@@ -242,19 +255,6 @@ type HostCapacity struct {
 	Name        string `json:"name"`
 	MilliCPU    int64  `json:"milli_cpu"`
 	MemoryBytes int64  `json:"memory_bytes"`
-}
-
-type Stats struct {
-	CPUPercent    float64
-	MemoryBytes   int64
-	MemoryPercent float64
-	// Threads is the number of threads (kernel tasks) of the replica.
-	Threads    int
-	HasThreads bool
-	// Connections is the number of the replica's TCP connections in state
-	// ESTABLISHED, IPv4 and IPv6, inbound and outbound.
-	Connections    int
-	HasConnections bool
 }
 
 // Logger returns the tail of a replica's output.
