@@ -56,7 +56,7 @@ fuzz: fuzz-short
 
 ## bench: the performance targets; see the figures in the README.
 bench:
-	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/state ./reconcile/source ./reconcile/backup ./providers/docker -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/autoscale ./reconcile/state ./reconcile/source ./reconcile/backup ./providers/docker -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
 	$(GO) test ./cmd/tend -run '^$$' -bench . -benchtime 20x
 
 lint: $(STATICCHECK)
