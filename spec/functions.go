@@ -317,7 +317,7 @@ func (fe *funcEnv) secretFunc() function.Function {
 			}
 			if !ok {
 				if fe.strict {
-					return cty.NilVal, function.NewArgErrorf(0, "secret %q is not set: set %s in the reconciler's environment or put a file %q in its secrets directory", name, SecretEnvName(name), name)
+					return cty.NilVal, function.NewArgErrorf(0, "secret %q"+notSetMarker+"set %s in the reconciler's environment or put a file %q in its secrets directory; nothing can be planned or applied without it", name, SecretEnvName(name), name)
 				}
 				fe.mu.Lock()
 				if fe.unresolved == nil {
@@ -331,6 +331,10 @@ func (fe *funcEnv) secretFunc() function.Function {
 		},
 	})
 }
+
+// notSetMarker is the part of the error of an unset secret that
+// secretDiags recognises.
+const notSetMarker = " is not set: "
 
 var sensitiveFunc = function.New(&function.Spec{
 	Description: "Marks a value as sensitive, so that no plan, diff or log shows it.",

@@ -194,7 +194,7 @@ func (l *Loader) LoadDir(dir string) (*Config, hcl.Diagnostics) {
 	}
 	fe := &funcEnv{root: dir, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
 	cfg, d := l.decode(dir, names, files, envFile, fe)
-	return cfg, append(diags, d...)
+	return cfg, secretDiags(append(diags, d...))
 }
 
 // LoadFiles reads an in-memory repository: names are slash-separated paths
@@ -222,7 +222,23 @@ func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.D
 	}
 	fe := &funcEnv{root: root, files: files, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
 	cfg, d := l.decode(root, names, parsed, envFile, fe)
-	return cfg, append(diags, d...)
+	return cfg, secretDiags(append(diags, d...))
+}
+
+// secretDiags words the error of a secret that is not set (in a strict
+// load: plan, apply) as what it is, instead of HCL's "Invalid function
+// argument"; the position is the secret() call.
+func secretDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError || d.Summary != "Invalid function argument" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(d.Detail, `Invalid value for "name" parameter: secret `); ok && strings.Contains(rest, notSetMarker) {
+			d.Summary = "Secret not set"
+			d.Detail = "The secret " + rest
+		}
+	}
+	return diags
 }
 
 // envFile parses an environment's values file; src nil means read it from disk.

@@ -40,7 +40,7 @@ Exit status: 0 success, 1 error; with -detailed-exitcode 0 no changes,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: the output format is text or json", output)
 			}
-			src, err := ef.loadSource(cmd, dir, false)
+			src, err := ef.loadSource(cmd, dir, true)
 			if err != nil {
 				return err
 			}

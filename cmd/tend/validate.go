@@ -51,7 +51,7 @@ func newValidateCmd() *cobra.Command {
 		Short: "Check a state repository without touching the fleet",
 		Long: `validate reads every *.hcl file under DIR (default: the current directory),
 and reports every problem at once, each with its file, line and column.
-A secret that cannot be resolved is a warning here (apply makes it an error).
+A secret that cannot be resolved is a warning here (plan and apply make it an error).
 
 Exit status: 0 valid, 1 errors.`,
 		Args: cobra.MaximumNArgs(1),
