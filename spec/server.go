@@ -248,16 +248,20 @@ func (d *decoder) serverVersion(s *Server, at hcl.Attributes, r *reader) cty.Val
 	c, err := r.parseConstraint(text)
 	if err != nil {
 		r.attrError(a, "Invalid version",
-			"%q is neither a version (MAJOR.MINOR.PATCH, such as \"1.4.2\") nor a version constraint (such as \"~> 1.4\" or \">= 1.2, < 2.0\").", text)
+			"%q is not a version: write MAJOR.MINOR.PATCH, such as \"1.4.2\".", text)
 		return unknown
 	}
 	if looksLikePartialVersion(text) {
 		r.attrError(a, "Invalid version",
-			"%q is not a full version: write MAJOR.MINOR.PATCH (such as \"%s\"), or a constraint such as \"~> %s\".", text, fullVersion(text), text)
+			"%q is not a full version: write MAJOR.MINOR.PATCH (such as \"%s\").", text, fullVersion(text))
 		return unknown
 	}
 	s.VersionConstraint, s.Constraint = text, c
 	if d.opts.ResolveVersion == nil {
+		// Nothing resolves a constraint to a release yet: accepting one
+		// would plan a server with no version, and fail at apply.
+		r.attrError(a, "Version constraint not resolved",
+			"%q is a version constraint, and tend does not look up releases to resolve a constraint yet: write the exact version to run (such as %q).", text, exampleVersion(c))
 		return unknown
 	}
 	v, err := d.opts.ResolveVersion(s.Name, c)
@@ -1081,4 +1085,19 @@ func (d *decoder) backupKeep(bk *Backup, a *hcl.Attribute, r *reader) {
 		}
 		bk.KeepAge = dur
 	}
+}
+
+// exampleVersion names an exact version for the message of a constraint
+// that cannot be resolved: the lowest MAJOR.MINOR.0 the constraint allows,
+// or 1.0.0.
+func exampleVersion(c *semver.Constraints) string {
+	for major := uint64(0); major < 100; major++ {
+		for minor := uint64(0); minor < 100; minor++ {
+			v := semver.New(major, minor, 0, "", "")
+			if c.Check(v) {
+				return v.String()
+			}
+		}
+	}
+	return "1.0.0"
 }
