@@ -32,6 +32,7 @@ const (
 	ResultHeld       = "held"
 	ResultSkipped    = "skipped"
 	ResultWaiting    = "waiting" // for a change window
+	ResultKept       = "kept"    // not pruned: prune = false, or over max_prune_percent
 )
 
 // backendError is a failure of the provider, not of the change: the backend
@@ -106,7 +107,7 @@ func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult,
 	}
 	for _, c := range p.Changes {
 		if c.Action.Stuck() {
-			r := ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked, ActionWaiting: ResultWaiting}[c.Action], Message: strings.Join(c.Reasons, "; ")}
+			r := ServerResult{Server: c.Server, Action: c.Action, Outcome: map[Action]string{ActionHeld: ResultHeld, ActionBlocked: ResultBlocked, ActionWaiting: ResultWaiting, ActionKept: ResultKept}[c.Action], Message: strings.Join(c.Reasons, "; ")}
 			if c.Action == ActionWaiting && len(c.HealInWindow) > 0 {
 				if msg, ok := e.healInWindow(ctx, src, c, res.ApplyID); !ok {
 					r.Outcome = ResultFailed
@@ -207,7 +208,10 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		}
 	}
 	migrated := false
-	err = e.rollout(ctx, prov, d, c, &migrated)
+	var contractFirst contractStep
+	err = e.rollout(ctx, prov, d, c, &migrated, func(changed, rest []int) error {
+		return e.checkFirstContract(ctx, prov, d, &contractFirst, changed, rest)
+	})
 	// A heal or a scale runs the hooks again on the same data; only a
 	// change of what runs counts as a migration a rollback must cross.
 	migrated = migrated && (c.Action == ActionUpdate || c.Action == ActionReplace)
@@ -217,7 +221,7 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		}
 	}
 	if err == nil {
-		err = e.checkContract(ctx, prov, s, id, true)
+		err = e.checkContract(ctx, prov, s, id, true, &contractFirst)
 	}
 	if err == nil {
 		if s.Hooks != nil && len(s.Hooks.PostDeploy) > 0 {
@@ -375,8 +379,11 @@ func stopGrace(cfg *spec.Config, key string) time.Duration {
 }
 
 // rollout changes the replicas of one server as its strategy says, then
-// verifies them. Hooks run before any replica changes.
-func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *providers.Desired, c *ServerChange, migrated *bool) error {
+// verifies them. Hooks run before any replica changes. A rolling or canary
+// update that changes replicas in several steps calls first, when not nil,
+// once the replicas of its first step are verified and before it changes
+// the rest; an error of first ends the rollout there.
+func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *providers.Desired, c *ServerChange, migrated *bool, first func(changed, rest []int) error) error {
 	s := d.Server
 	if c.Rollout && s.Hooks != nil {
 		for _, h := range []struct {
@@ -437,10 +444,16 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 				if err := start(part); err != nil {
 					return err
 				}
+				firstStep := done == 0
 				done = upto
 				if done < len(c.Start) {
 					if err := e.verifyReplicas(ctx, prov, d, c.Start[:done], s.Rollout.VerifyFor); err != nil {
 						return fmt.Errorf("the canary step of %d replicas failed verification: %w", done, err)
+					}
+					if firstStep && first != nil {
+						if err := first(c.Start[:done], c.Start[done:]); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -455,7 +468,12 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 				if i+batch < len(c.Start) {
 					// Each batch must come up before the next goes down.
 					if err := e.verifyReplicas(ctx, prov, d, part, 0); err != nil {
-						return fmt.Errorf("replicas %s did not come up: %w", joinInts(part), err)
+						return fmt.Errorf("%s failed verification: %w", replicaNames(part), err)
+					}
+					if i == 0 && first != nil {
+						if err := first(part, c.Start[i+batch:]); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -494,7 +512,8 @@ func canarySteps(s *spec.Server) []spec.IntOrPercent {
 }
 
 // verifyReplicas runs the server's checks against the given replicas until
-// they pass for verifyFor, failing fast when a replica stops.
+// they pass for verifyFor, failing fast when a replica stops or a check
+// gives the same definite answer rollout.fail_after times in a row.
 func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d *providers.Desired, replicas []int, verifyFor time.Duration) error {
 	s := d.Server
 	want := map[int]bool{}
@@ -545,7 +564,7 @@ func (e *Engine) verifyReplicas(ctx context.Context, prov providers.Provider, d 
 	var outageMu sync.Mutex
 	var outage error // the provider could not be observed during verification
 	o := verify.Verify(ctx, verify.Options{
-		Checks: s.Checks, Targets: targets, VerifyFor: verifyFor, Deadline: deadline,
+		Checks: s.Checks, Targets: targets, VerifyFor: verifyFor, Deadline: deadline, FailAfter: s.Rollout.FailAfter,
 		Exec: exec, Stdio: stdio, Version: s.Version,
 		Alive: func(ctx context.Context) error {
 			now, err := mine(ctx)
@@ -696,11 +715,11 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 		s.Hooks = &h
 	}
 	d := &providers.Desired{Server: s, SpecHash: c.SpecHash, Revision: target.SourceRevision, ManagedBy: e.ManagedBy}
-	if err := e.rollout(ctx, prov, d, c, nil); err != nil {
+	if err := e.rollout(ctx, prov, d, c, nil, nil); err != nil {
 		_ = e.Store.FinishRevision(id, state.OutcomeFailed, err.Error(), e.now())
 		return id, err
 	}
-	if err := e.checkContract(ctx, prov, s, id, false); err != nil {
+	if err := e.checkContract(ctx, prov, s, id, false, nil); err != nil {
 		_ = e.Store.FinishRevision(id, state.OutcomeFailed, err.Error(), e.now())
 		return id, err
 	}

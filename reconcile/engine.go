@@ -261,7 +261,10 @@ type Engine struct {
 	// IgnoreWindows plans changes even while the config's window blocks
 	// keep them back (tend plan/apply -ignore-windows).
 	IgnoreWindows bool
-	Log           *logrus.Logger
+	// AllowPrune lets plans delete every server, or more than
+	// max_prune_percent of them (--allow-prune).
+	AllowPrune bool
+	Log        *logrus.Logger
 	// Progress receives lines for a person watching an apply.
 	Progress io.Writer
 	Now      func() time.Time
@@ -429,6 +432,7 @@ func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
 	return BuildPlan(PlanInput{
 		Config: src.Config, SourceRevision: src.Revision, ManagedBy: e.ManagedBy, Host: e.Host,
 		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: e.Targets, IgnoreWindows: e.IgnoreWindows,
+		AllowPrune: e.AllowPrune,
 	})
 }
 

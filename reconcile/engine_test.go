@@ -649,3 +649,48 @@ func TestEngineSettingsOnlyChange(t *testing.T) {
 		t.Errorf("settings applied: %q, want db@3.0.0", got)
 	}
 }
+
+// TestPruneGuardHoldsForEveryCommand: tend { prune = false } and
+// max_prune_percent are the plan's, so tend apply holds them as tend run
+// does; --allow-prune (AllowPrune) lifts the percentage, not prune = false.
+func TestPruneGuardHoldsForEveryCommand(t *testing.T) {
+	h := newHarness(t)
+	if _, res := h.apply(); outcome(res, "api") != ResultVerified {
+		t.Fatalf("first apply: %+v", res.Servers)
+	}
+	write := func(text string) {
+		if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An empty repository would delete every server.
+	write("provider \"process\" \"mem\" {}\n")
+	p, res := h.apply()
+	if !strings.Contains(p.PruneRefused, "would delete every server (2)") || len(res.Servers) != 0 {
+		t.Fatalf("delete-all: refused %q, results %+v", p.PruneRefused, res.Servers)
+	}
+	if got := h.mem.Servers(); len(got) != 2 {
+		t.Fatalf("servers after a refused delete-all: %v", got)
+	}
+	if c := p.Change("api"); c.Action != ActionKept || !strings.Contains(strings.Join(c.Reasons, ";"), "not deleted: ") || p.HasChanges() {
+		t.Fatalf("api: %+v", c)
+	}
+	// prune = false keeps them even with --allow-prune.
+	write("tend {\n  prune = false\n}\nprovider \"process\" \"mem\" {}\nserver \"db\" {\n  version = \"3.0.0\"\n  command = [\"./db\"]\n  port = 5432\n  rollout {\n    verify_for = \"0s\"\n  }\n}\n")
+	h.eng.AllowPrune = true
+	p, res = h.apply()
+	if !strings.Contains(p.PruneRefused, "tend { prune = false }") || p.Change("api").Action != ActionKept || outcome(res, "api") != ResultKept {
+		t.Fatalf("prune = false: refused %q, results %+v", p.PruneRefused, res.Servers)
+	}
+	if got := h.mem.Servers(); len(got) != 2 {
+		t.Fatalf("servers with prune = false: %v", got)
+	}
+	// --allow-prune lets the delete-all go.
+	write("provider \"process\" \"mem\" {}\n")
+	if p, res = h.apply(); p.PruneRefused != "" || outcome(res, "api") != ResultDeleted {
+		t.Fatalf("--allow-prune: refused %q, results %+v", p.PruneRefused, res.Servers)
+	}
+	if got := h.mem.Servers(); len(got) != 0 {
+		t.Fatalf("servers after --allow-prune: %v", got)
+	}
+}

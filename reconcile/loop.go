@@ -118,8 +118,6 @@ type Loop struct {
 	Log     *logrus.Logger
 	// Poll overrides tend { poll_interval } when set.
 	Poll time.Duration
-	// AllowPrune lets a pass delete more servers than max_prune_percent.
-	AllowPrune bool
 	// Autoscaler, when set, scales the servers with a scaling block on
 	// providers that do not scale by themselves, every ScaleInterval
 	// (DefaultScaleInterval when zero).
@@ -569,8 +567,6 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 func (l *Loop) filter(src *Source, p *Plan) {
 	cfg := src.Config
 	var drift []string
-	var deletes []*ServerChange
-	desired := 0
 	for _, c := range p.Changes {
 		switch {
 		case c.Action == ActionHeal:
@@ -585,35 +581,22 @@ func (l *Loop) filter(src *Source, p *Plan) {
 				drift = append(drift, fmt.Sprintf("%s: %s failed, not healed (self_heal is off)", c.Server, replicaNames(c.HealInWindow)))
 				c.HealInWindow = nil
 			}
-		case c.Action == ActionDelete:
-			deletes = append(deletes, c)
-		default:
-			desired++
 		}
 	}
-	refused := ""
-	switch {
-	case len(deletes) == 0:
-	case !cfg.Tend.Prune:
-		refused = fmt.Sprintf("%d servers left the desired state, but tend { prune = false }: their replicas are kept", len(deletes))
-	case l.AllowPrune:
-	case desired == 0:
-		refused = fmt.Sprintf("revision %s would delete every server (%d); a broken or empty commit must not wipe the fleet. Run tend apply by hand, or start tend run with --allow-prune, to do it", src.Revision, len(deletes))
-	case len(deletes)*100 > cfg.Tend.MaxPrunePercent*(desired+len(deletes)):
-		refused = fmt.Sprintf("revision %s would delete %d of %d servers, more than max_prune_percent (%d%%); run tend apply by hand, or start tend run with --allow-prune, to do it", src.Revision, len(deletes), desired+len(deletes), cfg.Tend.MaxPrunePercent)
-	}
-	if refused != "" {
-		for _, c := range deletes {
-			c.Action = ActionNoop
-		}
-		l.logOnce("prune refused", logrus.Fields{"revision": src.Revision, "deletes": len(deletes)})
-	}
+	// The prune guard is the plan's (guardPrune): every command holds it.
+	refused := p.PruneRefused
 	sort.Strings(drift)
 	l.mu.Lock()
 	newDrift := strings.Join(drift, "\n") != strings.Join(l.st.Drift, "\n")
+	newRefusal := refused != "" && refused != l.st.PruneRefused
 	l.st.Drift = drift
 	l.st.PruneRefused = refused
 	l.mu.Unlock()
+	if newRefusal {
+		// Once per refusal, not on every pass.
+		l.Log.WithFields(logrus.Fields{"revision": src.Revision, "reason": refused}).Warn("prune refused")
+		l.notify("held", "", "", src.Revision, refused)
+	}
 	if newDrift && len(drift) > 0 {
 		l.Log.WithField("drift", drift).Warn("drift detected; self_heal is off, so it is reported, not healed")
 		for _, d := range drift {

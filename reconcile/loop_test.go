@@ -219,7 +219,7 @@ func TestLoopRefusesToWipeTheFleet(t *testing.T) {
 	if len(h.mem.Servers()) != 2 {
 		t.Fatalf("servers were deleted: %v", h.mem.Servers())
 	}
-	h.loop.AllowPrune = true
+	h.eng.AllowPrune = true
 	h.pass()
 	if len(h.mem.Servers()) != 0 {
 		t.Fatalf("--allow-prune did not prune: %v", h.mem.Servers())

@@ -36,6 +36,7 @@ const (
 	ActionHeld    Action = "held"    // !   the desired revision failed verification before; not applied
 	ActionBlocked Action = "blocked" // !   a server it depends on is held
 	ActionWaiting Action = "waiting" // …   a change window keeps it from changing now
+	ActionKept    Action = "kept"    // !   it left the desired state, but pruning is off or over max_prune_percent
 )
 
 // Symbol is the mark of an action in a plan.
@@ -49,7 +50,7 @@ func (a Action) Symbol() string {
 		return "-/+"
 	case ActionDelete:
 		return "-"
-	case ActionHeld, ActionBlocked:
+	case ActionHeld, ActionBlocked, ActionKept:
 		return "!"
 	case ActionVerify:
 		return "?"
@@ -61,13 +62,13 @@ func (a Action) Symbol() string {
 
 // Changes reports whether the action changes anything.
 func (a Action) Changes() bool {
-	return a != ActionNoop && a != ActionHeld && a != ActionBlocked && a != ActionWaiting
+	return a != ActionNoop && a != ActionHeld && a != ActionBlocked && a != ActionWaiting && a != ActionKept
 }
 
 // Stuck reports whether the server has a change that this plan does not
-// apply: held, blocked, or waiting for a change window.
+// apply: held, blocked, waiting for a change window, or kept (not pruned).
 func (a Action) Stuck() bool {
-	return a == ActionHeld || a == ActionBlocked || a == ActionWaiting
+	return a == ActionHeld || a == ActionBlocked || a == ActionWaiting || a == ActionKept
 }
 
 // ServerChange is the plan for one server.
@@ -131,6 +132,9 @@ type Plan struct {
 	Targets []string        `json:"targets,omitempty"`
 	Changes []*ServerChange `json:"changes"`
 	Waves   int             `json:"waves"`
+	// PruneRefused says why the deletes of this plan are kept (tend {
+	// prune = false }, or more than max_prune_percent of the servers).
+	PruneRefused string `json:"prune_refused,omitempty"`
 }
 
 // PlanFormatVersion is the version of the plan's JSON form.
@@ -225,6 +229,10 @@ type PlanInput struct {
 	// IgnoreWindows applies changes even when the config's window blocks
 	// say not now (tend apply -ignore-windows, for an emergency).
 	IgnoreWindows bool
+	// AllowPrune lets the plan delete every server, or more than
+	// max_prune_percent of them (--allow-prune). tend { prune = false }
+	// holds whatever it says.
+	AllowPrune bool
 }
 
 // TargetSet returns the servers a targeted plan covers: the targets and
@@ -329,6 +337,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 		gate.hold(c)
 		p.Changes = append(p.Changes, c)
 	}
+	p.PruneRefused = guardPrune(in.Config, p, len(desired), in.AllowPrune)
 	markBlocked(p)
 	assignWaves(p, desired)
 	if blockPinBreakers(p, in.Latest) {
@@ -773,3 +782,35 @@ func Fingerprint(observed map[string][]providers.Instance, latest map[string]*Re
 
 // decodeRecord turns a stored revision into a Record.
 func decodeRecord(r *state.Revision) *Record { return &Record{Revision: *r} }
+
+// guardPrune keeps the deletes of a plan that tend { prune = false } forbids,
+// or that would delete every server or more than max_prune_percent of them
+// (a broken or empty commit must not wipe the fleet), unless allow. It
+// returns why, or "".
+func guardPrune(cfg *spec.Config, p *Plan, desired int, allow bool) string {
+	var deletes []*ServerChange
+	for _, c := range p.Changes {
+		if c.Action == ActionDelete {
+			deletes = append(deletes, c)
+		}
+	}
+	n := len(deletes)
+	refused := ""
+	switch {
+	case n == 0:
+		return ""
+	case !cfg.Tend.Prune:
+		refused = fmt.Sprintf("%d %s left the desired state, but tend { prune = false }: their replicas are kept", n, plural(n, "server", "servers"))
+	case allow:
+		return ""
+	case desired == 0:
+		refused = fmt.Sprintf("revision %s would delete every server (%d); a broken or empty commit must not wipe the fleet: --allow-prune (tend apply, tend run) does it", p.SourceRevision, n)
+	case n*100 > cfg.Tend.MaxPrunePercent*(desired+n):
+		refused = fmt.Sprintf("revision %s would delete %d of %d servers, more than max_prune_percent (%d%%): --allow-prune (tend apply, tend run) does it", p.SourceRevision, n, desired+n, cfg.Tend.MaxPrunePercent)
+	}
+	for _, c := range deletes {
+		c.Action = ActionKept
+		c.Reasons = append(c.Reasons, "not deleted: "+refused)
+	}
+	return refused
+}

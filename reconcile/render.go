@@ -24,7 +24,7 @@ func actionColor(a Action) string {
 		return colorYellow
 	case ActionWaiting:
 		return colorCyan
-	case ActionReplace, ActionDelete, ActionHeld, ActionBlocked:
+	case ActionReplace, ActionDelete, ActionHeld, ActionBlocked, ActionKept:
 		return colorRed
 	}
 	return ""
@@ -47,7 +47,7 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 	if len(p.Targets) > 0 {
 		fmt.Fprintf(w, "Targeted plan: only %s; nothing else is changed or pruned.\n", strings.Join(p.Targets, ", "))
 	}
-	if !p.HasChanges() && counts[ActionHeld] == 0 && counts[ActionBlocked] == 0 && counts[ActionWaiting] == 0 {
+	if !p.HasChanges() && counts[ActionHeld] == 0 && counts[ActionBlocked] == 0 && counts[ActionWaiting] == 0 && counts[ActionKept] == 0 {
 		fmt.Fprintf(w, "No changes. The fleet matches the desired state (%s).\n", p.SourceRevision)
 		return
 	}
@@ -80,13 +80,13 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 		}
 	}
 	var parts []string
-	for _, a := range []Action{ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionHeal, ActionVerify, ActionDelete, ActionHeld, ActionBlocked, ActionWaiting} {
+	for _, a := range []Action{ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionHeal, ActionVerify, ActionDelete, ActionHeld, ActionBlocked, ActionWaiting, ActionKept} {
 		if n := counts[a]; n > 0 {
 			verb := map[Action]string{
 				ActionCreate: "to create", ActionUpdate: "to update", ActionReplace: "to replace",
 				ActionScale: "to scale", ActionHeal: "to heal", ActionVerify: "to verify",
 				ActionDelete: "to delete", ActionHeld: "held", ActionBlocked: "blocked",
-				ActionWaiting: "waiting for a change window",
+				ActionWaiting: "waiting for a change window", ActionKept: "kept (not pruned)",
 			}[a]
 			parts = append(parts, fmt.Sprintf("%d %s", n, verb))
 		}
@@ -123,6 +123,8 @@ func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, st
 		what = fmt.Sprintf("delete %d %s", len(c.Stop), replicaWord(len(c.Stop)))
 	case ActionHeld, ActionBlocked:
 		what = string(c.Action)
+	case ActionKept:
+		what = fmt.Sprintf("kept: %d %s not deleted", len(c.Stop), replicaWord(len(c.Stop)))
 	}
 	if c.Action == ActionWaiting {
 		what = "waiting to " + what
@@ -131,7 +133,7 @@ func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, st
 	for _, r := range c.Reasons {
 		fmt.Fprintf(w, "        # %s\n", r)
 	}
-	if c.Action == ActionHeld || c.Action == ActionBlocked || c.Action == ActionDelete {
+	if c.Action == ActionHeld || c.Action == ActionBlocked || c.Action == ActionDelete || c.Action == ActionKept {
 		return
 	}
 	for _, ch := range c.Changes {

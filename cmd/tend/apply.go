@@ -95,6 +95,9 @@ func summarize(cmd *cobra.Command, res *reconcile.ApplyResult) error {
 	fmt.Fprintf(out, "\nApply complete: %d verified, %d rolled back, %d failed, %d blocked, %d held, %d deleted.\n",
 		counts[reconcile.ResultVerified], counts[reconcile.ResultRolledBack], counts[reconcile.ResultFailed],
 		counts[reconcile.ResultBlocked], counts[reconcile.ResultHeld], counts[reconcile.ResultDeleted])
+	if n := counts[reconcile.ResultKept]; n > 0 {
+		fmt.Fprintf(out, "%d kept: they left the desired state, but were not deleted (see above).\n", n)
+	}
 	if n := counts[reconcile.ResultWaiting]; n > 0 {
 		fmt.Fprintf(out, "%d waiting for a change window (tend apply -ignore-windows applies them now).\n", n)
 	}

@@ -30,6 +30,7 @@ type engineFlags struct {
 	parallelism int
 	targets     []string
 	noWindows   bool
+	allowPrune  bool
 	logFormat   string
 	logLevel    string
 }
@@ -49,6 +50,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 func (f *engineFlags) registerTarget(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.targets, "target", nil, "plan only this server and the servers it depends on; nothing else is changed or pruned (repeatable)")
 	cmd.Flags().BoolVar(&f.noWindows, "ignore-windows", false, "plan and apply changes even while window blocks keep them back (an emergency)")
+	cmd.Flags().BoolVar(&f.allowPrune, "allow-prune", false, "delete every server, or more than max_prune_percent of them, when the desired state says so (tend { prune = false } still keeps them)")
 }
 
 func (f *engineFlags) resolvedStateDir() (string, error) {
@@ -120,7 +122,7 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	e := &reconcile.Engine{
 		Store: st, Registry: reg, ManagedBy: managedBy, Host: host, Version: version,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
-		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress, Targets: f.targets, IgnoreWindows: f.noWindows,
+		LoadOptions: opts, Parallelism: f.parallelism, Log: log, Progress: progress, Targets: f.targets, IgnoreWindows: f.noWindows, AllowPrune: f.allowPrune,
 	}
 	return e, func() { st.Close() }, nil
 }

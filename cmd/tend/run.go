@@ -287,7 +287,8 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := api.NewMetrics(reg)
-			loop := &reconcile.Loop{Engine: e, Fetcher: fetcher, Metrics: metrics, Log: e.Log, Poll: poll, AllowPrune: allowPrune}
+			loop := &reconcile.Loop{Engine: e, Fetcher: fetcher, Metrics: metrics, Log: e.Log, Poll: poll}
+			e.AllowPrune = allowPrune
 			if scaleEvery > 0 {
 				loop.Autoscaler = &reconcile.Autoscaler{Engine: e, ReadyAfter: scaleReady}
 				loop.ScaleInterval = scaleEvery
