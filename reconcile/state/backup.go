@@ -68,7 +68,7 @@ func (s *Store) PutBackup(b Backup) error {
 			b.Size, b.SHA256, b.Encrypted, b.Outcome, b.Error, b.Manifest, formatTime(b.StartedAt), formatTime(b.FinishedAt))
 		return err
 	})
-	return wrapErr("put backup", err)
+	return s.wrapErr("put backup", err)
 }
 
 // SetBackupOutcome changes the outcome (and error) of a backup: a
@@ -84,7 +84,7 @@ func (s *Store) SetBackupOutcome(id, outcome, msg string) error {
 		}
 		return nil
 	})
-	return wrapErr("set backup outcome", err)
+	return s.wrapErr("set backup outcome", err)
 }
 
 // DeleteBackup removes a backup from the catalog.
@@ -93,7 +93,7 @@ func (s *Store) DeleteBackup(id string) error {
 		_, err := tx.ExecContext(context.Background(), `DELETE FROM backups WHERE id = ?`, id)
 		return err
 	})
-	return wrapErr("delete backup", err)
+	return s.wrapErr("delete backup", err)
 }
 
 const backupColumns = `id, server, trigger, revision_id, source_revision, version, spec_hash, replica, destination,
@@ -107,14 +107,14 @@ func (s *Store) Backups(server string, limit int) ([]Backup, error) {
 	}
 	q := `SELECT ` + backupColumns + ` FROM backups WHERE (? = '' OR server = ?) ORDER BY started_at DESC, id DESC LIMIT ?`
 	out, err := s.queryBackups(q, server, server, limit)
-	return out, wrapErr("backups", err)
+	return out, s.wrapErr("backups", err)
 }
 
 // GetBackup returns one backup, or ErrNotFound.
 func (s *Store) GetBackup(id string) (*Backup, error) {
 	out, err := s.queryBackups(`SELECT `+backupColumns+` FROM backups WHERE id = ?`, id)
 	if err != nil {
-		return nil, wrapErr("get backup", err)
+		return nil, s.wrapErr("get backup", err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("state: backup %s: %w", id, ErrNotFound)
@@ -127,7 +127,7 @@ func (s *Store) GetBackup(id string) (*Backup, error) {
 func (s *Store) LatestBackups() (good, any map[string]*Backup, err error) {
 	all, err := s.queryBackups(`SELECT ` + backupColumns + ` FROM backups ORDER BY started_at DESC, id DESC`)
 	if err != nil {
-		return nil, nil, wrapErr("latest backups", err)
+		return nil, nil, s.wrapErr("latest backups", err)
 	}
 	good, any = map[string]*Backup{}, map[string]*Backup{}
 	for i := range all {
@@ -149,7 +149,7 @@ func (s *Store) PreUpgradeBackup(revisionID int64) (*Backup, error) {
 		WHERE revision_id = ? AND trigger = ? AND outcome = ? ORDER BY started_at DESC LIMIT 1`,
 		revisionID, TriggerPreUpgrade, BackupOK)
 	if err != nil {
-		return nil, wrapErr("pre-upgrade backup", err)
+		return nil, s.wrapErr("pre-upgrade backup", err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("state: pre-upgrade backup of revision %d: %w", revisionID, ErrNotFound)
@@ -213,7 +213,7 @@ func (s *Store) PutDrill(d Drill) (int64, error) {
 		id, err = res.LastInsertId()
 		return err
 	})
-	return id, wrapErr("put drill", err)
+	return id, s.wrapErr("put drill", err)
 }
 
 // LatestDrills returns every server's newest drill and newest passed drill.
@@ -221,7 +221,7 @@ func (s *Store) LatestDrills() (last, passed map[string]*Drill, err error) {
 	rows, err := s.db.QueryContext(context.Background(),
 		`SELECT id, server, backup_id, outcome, message, started_at, finished_at FROM drills ORDER BY id DESC`)
 	if err != nil {
-		return nil, nil, wrapErr("drills", err)
+		return nil, nil, s.wrapErr("drills", err)
 	}
 	defer rows.Close()
 	last, passed = map[string]*Drill{}, map[string]*Drill{}
@@ -229,7 +229,7 @@ func (s *Store) LatestDrills() (last, passed map[string]*Drill, err error) {
 		var d Drill
 		var started, finished string
 		if err := rows.Scan(&d.ID, &d.Server, &d.BackupID, &d.Outcome, &d.Message, &started, &finished); err != nil {
-			return nil, nil, wrapErr("drills", err)
+			return nil, nil, s.wrapErr("drills", err)
 		}
 		d.StartedAt, _ = parseTime(started)
 		d.FinishedAt, _ = parseTime(finished)
@@ -241,7 +241,7 @@ func (s *Store) LatestDrills() (last, passed map[string]*Drill, err error) {
 			passed[d.Server] = &dd
 		}
 	}
-	return last, passed, wrapErr("drills", rows.Err())
+	return last, passed, s.wrapErr("drills", rows.Err())
 }
 
 // MarkMigrated records that revision id ran its migrate hook.
@@ -250,7 +250,7 @@ func (s *Store) MarkMigrated(id int64) error {
 		_, err := tx.ExecContext(context.Background(), `UPDATE revisions SET migrated = 1 WHERE id = ?`, id)
 		return err
 	})
-	return wrapErr("mark migrated", err)
+	return s.wrapErr("mark migrated", err)
 }
 
 // MigratedSince returns the revisions of server newer than afterID whose
@@ -258,5 +258,5 @@ func (s *Store) MarkMigrated(id int64) error {
 func (s *Store) MigratedSince(server string, afterID int64) ([]Revision, error) {
 	out, err := s.queryRevisions(`SELECT `+revisionColumns+` FROM revisions
 		WHERE server = ? AND id > ? AND migrated = 1 ORDER BY id`, server, afterID)
-	return out, wrapErr("migrated revisions", err)
+	return out, s.wrapErr("migrated revisions", err)
 }

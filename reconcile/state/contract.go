@@ -35,7 +35,7 @@ func (s *Store) PutContract(c Contract) error {
 			c.RevisionID, c.Server, c.Version, c.Contract, formatTime(c.RecordedAt))
 		return err
 	})
-	return wrapErr("put contract", err)
+	return s.wrapErr("put contract", err)
 }
 
 // LastVerifiedContract returns the contract of the newest verified revision
@@ -61,7 +61,7 @@ func (s *Store) LastVerifiedContracts() (map[string]*Contract, error) {
 			SELECT max(c2.revision_id) FROM contracts c2 JOIN revisions r ON r.id = c2.revision_id
 			WHERE r.outcome = ? GROUP BY c2.server)`, string(OutcomeVerified))
 	if err != nil {
-		return nil, wrapErr("last contracts", err)
+		return nil, s.wrapErr("last contracts", err)
 	}
 	out := make(map[string]*Contract, len(cs))
 	for i := range cs {

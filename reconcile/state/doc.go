@@ -16,6 +16,15 @@
 //     expired locks and of locks whose holder process is gone (Lock, Lease,
 //     LockHolder, ForceUnlock).
 //
+// A store knows who it is: Open gives a new store a random identity, kept
+// in the database and in a marker file beside it (state.db, state.id), and
+// refuses a database that is missing, empty or another store's while the
+// marker names one, instead of starting a new, empty store without a word.
+// A file SQLite finds malformed is refused with ErrDamaged and the way out,
+// on open, in any read or write, and by QuickCheck (every page; the CLI runs
+// it for the commands that write); Inspect is the full check of tend store
+// check and writes nothing.
+//
 // Every write is one short transaction (BEGIN IMMEDIATE); nothing ever
 // rewrites the whole store. The schema is versioned in schema_migrations and
 // migrated forward by Open; a store written by a newer tend is refused rather

@@ -46,7 +46,7 @@ func (s *Store) PutHold(h Hold) error {
 			h.Server, h.SpecHash, h.SourceRevision, h.Version, revID, h.Reason, formatTime(h.At))
 		return err
 	})
-	return wrapErr("put hold", err)
+	return s.wrapErr("put hold", err)
 }
 
 // Holds returns every hold, by server and then by spec hash.
@@ -54,7 +54,7 @@ func (s *Store) Holds() (map[string]map[string]Hold, error) {
 	rows, err := s.db.QueryContext(context.Background(), `SELECT
 		server, spec_hash, source_revision, version, revision_id, reason, held_at FROM holds`)
 	if err != nil {
-		return nil, wrapErr("holds", err)
+		return nil, s.wrapErr("holds", err)
 	}
 	defer rows.Close()
 	m := map[string]map[string]Hold{}
@@ -65,11 +65,11 @@ func (s *Store) Holds() (map[string]map[string]Hold, error) {
 			at    string
 		)
 		if err := rows.Scan(&h.Server, &h.SpecHash, &h.SourceRevision, &h.Version, &revID, &h.Reason, &at); err != nil {
-			return nil, wrapErr("holds", err)
+			return nil, s.wrapErr("holds", err)
 		}
 		h.RevisionID = revID.Int64
 		if h.At, err = parseTime(at); err != nil {
-			return nil, wrapErr("holds", err)
+			return nil, s.wrapErr("holds", err)
 		}
 		if m[h.Server] == nil {
 			m[h.Server] = map[string]Hold{}
@@ -77,7 +77,7 @@ func (s *Store) Holds() (map[string]map[string]Hold, error) {
 		m[h.Server][h.SpecHash] = h
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrapErr("holds", err)
+		return nil, s.wrapErr("holds", err)
 	}
 	return m, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) ClearHolds(server string) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, wrapErr("clear holds", err)
+		return 0, s.wrapErr("clear holds", err)
 	}
 	return int(n), nil
 }

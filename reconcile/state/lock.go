@@ -240,7 +240,7 @@ func lostError(ctx context.Context, tx *sql.Tx) error {
 func (s *Store) LockHolder() (*LockInfo, error) {
 	h, err := readLock(context.Background(), s.db)
 	if err != nil || h == nil {
-		return nil, wrapErr("lock holder", err)
+		return nil, s.wrapErr("lock holder", err)
 	}
 	return &h.LockInfo, nil
 }
@@ -261,7 +261,7 @@ func (s *Store) ForceUnlock() (*LockInfo, error) {
 		return err
 	})
 	if err != nil || holder == nil {
-		return nil, wrapErr("unlock", err)
+		return nil, s.wrapErr("unlock", err)
 	}
 	return &holder.LockInfo, nil
 }
@@ -305,10 +305,11 @@ func newToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// wrapErr prefixes err, if any, with the operation.
-func wrapErr(op string, err error) error {
+// wrapErr prefixes err, if any, with the operation; a SQLite corruption
+// error becomes one that names the file and the way out (ErrDamaged).
+func (s *Store) wrapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("state: %s: %w", op, err)
+	return fmt.Errorf("state: %s: %w", op, annotate(s.abs, err))
 }

@@ -69,7 +69,7 @@ func (s *Store) BeginRevision(r Revision) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return 0, wrapErr("begin revision", err)
+		return 0, s.wrapErr("begin revision", err)
 	}
 	return id, nil
 }
@@ -130,7 +130,7 @@ func (s *Store) MarkInterrupted(at time.Time) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, wrapErr("mark interrupted", err)
+		return 0, s.wrapErr("mark interrupted", err)
 	}
 	return int(n), nil
 }
@@ -152,7 +152,7 @@ func (s *Store) History(server string, limit int) ([]Revision, error) {
 	}
 	revs, err := s.queryRevisions(q, args...)
 	if err != nil {
-		return nil, wrapErr("history", err)
+		return nil, s.wrapErr("history", err)
 	}
 	return revs, nil
 }
@@ -174,7 +174,7 @@ func (s *Store) Revision(id int64) (*Revision, error) {
 func (s *Store) LatestAll() (map[string]*Revision, error) {
 	m, err := s.queryRevisionMap(`SELECT ` + revisionColumns + ` FROM revisions
 		WHERE id IN (SELECT max(id) FROM revisions GROUP BY server)`)
-	return m, wrapErr("latest revisions", err)
+	return m, s.wrapErr("latest revisions", err)
 }
 
 // LastVerifiedAll returns the newest verified revision of every server that
@@ -183,7 +183,7 @@ func (s *Store) LastVerifiedAll() (map[string]*Revision, error) {
 	m, err := s.queryRevisionMap(`SELECT `+revisionColumns+` FROM revisions
 		WHERE id IN (SELECT max(id) FROM revisions WHERE outcome = ? GROUP BY server)`,
 		string(OutcomeVerified))
-	return m, wrapErr("last verified revisions", err)
+	return m, s.wrapErr("last verified revisions", err)
 }
 
 // LastVerified returns the newest verified revision of server, or

@@ -72,7 +72,7 @@ func (s *Store) BeginScale(d ScaleDecision, t ScaleTarget) (int64, error) {
 		t.DecisionID = id
 		return putScaleTarget(tx, t, d.DecidedAt)
 	})
-	return id, wrapErr("begin scale", err)
+	return id, s.wrapErr("begin scale", err)
 }
 
 // RecordScale records a decision that was not applied (held), finished.
@@ -93,7 +93,7 @@ func (s *Store) RecordScale(d ScaleDecision) (int64, error) {
 		id, err = res.LastInsertId()
 		return err
 	})
-	return id, wrapErr("record scale", err)
+	return id, s.wrapErr("record scale", err)
 }
 
 // FinishScale records how a pending decision ended. A failed one also moves
@@ -120,7 +120,7 @@ func (s *Store) FinishScale(id int64, outcome, msg string, revisionID int64, rep
 		}
 		return err
 	})
-	return wrapErr("finish scale", err)
+	return s.wrapErr("finish scale", err)
 }
 
 // MarkScalesInterrupted marks the decisions left pending by a tend that
@@ -137,7 +137,7 @@ func (s *Store) MarkScalesInterrupted(at time.Time) (int64, error) {
 		n, err = res.RowsAffected()
 		return err
 	})
-	return n, wrapErr("mark scales interrupted", err)
+	return n, s.wrapErr("mark scales interrupted", err)
 }
 
 func putScaleTarget(tx *sql.Tx, t ScaleTarget, at time.Time) error {
@@ -160,7 +160,7 @@ func (s *Store) DeleteScaleTarget(server string) error {
 		_, err := tx.ExecContext(context.Background(), `DELETE FROM scale_targets WHERE server = ?`, server)
 		return err
 	})
-	return wrapErr("delete scale target", err)
+	return s.wrapErr("delete scale target", err)
 }
 
 // ScaleTargets returns every server's autoscaled count.
@@ -168,7 +168,7 @@ func (s *Store) ScaleTargets() (map[string]ScaleTarget, error) {
 	rows, err := s.db.QueryContext(context.Background(),
 		`SELECT server, provider, replicas, min, max, decision_id, updated_at FROM scale_targets`)
 	if err != nil {
-		return nil, wrapErr("scale targets", err)
+		return nil, s.wrapErr("scale targets", err)
 	}
 	defer rows.Close()
 	out := map[string]ScaleTarget{}
@@ -177,7 +177,7 @@ func (s *Store) ScaleTargets() (map[string]ScaleTarget, error) {
 		var dec sql.NullInt64
 		var at string
 		if err := rows.Scan(&t.Server, &t.Provider, &t.Replicas, &t.Min, &t.Max, &dec, &at); err != nil {
-			return nil, wrapErr("scale targets", err)
+			return nil, s.wrapErr("scale targets", err)
 		}
 		t.DecisionID = dec.Int64
 		if t.UpdatedAt, err = parseTime(at); err != nil {
@@ -185,7 +185,7 @@ func (s *Store) ScaleTargets() (map[string]ScaleTarget, error) {
 		}
 		out[t.Server] = t
 	}
-	return out, wrapErr("scale targets", rows.Err())
+	return out, s.wrapErr("scale targets", rows.Err())
 }
 
 // ScaleDecisions returns the newest decisions of a server ("" for every
@@ -223,7 +223,7 @@ func (s *Store) LatestScaleDecisions() (map[string]ScaleDecision, error) {
 func (s *Store) queryScales(q string, args ...any) ([]ScaleDecision, error) {
 	rows, err := s.db.QueryContext(context.Background(), q, args...)
 	if err != nil {
-		return nil, wrapErr("scale decisions", err)
+		return nil, s.wrapErr("scale decisions", err)
 	}
 	defer rows.Close()
 	var out []ScaleDecision
@@ -234,7 +234,7 @@ func (s *Store) queryScales(q string, args ...any) ([]ScaleDecision, error) {
 		var finished sql.NullString
 		if err := rows.Scan(&d.ID, &d.Server, &d.FromReplicas, &d.ToReplicas, &d.Outcome, &d.Reason, &d.Message,
 			&d.Inputs, &rev, &decided, &finished); err != nil {
-			return nil, wrapErr("scale decisions", err)
+			return nil, s.wrapErr("scale decisions", err)
 		}
 		d.RevisionID = rev.Int64
 		if d.DecidedAt, err = parseTime(decided); err != nil {
@@ -245,5 +245,5 @@ func (s *Store) queryScales(q string, args ...any) ([]ScaleDecision, error) {
 		}
 		out = append(out, d)
 	}
-	return out, wrapErr("scale decisions", rows.Err())
+	return out, s.wrapErr("scale decisions", rows.Err())
 }

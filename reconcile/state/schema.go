@@ -157,6 +157,16 @@ CREATE TABLE scale_decisions (
 );
 CREATE INDEX scale_decisions_server_id ON scale_decisions (server, id);
 `},
+	{5, "store identity", `
+-- Who this store is: a random id and when the store was created, given once
+-- (by Open, which also writes them to the marker file beside the database,
+-- so that a store replaced or lost under tend is noticed).
+CREATE TABLE store_identity (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	store_id   TEXT NOT NULL,
+	created_at TEXT NOT NULL
+);
+`},
 }
 
 // schemaVersion is the newest schema this code knows.

@@ -30,6 +30,10 @@ const busyTimeout = 5 * time.Second
 type Store struct {
 	db   *sql.DB
 	path string
+	abs  string
+
+	// ident is the store's identity.
+	ident Identity
 
 	// now is the store's clock; tests replace it.
 	now func() time.Time
@@ -39,6 +43,15 @@ type Store struct {
 // directory (mode 0700) when they do not exist, and migrates its schema
 // forward. A store whose schema was written by a newer tend is refused with an
 // error wrapping ErrSchemaTooNew.
+//
+// Open checks that the database is the store tend left there. A new store
+// gets a random identity, kept in the database and in a marker file beside
+// it (MarkerPath: state.db, state.id). With a marker present, a database
+// that is missing or empty is refused (ErrStoreMissing) rather than replaced
+// by a new, empty store, and a database of another identity is refused too
+// (ErrStoreMismatch). A store older than identities is given one, and its
+// marker, without a word. A file SQLite finds malformed on open is refused
+// with an error wrapping ErrDamaged; QuickCheck looks at every page.
 func Open(path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("state: empty store path")
@@ -50,6 +63,20 @@ func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("state: create store directory: %w", err)
 	}
+	markerPath := MarkerPath(abs)
+	mark, err := readMarker(markerPath)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	if mark != nil {
+		what, err := absence(abs)
+		if err != nil {
+			return nil, fmt.Errorf("state: open %s: %w", path, err)
+		}
+		if what != "" {
+			return nil, fmt.Errorf("state: open %s: %w", path, missingError(abs, markerPath, *mark, what))
+		}
+	}
 	if err := createFile(abs); err != nil {
 		return nil, err
 	}
@@ -58,14 +85,27 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: time.Now}
-	if err := db.PingContext(context.Background()); err != nil {
+	s := &Store{db: db, path: path, abs: abs, now: time.Now}
+	fail := func(err error) (*Store, error) {
 		db.Close()
-		return nil, fmt.Errorf("state: open %s: %w", path, err)
+		return nil, fmt.Errorf("state: open %s: %w", path, annotate(abs, err))
+	}
+	if err := db.PingContext(context.Background()); err != nil {
+		return fail(err)
 	}
 	if err := s.migrate(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("state: open %s: %w", path, err)
+		return fail(err)
+	}
+	if s.ident, err = s.ensureIdentity(mark); err != nil {
+		return fail(err)
+	}
+	switch {
+	case mark == nil:
+		if err := writeMarker(markerPath, abs, s.ident); err != nil {
+			return fail(err)
+		}
+	case mark.ID != s.ident.ID:
+		return fail(mismatchError(abs, markerPath, s.ident, *mark))
 	}
 	return s, nil
 }
@@ -122,13 +162,13 @@ func (s *Store) write(fn func(tx *sql.Tx) error) error {
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return annotate(s.abs, err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return annotate(s.abs, err)
 	}
-	return tx.Commit()
+	return annotate(s.abs, tx.Commit())
 }
 
 // timeLayout is RFC 3339 with nanoseconds at a fixed width, so that stored

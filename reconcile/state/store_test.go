@@ -60,7 +60,7 @@ func migrationRows(t *testing.T, db *sql.DB) []int {
 
 func TestOpenMigratesAndReopens(t *testing.T) {
 	s := openStore(t)
-	want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources"
+	want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity"
 	if got := strings.Join(tables(t, s.db), " "); got != want {
 		t.Fatalf("tables = %q, want %q", got, want)
 	}
@@ -194,12 +194,20 @@ func TestOpenNotADatabase(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Repeat("not sqlite\n", 100)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := Open(path); err == nil {
+	s, err := Open(path)
+	if err == nil {
 		s.Close()
 		t.Fatal("Open accepted a file that is not a database")
-	} else {
-		t.Log(err)
 	}
+	if !errors.Is(err, ErrDamaged) {
+		t.Errorf("err = %v, want ErrDamaged", err)
+	}
+	for _, want := range []string{path, "tend store check", "restore " + path + " from a backup"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	t.Log(err)
 }
 
 // Several tends opening a new store at once all succeed and migrate it once.
@@ -225,5 +233,15 @@ func TestOpenConcurrent(t *testing.T) {
 	}
 	if got := migrationRows(t, stores[0].db); len(got) != len(migrations) {
 		t.Fatalf("schema_migrations = %v", got)
+	}
+	// One identity, the marker's.
+	mark, err := readMarker(MarkerPath(path))
+	if err != nil || mark == nil {
+		t.Fatalf("marker: %v, %v", mark, err)
+	}
+	for i, s := range stores {
+		if s.Identity() != *mark {
+			t.Errorf("store %d: identity %v, marker %v", i, s.Identity(), *mark)
+		}
 	}
 }
