@@ -68,10 +68,16 @@ func (l *Loop) runJob(ctx context.Context, j job) error {
 		}
 		log.WithFields(logrus.Fields{"backup": b.ID, "size": b.Size}).Info("scheduled backup done")
 	case jobScale:
-		l.mu.Lock()
-		delete(l.scaleQueued, j.server)
-		l.mu.Unlock()
-		return l.scale(ctx, src, *j.scale)
+		// Until it ends, the autoscaler does not queue another scale of
+		// this server (its count is moving).
+		defer func() {
+			l.mu.Lock()
+			delete(l.scaleQueued, j.server)
+			l.mu.Unlock()
+		}()
+		// A scale that has started finishes its step on shutdown, as the
+		// servers of an apply in flight do.
+		return l.scale(context.WithoutCancel(ctx), src, *j.scale)
 	case jobDrill:
 		res, err := e.Drill(ctx, src.Config, RestoreRequest{Server: j.server, Drill: true})
 		if bm != nil {

@@ -75,7 +75,7 @@ func (l *Loop) evaluateScale(ctx context.Context) []ScaleStatus {
 			continue
 		}
 		st := st
-		l.Log.WithFields(logrus.Fields{"server": st.Server, "from": st.Decision.Current, "to": st.Decision.Desired, "reason": st.Decision.Reason}).Info("autoscaler decided")
+		l.Log.WithFields(logrus.Fields{"server": st.Server, "from": st.Decision.Current, "to": st.Decision.Desired, "reason": st.Decision.Reason}).Debug("autoscaler decided")
 		l.enqueue(job{kind: jobScale, server: st.Server, scale: &st})
 	}
 	return sts

@@ -16,7 +16,7 @@ import (
 )
 
 func newRollbackCmd() *cobra.Command {
-	var ef engineFlags
+	ef := engineFlags{writes: true}
 	var to int64
 	var dir string
 	var restoreData, keepData bool
@@ -74,7 +74,7 @@ starts the old version on it; --keep-data keeps the migrated data.`,
 }
 
 func newRetryCmd() *cobra.Command {
-	var ef engineFlags
+	ef := engineFlags{writes: true}
 	cmd := &cobra.Command{
 		Use:   "retry SERVER",
 		Short: "Release a held revision, so the next apply tries it again",
@@ -353,7 +353,7 @@ func scalingLines(st *reconcile.ScalingStatus) []string {
 	}
 	line := fmt.Sprintf("scaling: min %d, max %d, by tend; %d replicas declared", st.Min, st.Max, st.Declared)
 	if st.Autoscaled > 0 {
-		line = fmt.Sprintf("scaling: min %d, max %d, by tend; autoscaled to %d replicas (declared %d)", st.Min, st.Max, st.Autoscaled, st.Declared)
+		line = fmt.Sprintf("scaling: min %d, max %d, by tend; autoscaled to %d %s (declared %d)", st.Min, st.Max, st.Autoscaled, plural(st.Autoscaled, "replica", "replicas"), st.Declared)
 	}
 	out := []string{line}
 	if d := st.LastDecision; d != nil {

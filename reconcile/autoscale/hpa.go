@@ -438,7 +438,9 @@ func (w reason) text(d Decision) string {
 	case len(w.blind) > 0:
 		b.WriteString("wants " + strconv.Itoa(w.wants) + ", held at " + strconv.Itoa(d.Current) + " while " +
 			strings.Join(w.blind, ", "))
-	case w.stabilized != w.wants:
+	case w.stabilized != w.wants && w.limit == "":
+		// The window is what holds the count: say so. When a bound or
+		// the rate bites after it, that is what the line says instead.
 		b.WriteString("wants " + strconv.Itoa(w.wants) + ", held at " + strconv.Itoa(w.stabilized) + " by ")
 		if w.stabilized < w.wants {
 			b.WriteString(LimitUpWindow)
@@ -446,7 +448,7 @@ func (w reason) text(d Decision) string {
 			b.WriteString(LimitDownWindow)
 		}
 		b.WriteString(" (" + w.window.String() + ")")
-	case w.wants == d.Current:
+	case w.stabilized == d.Current:
 		// "within tolerance, stays at 2"; "within tolerance at 10, limited
 		// to 5 (max)"; "stays at 2"; "at 10, limited to 5 (max)".
 		b.WriteString(w.note)
@@ -462,7 +464,7 @@ func (w reason) text(d Decision) string {
 		}
 		b.WriteString(strconv.Itoa(d.Current))
 	default:
-		b.WriteString(strconv.Itoa(d.Current) + " → " + strconv.Itoa(w.wants))
+		b.WriteString(strconv.Itoa(d.Current) + " → " + strconv.Itoa(w.stabilized))
 	}
 	if w.limit != "" {
 		verb := ", limited to "

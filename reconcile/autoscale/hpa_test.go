@@ -617,3 +617,16 @@ func TestDecideConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestReasonWhenTheRateBitesAfterTheWindow: idle replicas ask for 0, an
+// earlier ask of 2 keeps the window at 2, and the rate limit stops the
+// step at 3: the line says the step and the rate, not a "held at" the
+// count does not stay at.
+func TestReasonWhenTheRateBitesAfterTheWindow(t *testing.T) {
+	runSteps(t, NewRecommender(), 0, 5*time.Second, []step{
+		{at: 0, current: 6, cpu: 10, desired: 3, limits: []string{LimitRate},
+			reason: "cpu 10% of 50%: 6 → 2, limited to 3 (at most halve per step)"},
+		{at: time.Second, current: 6, cpu: 0, desired: 3, limits: []string{LimitDownWindow, LimitRate},
+			reason: "cpu 0% of 50%: 6 → 2, limited to 3 (at most halve per step)"},
+	})
+}
