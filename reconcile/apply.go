@@ -327,7 +327,7 @@ func describeDone(c *ServerChange) string {
 	case ActionHeal:
 		return "healed"
 	case ActionScale:
-		return "scaled"
+		return fmt.Sprintf("scaled from %d to %d %s of", c.FromReplicas, c.ToReplicas, replicaWord(c.ToReplicas))
 	case ActionVerify:
 		return "checked"
 	}
