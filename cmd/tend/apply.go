@@ -10,7 +10,7 @@ import (
 )
 
 func newApplyCmd() *cobra.Command {
-	var ef engineFlags
+	ef := engineFlags{writes: true}
 	var output string
 	cmd := &cobra.Command{
 		Use:   "apply [DIR | PLANFILE]",

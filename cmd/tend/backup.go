@@ -124,6 +124,7 @@ func (f *engineFlags) sourceAndEngine(cmd *cobra.Command, dir string, progress i
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	f.writes = true // every one of them records in the store
 	e, closeFn, err := f.newEngine(progress, cmd.ErrOrStderr())
 	if err != nil {
 		return nil, nil, nil, err

@@ -65,6 +65,7 @@ and rolls back by itself when verification fails.`,
 		newBackupCmd(), newBackupsCmd(), newRestoreCmd())
 	root.AddCommand(newCapacityCmd())
 	root.AddCommand(newTopCmd())
+	root.AddCommand(newStoreCmd())
 	return root
 }
 

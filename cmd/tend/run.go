@@ -212,7 +212,7 @@ func (b *backend) Backups(_ context.Context, server string, limit int) (any, err
 }
 
 func newRunCmd() *cobra.Command {
-	var ef engineFlags
+	ef := engineFlags{writes: true}
 	var listen string
 	var rateLimit int
 	var bodyLimit string

@@ -159,6 +159,8 @@ func TestScript(t *testing.T) {
 			"notes-clear": cmdNotesClear,
 			// flip-byte GLOB: flip one byte of every matching file.
 			"flip-byte": cmdFlipByte,
+			// scribble FILE OFFSET [LEN]: write LEN (4096) random bytes at OFFSET.
+			"scribble": cmdScribble,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])

@@ -111,6 +111,9 @@ func pragmaList(ctx context.Context, db *sql.DB, pragma string) ([]string, error
 type Report struct {
 	Path   string `json:"path"`
 	Exists bool   `json:"exists"`
+	// Absent says why a store that does not exist does not: "missing", or
+	// "empty (0 bytes)".
+	Absent string `json:"absent,omitempty"`
 	// Size is the database file's size, WALSize its write-ahead log's.
 	Size    int64 `json:"size"`
 	WALSize int64 `json:"wal_size"`
@@ -132,10 +135,12 @@ type Report struct {
 	// Integrity lists what integrity_check found, a finding an item;
 	// ["ok"] when nothing.
 	Integrity []string `json:"integrity"`
-	// ForeignKeys lists the rows whose reference points nowhere.
+	// ForeignKeys lists the rows whose reference points nowhere; nil when
+	// foreign_key_check could not run.
 	ForeignKeys []string `json:"foreign_keys"`
-	// Error is set when the store could not be checked at all.
-	Error   string        `json:"error,omitempty"`
+	// Errors says what could not be read at all (SQLite found it
+	// malformed).
+	Errors  []string      `json:"errors,omitempty"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
@@ -148,9 +153,12 @@ type TableRows struct {
 }
 
 // Damaged reports whether SQLite found the store malformed or could not
-// read it.
+// read it. A store that does not exist is not damaged.
 func (r *Report) Damaged() bool {
-	if r.Error != "" || len(r.ForeignKeys) > 0 {
+	if !r.Exists {
+		return false
+	}
+	if len(r.Errors) > 0 || len(r.ForeignKeys) > 0 {
 		return true
 	}
 	if !(len(r.Integrity) == 1 && r.Integrity[0] == "ok") {
@@ -164,9 +172,9 @@ func (r *Report) Damaged() bool {
 	return false
 }
 
-// OK reports whether the store exists, is whole and is the one the marker
-// names.
-func (r *Report) OK() bool { return r.Exists && r.IdentityProblem == "" && !r.Damaged() }
+// OK reports whether the store is whole and is the one the marker names
+// (or, without a marker, whether no store was expected).
+func (r *Report) OK() bool { return r.IdentityProblem == "" && !r.Damaged() }
 
 // Inspect runs the full checks on the store at path, as tend store check
 // does: SQLite's integrity_check (every page, every index entry; slower
@@ -202,7 +210,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 		r.WALSize = fi.Size()
 	}
 	if what != "" {
-		r.Exists = false
+		r.Exists, r.Absent = false, what
 		if mark != nil {
 			r.IdentityProblem = missingError(abs, r.MarkerPath, *mark, what).Error()
 		}
@@ -223,40 +231,27 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 
-	fail := func(err error) (*Report, error) {
-		r.Error = err.Error()
-		return r, nil
+	// Each step goes on when the one before found damage: what can still
+	// be read is worth knowing.
+	cannot := func(what string, err error) { r.Errors = append(r.Errors, what+": "+err.Error()) }
+	found, err := pragmaList(ctx, db, `PRAGMA integrity_check`)
+	switch {
+	case err != nil && !isCorrupt(err):
+		return nil, fmt.Errorf("state: integrity check of %s: %w", abs, err)
+	case err != nil:
+		cannot("integrity_check could not run", err)
+	case len(found) == 1 && found[0] == "ok":
+		r.Integrity = found
+	default:
+		r.Integrity = Lines(found)
 	}
-	if r.Integrity, err = pragmaList(ctx, db, `PRAGMA integrity_check`); err != nil {
-		if !isCorrupt(err) {
-			return nil, fmt.Errorf("state: integrity check of %s: %w", abs, err)
-		}
-		return fail(err)
-	}
-	if !(len(r.Integrity) == 1 && r.Integrity[0] == "ok") {
-		r.Integrity = Lines(r.Integrity)
-	}
-	fks, err := db.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	r.ForeignKeys, err = foreignKeyCheck(ctx, db)
 	if err != nil {
-		return fail(err)
+		cannot("foreign_key_check could not run", err)
 	}
-	for fks.Next() {
-		var table, parent string
-		var rowid sql.NullInt64
-		var fkid int
-		if err := fks.Scan(&table, &rowid, &parent, &fkid); err != nil {
-			fks.Close()
-			return fail(err)
-		}
-		r.ForeignKeys = append(r.ForeignKeys, fmt.Sprintf("%s row %d refers to a missing row of %s", table, rowid.Int64, parent))
-	}
-	if err := fks.Close(); err != nil {
-		return fail(err)
-	}
-
 	names, err := tableNames(ctx, db)
 	if err != nil {
-		return fail(err)
+		cannot("the list of tables cannot be read", err)
 	}
 	for _, name := range names {
 		tr := TableRows{Table: name}
@@ -264,16 +259,17 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			tr.Error = err.Error()
 		}
 		r.Tables = append(r.Tables, tr)
+		if tr.Error != "" {
+			continue
+		}
 		switch name {
 		case "schema_migrations":
-			if tr.Error == "" {
-				_ = db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&r.SchemaVersion)
+			if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&r.SchemaVersion); err != nil {
+				cannot("the schema version cannot be read", err)
 			}
 		case "store_identity":
-			if tr.Error == "" {
-				if id, err := loadIdentity(ctx, db); err == nil {
-					r.Identity = id
-				}
+			if r.Identity, err = loadIdentity(ctx, db); err != nil {
+				cannot("the identity cannot be read", err)
 			}
 		}
 	}
@@ -281,6 +277,29 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 		r.IdentityProblem = mismatchError(abs, r.MarkerPath, *r.Identity, *mark).Error()
 	}
 	return r, nil
+}
+
+// foreignKeyCheck lists the rows whose reference points nowhere.
+func foreignKeyCheck(ctx context.Context, db *sql.DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fkid int
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%s row %d refers to a missing row of %s", table, rowid.Int64, parent))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func tableNames(ctx context.Context, db *sql.DB) ([]string, error) {
