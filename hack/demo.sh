@@ -31,7 +31,7 @@ export TEND_STATE_DIR=$demo/state
 tend() { "$demo/bin/tend" "$@"; }
 vars=(--var "bin_dir=$demo/bin")
 set_version() { sed -i "s/default     = \"[0-9.]*\"/default     = \"$1\"/" "$demo/repo/main.hcl"; }
-cleanup() { [ -d "$demo/repo" ] && [ -f "$demo/state/state.db" ] && { sed -i '/^server "notes"/,$d' "$demo/repo/main.hcl"; "$demo/bin/tend" apply "${vars[@]}" "$demo/repo" >/dev/null 2>&1 || true; }; }
+cleanup() { [ -d "$demo/repo" ] && [ -f "$demo/state/state.db" ] && { sed -i '/^server "notes"/,$d' "$demo/repo/main.hcl"; "$demo/bin/tend" apply --allow-prune "${vars[@]}" "$demo/repo" >/dev/null 2>&1 || true; }; }
 trap cleanup EXIT
 
 step "the desired state: examples/quickstart (mcp-notes 1.0.0, two replicas)"
@@ -72,9 +72,11 @@ run tend restore --drill "${vars[@]}" --dir "$demo/repo" notes
 run tend restore "${vars[@]}" --dir "$demo/repo" notes
 run tend backups verify "${vars[@]}" --dir "$demo/repo"
 
-step "the server leaves the repository: apply prunes its replicas"
+step "the server leaves the repository: it was the only one, so the plan keeps it"
 sed -i '/^server "notes"/,$d' "$demo/repo/main.hcl"
-run tend apply "${vars[@]}" "$demo/repo"
+run tend plan "${vars[@]}" "$demo/repo"
+step "an empty repository deletes the fleet only when asked to: apply --allow-prune"
+run tend apply --allow-prune "${vars[@]}" "$demo/repo"
 trap - EXIT
 echo
 echo "Done. The state is in $demo/state; remove $demo to start again."

@@ -194,6 +194,11 @@ func (s *Server) Fields() []Field {
 	}
 	l.add("rollout.verify_for", dur(ro.VerifyFor), false)
 	l.add("rollout.progress_deadline", dur(ro.ProgressDeadline), false)
+	if ro.FailAfter != DefaultFailAfter {
+		// Only when set otherwise: servers that say nothing keep the
+		// hash they had before the setting existed.
+		l.add("rollout.fail_after", itoa(ro.FailAfter), false)
+	}
 	l.add("rollout.auto_rollback", bstr(ro.AutoRollback), false)
 	l.add("rollout.backup_before", ro.BackupBefore, false)
 	if h := s.Hooks; h != nil {

@@ -17,6 +17,7 @@ import (
 const (
 	DefaultVerifyFor        = 30 * time.Second
 	DefaultProgressDeadline = 5 * time.Minute
+	DefaultFailAfter        = 3
 	DefaultCheckInterval    = 5 * time.Second
 	DefaultCheckTimeout     = 2 * time.Second
 	DefaultHookTimeout      = 10 * time.Minute
@@ -67,7 +68,7 @@ var (
 	mcpCallSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "tool", Required: true}, {Name: "arguments"}, {Name: "expect"}}}
 	rolloutSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "strategy"}, {Name: "max_unavailable"}, {Name: "max_surge"}, {Name: "canary_steps"},
-		{Name: "verify_for"}, {Name: "progress_deadline"}, {Name: "auto_rollback"}, {Name: "backup_before"},
+		{Name: "verify_for"}, {Name: "progress_deadline"}, {Name: "fail_after"}, {Name: "auto_rollback"}, {Name: "backup_before"},
 	}}
 	hooksSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "pre_deploy"}, {Name: "migrate"}, {Name: "post_deploy"}, {Name: "timeout"},
@@ -705,6 +706,7 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 		MaxUnavailable:   IntOrPercent{Value: 1},
 		VerifyFor:        DefaultVerifyFor,
 		ProgressDeadline: DefaultProgressDeadline,
+		FailAfter:        DefaultFailAfter,
 		AutoRollback:     true,
 		BackupBefore:     BackupNever,
 	}
@@ -737,6 +739,7 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 	}
 	r.duration(at, "verify_for", &ro.VerifyFor)
 	r.duration(at, "progress_deadline", &ro.ProgressDeadline)
+	r.integer(at, "fail_after", &ro.FailAfter, 0, 100)
 	r.boolean(at, "auto_rollback", &ro.AutoRollback)
 	r.oneOf(at, "backup_before", &ro.BackupBefore, BackupNever, BackupAlways, BackupMajor)
 

@@ -379,8 +379,13 @@ type Rollout struct {
 	CanarySteps      []IntOrPercent `json:"canary_steps,omitempty"`
 	VerifyFor        time.Duration  `json:"verify_for"`
 	ProgressDeadline time.Duration  `json:"progress_deadline"`
-	AutoRollback     bool           `json:"auto_rollback"`
-	BackupBefore     string         `json:"backup_before"`
+	// FailAfter is how many times in a row a check may give the same
+	// definite answer on a replica (a missing MCP tool, a wrong version, a
+	// 404) before the change fails without waiting for ProgressDeadline;
+	// 0 always waits for the deadline.
+	FailAfter    int    `json:"fail_after"`
+	AutoRollback bool   `json:"auto_rollback"`
+	BackupBefore string `json:"backup_before"`
 
 	DeclRange hcl.Range `json:"-"`
 }

@@ -40,8 +40,8 @@ func newTopCmd() *cobra.Command {
 		Short: "Show the CPU, memory, threads and connections of every replica, live",
 		Long: `top samples every replica of the servers of the desired state in --dir (and
 of the orphans) through its provider, and shows per server and replica its
-state, CPU (percent of one core; process and systemd: of the CPU limit when
-resources sets one), memory (bytes, and percent of the memory limit, else of
+state, CPU (percent of one core, or of the CPU limit when resources sets
+one), memory (bytes, and percent of the memory limit, else of
 the host), threads and established TCP connections, with a total line per
 server. "-" is a figure the provider cannot tell. The process and systemd
 providers count threads and connections over the replica's process tree,

@@ -7,10 +7,13 @@
 // timeout, and applies the success and failure thresholds. The change is
 // verified once every (check, replica) has been passing, without a break,
 // for verify_for. It is not verified when the deadline passes first (the
-// reason names what each failing check saw), when the provider reports that
-// a replica exited or crash-loops (through Options.Alive, asked on every
-// tick, so that a dead replica fails verification at once rather than at the
-// deadline), or when the context ends.
+// reason names what each failing check saw), when a check that is failing
+// has given the same definite answer (Definite: the replica answered, and
+// waiting will not change what it said) Options.FailAfter times in a row,
+// when the provider reports that a replica exited or crash-loops (through
+// Options.Alive, asked on every tick, so that a dead replica fails
+// verification at once rather than at the deadline), or when the context
+// ends.
 //
 // NewProber builds the prober of one check on its own, for callers that
 // probe outside a verification (a drift check, a status command).

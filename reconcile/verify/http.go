@@ -124,13 +124,17 @@ func (p *httpProber) Probe(ctx context.Context, t Target) error {
 		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 			msg += " (redirect to " + p.hide(loc) + ")"
 		}
-		return errors.New(msg + p.bodyNote(body))
+		err := errors.New(msg + p.bodyNote(body))
+		if settledStatus(resp.StatusCode) {
+			return answer{err}
+		}
+		return err
 	}
 	if s := p.c.BodyContains; s != "" && !bytes.Contains(body, []byte(s)) {
-		return fmt.Errorf("%s: status %d, body does not contain %q%s", what, resp.StatusCode, s, p.bodyNote(body))
+		return answer{fmt.Errorf("%s: status %d, body does not contain %q%s", what, resp.StatusCode, s, p.bodyNote(body))}
 	}
 	if p.re != nil && !p.re.Match(body) {
-		return fmt.Errorf("%s: status %d, body does not match /%s/%s", what, resp.StatusCode, p.re, p.bodyNote(body))
+		return answer{fmt.Errorf("%s: status %d, body does not match /%s/%s", what, resp.StatusCode, p.re, p.bodyNote(body))}
 	}
 	return nil
 }
@@ -155,6 +159,20 @@ func (p *httpProber) bodyNote(body []byte) string {
 }
 
 func (p *httpProber) hide(s string) string { return redact(s, p.secrets) }
+
+// settledStatus reports whether an unwanted status is a definite answer:
+// not a 5xx (a server or a proxy in front of it that is not ready yet),
+// 408 (timeout), 425 (too early) or 429 (too many requests), which a server
+// that is starting or busy gives and later stops giving.
+func settledStatus(code int) bool {
+	switch {
+	case code >= 500:
+		return false
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
 
 func statusList(codes []int) string {
 	s := make([]string, len(codes))

@@ -219,7 +219,7 @@ func (p *mcpProber) session(ctx context.Context, transport mcp.Transport, what s
 		return fmt.Errorf("%s: the server sent no initialize result", what)
 	}
 	if want := p.c.ProtocolVersion; want != "" && ir.ProtocolVersion != want {
-		return fmt.Errorf("%s: protocol version %q, want %q", what, ir.ProtocolVersion, want)
+		return answer{fmt.Errorf("%s: protocol version %q, want %q", what, ir.ProtocolVersion, want)}
 	}
 	if p.version != "" {
 		got := ""
@@ -228,9 +228,9 @@ func (p *mcpProber) session(ctx context.Context, transport mcp.Transport, what s
 		}
 		if strings.TrimPrefix(got, "v") != strings.TrimPrefix(p.version, "v") {
 			if got == "" {
-				return fmt.Errorf("%s: the server reports no version (serverInfo.version), want %q", what, p.version)
+				return answer{fmt.Errorf("%s: the server reports no version (serverInfo.version), want %q", what, p.version)}
 			}
-			return fmt.Errorf("%s: server version %q, want %q", what, got, p.version)
+			return answer{fmt.Errorf("%s: server version %q, want %q", what, got, p.version)}
 		}
 	}
 
@@ -295,7 +295,7 @@ func (p *mcpProber) session(ctx context.Context, transport mcp.Transport, what s
 			return fmt.Errorf("%s: the tool reported an error: %q", callWhat, head([]byte(p.hide(text))))
 		}
 		if call.Expect != "" && !strings.Contains(text, call.Expect) {
-			return fmt.Errorf("%s: the result does not contain %q: %q", callWhat, call.Expect, head([]byte(p.hide(text))))
+			return answer{fmt.Errorf("%s: the result does not contain %q: %q", callWhat, call.Expect, head([]byte(p.hide(text))))}
 		}
 	}
 
@@ -338,7 +338,8 @@ func sdkError(err error) error {
 }
 
 // missing fails when a declared name is not among have; the message lists
-// the missing names and (part of) what the server offered.
+// the missing names and (part of) what the server offered. The failure is
+// definite: the server answered the list.
 func missing(what, kind string, declared, have, offered []string) error {
 	var miss []string
 	for _, d := range declared {
@@ -355,7 +356,7 @@ func missing(what, kind string, declared, have, offered []string) error {
 	}
 	msg := fmt.Sprintf("%s: missing %s %s; ", what, noun, strings.Join(miss, ", "))
 	if len(offered) == 0 {
-		return errors.New(msg + "the server offers no " + kind)
+		return answer{errors.New(msg + "the server offers no " + kind)}
 	}
 	shown := make([]string, 0, min(len(offered), maxOffered))
 	for _, o := range offered[:min(len(offered), maxOffered)] {
@@ -365,7 +366,7 @@ func missing(what, kind string, declared, have, offered []string) error {
 	if n := len(offered) - maxOffered; n > 0 {
 		msg += fmt.Sprintf(" and %d more", n)
 	}
-	return errors.New(msg)
+	return answer{errors.New(msg)}
 }
 
 // resultText is the text of a tool result: its text contents, then its

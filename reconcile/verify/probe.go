@@ -38,6 +38,25 @@ type Prober interface {
 	Probe(ctx context.Context, t Target) error
 }
 
+// answer is the error of a probe the replica answered, saying something
+// that waiting will not change: a status outside the check's list (not a
+// 5xx, 408, 425 or 429, which a starting or busy server gives), a body
+// without the expected text, an MCP server of another protocol or server
+// version, or without a declared tool, resource or prompt, or a smoke call
+// whose result lacks the expected text. A refused connection, a timeout, a
+// 5xx, a tool that reports an error or a command's exit code are not
+// answers of this kind: a replica that is still starting gives them too.
+type answer struct{ error }
+
+func (a answer) Unwrap() error { return a.error }
+
+// Definite reports whether err is the failure of a probe the replica
+// answered with something that waiting will not change (see Options.FailAfter).
+func Definite(err error) bool {
+	var a answer
+	return errors.As(err, &a)
+}
+
 // ExecFunc runs a command for an exec check (the engine passes the
 // provider's one-off task runner). It must honour ctx's deadline.
 type ExecFunc func(ctx context.Context, t Target, argv []string) (exitCode int, output []byte, err error)

@@ -18,6 +18,12 @@ type Options struct {
 	Targets   []Target
 	VerifyFor time.Duration // how long every check must pass without a break
 	Deadline  time.Duration // progress_deadline; 0 waits for ctx alone
+	// FailAfter ends verification without waiting for the deadline once
+	// a (check, replica) that is not passing has given the same definite
+	// answer (see Definite) this many times in a row: an answer such as a
+	// missing MCP tool or a wrong version does not change by waiting.
+	// 0 waits for the deadline.
+	FailAfter int
 	Exec      ExecFunc
 	// Stdio runs the command of stdio MCP checks.
 	Stdio StdioFunc
@@ -42,14 +48,18 @@ type Result struct {
 	Replica int
 	OK      bool
 	Message string // why it failed; empty when OK
-	At      time.Time
+	// Definite is set for a failure that waiting will not change (see
+	// Definite).
+	Definite bool
+	At       time.Time
 }
 
 // Outcome is what Verify concluded.
 type Outcome struct {
 	Verified bool
-	// Reason says why not: the Alive error, "cancelled", or which checks
-	// did not pass within the deadline, and what they saw.
+	// Reason says why not: the Alive error, "cancelled", the check that
+	// gave the same definite answer FailAfter times in a row, or which
+	// checks did not pass within the deadline, and what they saw.
 	Reason   string
 	Duration time.Duration
 	// Results holds the last result of every (check, replica), in check then
@@ -71,6 +81,7 @@ type pair struct {
 	prober  Prober
 	succ    int // consecutive passes
 	fail    int // consecutive failures
+	same    int // consecutive definite failures with the same message
 	passing bool
 	probed  bool
 	last    Result
@@ -82,6 +93,14 @@ func (p *pair) failureThreshold() int { return max(p.check.FailureThreshold, 1) 
 
 // record applies one result and reports whether the pair changed state.
 func (p *pair) record(r Result) (changed bool) {
+	switch {
+	case !r.Definite:
+		p.same = 0
+	case p.same > 0 && p.last.Message == r.Message:
+		p.same++
+	default:
+		p.same = 1
+	}
 	p.probed = true
 	p.last = r
 	was := p.passing
@@ -123,6 +142,16 @@ func (p *pair) describe() string {
 		s += "; last failure: " + p.lastBad.Message
 	}
 	return s
+}
+
+// settled says what a pair that gave the same definite answer FailAfter
+// times in a row saw, and that verification does not wait for the deadline.
+func (p *pair) settled(o Options) string {
+	wait := "not waiting for it to change"
+	if o.Deadline > 0 {
+		wait = fmt.Sprintf("not waiting for the %s deadline", shortDuration(o.Deadline))
+	}
+	return fmt.Sprintf("%s failed the same way %d times in a row; %s: %s", p.name(), p.same, wait, p.last.Message)
 }
 
 type pairResult struct {
@@ -262,6 +291,9 @@ func Verify(ctx context.Context, o Options) Outcome {
 			if o.Progress != nil {
 				o.Progress(pr.r)
 			}
+			if o.FailAfter > 0 && !p.passing && p.same >= o.FailAfter {
+				return finish(false, p.settled(o))
+			}
 			if !changed {
 				continue
 			}
@@ -298,7 +330,7 @@ func runPair(ctx context.Context, idx int, p *pair, out chan<- pairResult, now f
 		}
 		r := Result{Check: p.check.Name, Replica: p.target.Replica, OK: err == nil, At: now()}
 		if err != nil {
-			r.Message = err.Error()
+			r.Message, r.Definite = err.Error(), Definite(err)
 		}
 		select {
 		case out <- pairResult{idx, r}:
@@ -353,6 +385,10 @@ func deadlineReason(o Options, pairs []*pair, clockRunning bool, passingFor time
 			shortDuration(passingFor.Round(time.Millisecond)), shortDuration(o.VerifyFor), shortDuration(o.Deadline))
 	}
 	lead := fmt.Sprintf("checks did not pass for %s within the %s deadline", shortDuration(o.VerifyFor), shortDuration(o.Deadline))
+	if o.VerifyFor <= 0 {
+		// Passing once was enough, and even that did not happen.
+		lead = fmt.Sprintf("checks did not pass within the %s deadline", shortDuration(o.Deadline))
+	}
 
 	var bad []*pair
 	for _, p := range pairs {

@@ -137,6 +137,7 @@ server "search" {
     max_surge         = 1
     verify_for        = "1m"
     progress_deadline = "10m"
+    fail_after        = 5
     auto_rollback     = false
   }
   hooks {
