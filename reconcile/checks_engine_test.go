@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/memory"
+	"github.com/tendhq/tend/reconcile/contract"
 )
 
 // notesBuilds are the tools of each version of a stand-in for mcp-notes:
@@ -341,4 +343,136 @@ func TestEngineSlowStartStillPasses(t *testing.T) {
 	if !n.answeredAs(0, "1.0.0") {
 		t.Error("the replica never answered an MCP session")
 	}
+}
+
+// A rolling or canary update whose build breaks the API contract fails on
+// the replica it changed first, before the others go down: they never run
+// the new build. Issue 15, item 8.
+func TestEngineContractCheckedOnTheFirstReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name, rollout string
+		first, second string // what the progress says of the first and second steps
+	}{
+		{"rolling", rolling, "rolling: replicas 0 of 3", "rolling: replicas 1 of 3"},
+		{"canary", `    strategy          = "canary"
+    canary_steps      = [1]`, "canary: 1 of 3 replicas on 1.3.0", "canary: 3 of 3 replicas on 1.3.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, n, log := newNotesHarness(t, 3, "enforce", tc.rollout+`
+    verify_for        = "200ms"
+    progress_deadline = "30s"`)
+			var progress syncBuffer
+			h.eng.Progress = &progress
+			if _, res := h.apply(); outcome(res, "notes") != ResultVerified {
+				t.Fatalf("create: %+v", res.Servers)
+			}
+			log.take()
+
+			// A compatible release goes to every replica; the contract
+			// recorded is the one its first replica gave.
+			h.vars["v"] = "1.2.0"
+			if _, res := h.apply(); outcome(res, "notes") != ResultVerified {
+				t.Fatalf("1.2.0: %s: %s", outcome(res, "notes"), messageOf(res, "notes"))
+			}
+			if got := strings.Join(log.take(), " "); got != "0@1.2.0 1@1.2.0 2@1.2.0" {
+				t.Errorf("starts of 1.2.0: %s", got)
+			}
+			if v, tools := recordedContract(t, h); v != "1.2.0" || !slices.Contains(tools, "count_notes") {
+				t.Errorf("recorded contract: version %s, tools %v; want 1.2.0's", v, tools)
+			}
+
+			// 1.3.0 passes its checks and breaks the contract under a
+			// minor bump.
+			h.vars["v"] = "1.3.0"
+			before := len(progress.String())
+			_, res := h.apply()
+			msg := messageOf(res, "notes")
+			if outcome(res, "notes") != ResultRolledBack {
+				t.Fatalf("1.3.0: outcome %s: %s", outcome(res, "notes"), msg)
+			}
+			for _, want := range []string{
+				"replica 0, changed first, broke the API contract, so replicas 1, 2 were not changed: contract: 1.2.0 -> 1.3.0 is a minor bump",
+				`tool "delete_note" was removed`,
+				"rolled back to revision",
+			} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message lacks %q:\n%s", want, msg)
+				}
+			}
+			said := progress.String()[before:]
+			if !strings.Contains(said, tc.first) || strings.Contains(said, tc.second) {
+				t.Errorf("progress of 1.3.0:\n%s\nwant %q and not %q", said, tc.first, tc.second)
+			}
+			if got := strings.Join(log.take(), " "); got != "0@1.3.0 0@1.2.0" {
+				t.Errorf("starts: %s, want replica 0 on 1.3.0 and back on 1.2.0 alone", got)
+			}
+			for _, r := range []int{1, 2} {
+				if n.answeredAs(r, "1.3.0") {
+					t.Errorf("replica %d answered as 1.3.0", r)
+				}
+			}
+			if !n.answeredAs(0, "1.3.0") {
+				t.Error("replica 0 never answered as 1.3.0: the test did not exercise the new build")
+			}
+			for r := range 3 {
+				if v := n.version(r); v != "1.2.0" {
+					t.Errorf("replica %d runs %q after the rollback, want 1.2.0", r, v)
+				}
+			}
+			if c := h.plan().Change("notes"); c.Action != ActionHeld {
+				t.Errorf("1.3.0 after the failure: %s, want held", c.Action)
+			}
+		})
+	}
+}
+
+// Under contract = "warn" the same release goes through: the report is a
+// warning said once (at the first replica; not again at the end), and the
+// contract recorded is the new release's.
+func TestEngineContractWarnedOnce(t *testing.T) {
+	h, _, log := newNotesHarness(t, 3, "warn", rolling+`
+    verify_for        = "200ms"
+    progress_deadline = "30s"`)
+	var progress syncBuffer
+	h.eng.Progress = &progress
+	if _, res := h.apply(); outcome(res, "notes") != ResultVerified {
+		t.Fatalf("create: %+v", res.Servers)
+	}
+	log.take()
+	h.vars["v"] = "1.3.0"
+	if _, res := h.apply(); outcome(res, "notes") != ResultVerified {
+		t.Fatalf("1.3.0: %s: %s", outcome(res, "notes"), messageOf(res, "notes"))
+	}
+	if got := strings.Join(log.take(), " "); got != "0@1.3.0 1@1.3.0 2@1.3.0" {
+		t.Errorf("starts of 1.3.0: %s", got)
+	}
+	said := progress.String()
+	if n := strings.Count(said, "warning: contract: 1.0.0 -> 1.3.0 is a minor bump"); n != 1 {
+		t.Errorf("the contract warning was said %d times, want once:\n%s", n, said)
+	}
+	if i, j := strings.Index(said, "warning: contract"), strings.Index(said, "rolling: replicas 1 of 3"); i < 0 || j < 0 || i > j {
+		t.Errorf("the warning does not come before the second replica is changed:\n%s", said)
+	}
+	if v, tools := recordedContract(t, h); v != "1.3.0" || slices.Contains(tools, "delete_note") {
+		t.Errorf("recorded contract: version %s, tools %v; want 1.3.0's", v, tools)
+	}
+}
+
+// recordedContract is the version and tool names of the last verified
+// contract of notes.
+func recordedContract(t *testing.T, h *harness) (string, []string) {
+	t.Helper()
+	rc, err := h.eng.Store.LastVerifiedContract("notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c contract.Contract
+	if err := json.Unmarshal(rc.Contract, &c); err != nil {
+		t.Fatal(err)
+	}
+	var tools []string
+	for _, tool := range c.Tools {
+		tools = append(tools, tool.Name)
+	}
+	return rc.Version, tools
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -58,6 +59,12 @@ func checkRoute(prov providers.Provider, in providers.Instance) func(scheme stri
 // through the endpoint of its mcp check. A server without an mcp check has
 // no contract (nil, nil).
 func (e *Engine) FetchContract(ctx context.Context, prov providers.Provider, s *spec.Server) (*contract.Contract, error) {
+	return e.fetchContract(ctx, prov, s, func(providers.Instance) bool { return true })
+}
+
+// fetchContract asks the first running replica of s that pick accepts for
+// its API contract, as FetchContract does.
+func (e *Engine) fetchContract(ctx context.Context, prov providers.Provider, s *spec.Server, pick func(providers.Instance) bool) (*contract.Contract, error) {
 	c := mcpCheck(s)
 	if c == nil {
 		return nil, nil
@@ -68,7 +75,7 @@ func (e *Engine) FetchContract(ctx context.Context, prov providers.Provider, s *
 	}
 	var in *providers.Instance
 	for i := range resp.Instances {
-		if resp.Instances[i].Server == s.Name && resp.Instances[i].State == providers.StateRunning {
+		if resp.Instances[i].Server == s.Name && resp.Instances[i].State == providers.StateRunning && pick(resp.Instances[i]) {
 			in = &resp.Instances[i]
 			break
 		}
@@ -91,45 +98,77 @@ func (e *Engine) FetchContract(ctx context.Context, prov providers.Provider, s *
 	return contract.Fetch(ctx, contract.FetchOptions{URL: url, Transport: transport, HTTPClient: hc, Server: s.Name, ProtocolVersion: c.ProtocolVersion})
 }
 
+// contractStep carries a change's contract check from the replicas it
+// changed first to its end.
+type contractStep struct {
+	done bool               // the first replicas' contract was read and compared
+	got  *contract.Contract // that contract
+}
+
+// checkFirstContract runs the contract check of a rolling or canary update
+// on the replicas it changed first (verified, on the new spec of d),
+// before the rest are changed: a build that breaks its contract then
+// fails with the other replicas still on the previous one. A contract it
+// read and let through is kept in step, for checkContract at the end of
+// the change to record.
+func (e *Engine) checkFirstContract(ctx context.Context, prov providers.Provider, d *providers.Desired, step *contractStep, changed, rest []int) error {
+	s := d.Server
+	if mcpCheck(s) == nil || s.Contract == contract.ModeOff || len(changed) == 0 {
+		return nil
+	}
+	mine := func(in providers.Instance) bool {
+		return slices.Contains(changed, in.Replica) && in.SpecHash == d.SpecHash
+	}
+	unchanged := "so " + replicaNames(rest) + " were not changed"
+	if len(rest) == 1 {
+		unchanged = "so " + replicaNames(rest) + " was not changed"
+	}
+	got, err := e.readContract(ctx, prov, s, mine)
+	if err != nil {
+		return fmt.Errorf("%s, changed first, gave no API contract to compare, %s: %w", replicaNames(changed), unchanged, err)
+	}
+	if got == nil {
+		return nil // warned; the check at the end of the change tries again
+	}
+	if err := e.judgeContract(s, got); err != nil {
+		var be backendError
+		if errors.As(err, &be) {
+			return err
+		}
+		return fmt.Errorf("%s, changed first, broke the API contract, %s: %w", replicaNames(changed), unchanged, err)
+	}
+	step.done, step.got = true, got
+	return nil
+}
+
 // checkContract records the contract of a verified revision and, unless
 // the server says contract = "off", compares it with the contract of the
 // last verified revision: a breaking change under a version bump that is
 // not major fails verification under "enforce", and is a warning under
-// "warn". compare is false for a rollback, which restores what was.
-func (e *Engine) checkContract(ctx context.Context, prov providers.Provider, s *spec.Server, revisionID int64, compare bool) error {
+// "warn". compare is false for a rollback, which restores what was. When
+// step says the replicas changed first were checked already, their
+// contract (that of the same spec) is recorded without asking again.
+func (e *Engine) checkContract(ctx context.Context, prov providers.Provider, s *spec.Server, revisionID int64, compare bool, step *contractStep) error {
 	if mcpCheck(s) == nil || s.Contract == contract.ModeOff {
 		return nil
 	}
-	got, err := e.FetchContract(ctx, prov, s)
-	if err != nil {
-		var be backendError
-		if errors.As(err, &be) || s.Contract != contract.ModeEnforce {
-			e.say(s.Name, "warning: the API contract could not be read, so it was not compared: %v", err)
-			return nil
+	var got *contract.Contract
+	if step != nil && step.done {
+		got = step.got
+	} else {
+		var err error
+		got, err = e.readContract(ctx, prov, s, func(providers.Instance) bool { return true })
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("the API contract could not be read (contract = \"enforce\"): %w", err)
+		if got != nil && compare {
+			if err := e.judgeContract(s, got); err != nil {
+				return err
+			}
+		}
 	}
-	if compare {
-		prev, err := e.Store.LastVerifiedContract(s.Name)
-		switch {
-		case errors.Is(err, state.ErrNotFound):
-			// The first contract recorded: nothing to compare with.
-		case err != nil:
-			return backendError{fmt.Errorf("reading the last contract: %w", err)}
-		default:
-			var old contract.Contract
-			if err := json.Unmarshal(prev.Contract, &old); err != nil {
-				e.say(s.Name, "warning: the recorded contract of revision %d does not decode (%v); not compared", prev.RevisionID, err)
-				break
-			}
-			v := contract.Evaluate(s.Contract, prev.Version, s.Version, contract.Compare(&old, got))
-			switch {
-			case v.Fail:
-				return errors.New(strings.TrimSpace(v.Report))
-			case v.Warn:
-				e.say(s.Name, "warning: %s", strings.TrimSpace(v.Report))
-			}
-		}
+	if got == nil {
+		return nil
 	}
 	b, err := json.Marshal(got)
 	if err != nil {
@@ -137,6 +176,48 @@ func (e *Engine) checkContract(ctx context.Context, prov providers.Provider, s *
 	}
 	if err := e.Store.PutContract(state.Contract{RevisionID: revisionID, Server: s.Name, Version: s.Version, Contract: b}); err != nil {
 		e.say(s.Name, "warning: recording the API contract failed: %v", err)
+	}
+	return nil
+}
+
+// readContract fetches the contract of a replica pick accepts. A contract
+// that cannot be read is a warning (nil, nil) unless the server says
+// contract = "enforce" and the provider answered.
+func (e *Engine) readContract(ctx context.Context, prov providers.Provider, s *spec.Server, pick func(providers.Instance) bool) (*contract.Contract, error) {
+	got, err := e.fetchContract(ctx, prov, s, pick)
+	if err != nil {
+		var be backendError
+		if errors.As(err, &be) || s.Contract != contract.ModeEnforce {
+			e.say(s.Name, "warning: the API contract could not be read, so it was not compared: %v", err)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("the API contract could not be read (contract = \"enforce\"): %w", err)
+	}
+	return got, nil
+}
+
+// judgeContract compares got with the contract of the server's last
+// verified revision: an error when the change must fail, a warning said
+// when it passes with one.
+func (e *Engine) judgeContract(s *spec.Server, got *contract.Contract) error {
+	prev, err := e.Store.LastVerifiedContract(s.Name)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return nil // the first contract recorded: nothing to compare with
+	case err != nil:
+		return backendError{fmt.Errorf("reading the last contract: %w", err)}
+	}
+	var old contract.Contract
+	if err := json.Unmarshal(prev.Contract, &old); err != nil {
+		e.say(s.Name, "warning: the recorded contract of revision %d does not decode (%v); not compared", prev.RevisionID, err)
+		return nil
+	}
+	v := contract.Evaluate(s.Contract, prev.Version, s.Version, contract.Compare(&old, got))
+	switch {
+	case v.Fail:
+		return errors.New(strings.TrimSpace(v.Report))
+	case v.Warn:
+		e.say(s.Name, "warning: %s", strings.TrimSpace(v.Report))
 	}
 	return nil
 }
