@@ -19,6 +19,11 @@ import (
 // malformed, on open, in QuickCheck, or in any read or write.
 var ErrDamaged = errors.New("the state store is damaged")
 
+// ErrStoreRemoved is wrapped by the error of a write to a store whose file
+// was removed or replaced while it was open: what tend records would go to
+// a deleted file and be lost.
+var ErrStoreRemoved = errors.New("the state store was removed while tend ran")
+
 // isCorrupt reports whether err is SQLite saying the file is malformed or
 // not a database at all.
 func isCorrupt(err error) bool {
@@ -49,6 +54,36 @@ func annotate(path string, err error) error {
 		return err
 	}
 	return damagedError(path, err.Error())
+}
+
+// checkFile refuses to write when the store's file is no longer the one
+// Open opened: removed (with the state directory, say) or replaced. SQLite
+// would go on writing to the deleted file, and everything recorded from
+// then on would be lost without a word.
+func (s *Store) checkFile() error {
+	fi, err := os.Stat(s.abs)
+	if err == nil && os.SameFile(fi, s.file) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil // unreadable: let SQLite say what it finds
+	}
+	dir := filepath.Dir(s.abs)
+	what := fmt.Sprintf("%s was removed", s.abs)
+	switch {
+	case err == nil:
+		what = fmt.Sprintf("%s was replaced by another file", s.abs)
+	case !exists(dir):
+		what = fmt.Sprintf("the state directory %s was removed, and %s with it", dir, filepath.Base(s.abs))
+	}
+	return fmt.Errorf("%w: %s; what tend does from now on could only be recorded in the deleted file, and would be lost, so tend stops here. "+
+		"Whatever runs keeps running. Put %s back from a backup and run tend again (run without it, tend starts a new, empty store)",
+		ErrStoreRemoved, what, s.abs)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // QuickCheck runs SQLite's quick_check over the whole store and returns an

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -101,6 +102,39 @@ func TestQuickCheckHealthy(t *testing.T) {
 	if err := s.QuickCheck(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Writes to a store whose file was removed or replaced under it are
+// refused: SQLite would write to the deleted file.
+func TestWriteToRemovedStore(t *testing.T) {
+	t.Run("state directory removed", func(t *testing.T) {
+		s := openStore(t)
+		dir := filepath.Dir(s.Path())
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.BeginRevision(Revision{Server: "web"})
+		if !errors.Is(err, ErrStoreRemoved) {
+			t.Fatalf("err = %v, want ErrStoreRemoved", err)
+		}
+		wantErrText(t, err, "the state directory "+dir+" was removed, and state.db with it", "would be lost", "Put "+s.Path()+" back from a backup")
+		t.Log(err)
+	})
+	t.Run("file replaced", func(t *testing.T) {
+		s := openStore(t)
+		other := s.Path() + ".other"
+		if err := os.WriteFile(other, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(other, s.Path()); err != nil {
+			t.Fatal(err)
+		}
+		err := s.PutHold(Hold{Server: "web", SpecHash: "h"})
+		if !errors.Is(err, ErrStoreRemoved) {
+			t.Fatalf("err = %v, want ErrStoreRemoved", err)
+		}
+		wantErrText(t, err, s.Path()+" was replaced by another file")
+	})
 }
 
 func TestInspectHealthy(t *testing.T) {

@@ -32,7 +32,9 @@ type Store struct {
 	path string
 	abs  string
 
-	// ident is the store's identity.
+	// file is the database file as Open found it, to notice it removed or
+	// replaced under the open store; ident is the store's identity.
+	file  os.FileInfo
 	ident Identity
 
 	// now is the store's clock; tests replace it.
@@ -80,12 +82,16 @@ func Open(path string) (*Store, error) {
 	if err := createFile(abs); err != nil {
 		return nil, err
 	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
 
 	db, err := sql.Open("sqlite", dsn(abs))
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, abs: abs, now: time.Now}
+	s := &Store{db: db, path: path, abs: abs, file: fi, now: time.Now}
 	fail := func(err error) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("state: open %s: %w", path, annotate(abs, err))
@@ -157,8 +163,12 @@ func (s *Store) Close() error { return s.db.Close() }
 // Path is the path the store was opened with.
 func (s *Store) Path() string { return s.path }
 
-// write runs fn in one short write transaction (BEGIN IMMEDIATE).
+// write runs fn in one short write transaction (BEGIN IMMEDIATE), after
+// checking that the store's file is still the one Open opened.
 func (s *Store) write(fn func(tx *sql.Tx) error) error {
+	if err := s.checkFile(); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
