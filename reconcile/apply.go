@@ -233,6 +233,17 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 		if ferr := e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now()); ferr != nil {
 			return finish(ResultFailed, "recording the outcome: "+ferr.Error())
 		}
+		if c.Trigger != TriggerAutoscale {
+			// A hold lasts "until the desired state changes": a new
+			// desired state is verified, so going back to a held one
+			// later is tried again. (A count the autoscaler failed to
+			// reach stays held while the desired state is the same.)
+			if n, herr := e.Store.ClearHolds(s.Name); herr != nil {
+				log.WithError(herr).Error("releasing the holds failed")
+			} else if n > 0 {
+				log.WithField("holds", n).Info("holds released: a new desired state was verified")
+			}
+		}
 		e.say(c.Server, "verified")
 		return finish(ResultVerified, msg)
 	}

@@ -694,3 +694,38 @@ func TestPruneGuardHoldsForEveryCommand(t *testing.T) {
 		t.Fatalf("servers after --allow-prune: %v", got)
 	}
 }
+
+// TestHoldLastsUntilTheDesiredStateChanges: a held revision is held until
+// another desired state is verified; after that, going back to it is
+// tried again (as its message says). Status says "held: ..." once.
+func TestHoldLastsUntilTheDesiredStateChanges(t *testing.T) {
+	h := newHarness(t)
+	h.apply()
+	h.mem.FailVersion["api@1.2.0"] = true
+	h.vars["api_version"] = "1.2.0"
+	if _, res := h.apply(); outcome(res, "api") != ResultRolledBack {
+		t.Fatalf("bad release: %+v", res.Servers)
+	}
+	sts, err := h.eng.Status(context.Background(), h.source())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sts {
+		if st.Server == "api" && (!strings.HasPrefix(st.Pending, "held: revision") || strings.Contains(st.Pending, "held: held:") || len(st.Held) != 1) {
+			t.Fatalf("status of a held server: pending %q, holds %+v", st.Pending, st.Held)
+		}
+	}
+	h.vars["api_version"] = "1.2.1"
+	if _, res := h.apply(); outcome(res, "api") != ResultVerified {
+		t.Fatalf("the fix: %+v", res.Servers)
+	}
+	if holds, _ := h.eng.Store.Holds(); len(holds["api"]) != 0 {
+		t.Fatalf("holds after a new desired state was verified: %+v", holds["api"])
+	}
+	// 1.2.0 again (fixed meanwhile): applied, not refused as held.
+	h.mem.FailVersion["api@1.2.0"] = false
+	h.vars["api_version"] = "1.2.0"
+	if c := h.plan().Change("api"); c.Action != ActionUpdate {
+		t.Fatalf("going back to a once held version: %+v", c)
+	}
+}

@@ -85,6 +85,7 @@ type LoopNotifier interface {
 const (
 	PassApplied    = "applied"
 	PassNoChange   = "no-change"
+	PassHeld       = "held" // nothing applied: the revision's changes are held, blocked behind a hold, or kept (not pruned)
 	PassFailed     = "failed"
 	PassStalled    = "stalled"
 	PassFetchError = "fetch-error"
@@ -96,7 +97,7 @@ type LoopStatus struct {
 	Ready        bool      `json:"ready"`
 	Source       string    `json:"source"`
 	Revision     string    `json:"revision,omitempty"`         // the newest revision seen
-	Applied      string    `json:"applied_revision,omitempty"` // the revision the fleet was last planned from
+	Applied      string    `json:"applied_revision,omitempty"` // the newest revision the fleet runs in full: nothing of it held, kept or failed
 	LastPass     time.Time `json:"last_pass"`
 	LastSuccess  time.Time `json:"last_success"`
 	LastResult   string    `json:"last_result"`
@@ -512,12 +513,30 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 	l.windowWake = wake
 	l.mu.Unlock()
 	l.noteWaiting(src, p)
-	l.mu.Lock()
-	l.st.Applied = src.Revision
-	l.mu.Unlock()
+	// The revision counts as applied only when nothing of it is held back:
+	// a held (rolled back) or kept (not pruned) change means the fleet
+	// does not run it.
+	stuck := false
+	for _, c := range p.Changes {
+		if c.Action == ActionHeld || c.Action == ActionBlocked || c.Action == ActionKept {
+			stuck = true
+		}
+	}
+	markApplied := func() {
+		if stuck {
+			return
+		}
+		l.mu.Lock()
+		l.st.Applied = src.Revision
+		l.mu.Unlock()
+	}
 	if !p.HasChanges() {
-		if resultIfOK != "" {
+		markApplied()
+		switch {
+		case resultIfOK != "":
 			return resultIfOK
+		case stuck:
+			return PassHeld
 		}
 		return PassNoChange
 	}
@@ -556,6 +575,7 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 	if res.Failed() {
 		return PassFailed
 	}
+	markApplied()
 	if resultIfOK != "" {
 		return resultIfOK
 	}

@@ -168,14 +168,18 @@ func TestLoopStallsOnBrokenConfigWithoutSpinning(t *testing.T) {
 func TestLoopHoldsABadRevision(t *testing.T) {
 	h := newLoopHarness(t)
 	h.waitPasses(1)
+	good := h.loop.Status().Applied
 	h.mem.FailVersion["api@2.0.0"] = true
 	h.write("2.0.0", false)
-	if st := h.pass(); st.LastResult != PassFailed {
-		t.Fatalf("bad revision: %+v", st)
+	if st := h.pass(); st.LastResult != PassFailed || st.Applied != good {
+		t.Fatalf("bad revision: %+v; want failed, applied_revision still %s", st, good)
 	}
 	starts := h.mem.Starts
 	for i := 0; i < 5; i++ {
-		h.pass()
+		// The held revision is neither applied nor "no change".
+		if st := h.pass(); st.LastResult != PassHeld || st.Applied != good || st.Revision == good {
+			t.Fatalf("pass over a held revision: %+v; want held, applied_revision %s", st, good)
+		}
 	}
 	if h.mem.Starts != starts {
 		t.Fatalf("a held revision was re-applied: %d more starts", h.mem.Starts-starts)
@@ -212,8 +216,9 @@ func TestLoopRefusesToWipeTheFleet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, "main.hcl"), []byte("provider \"process\" \"mem\" {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	good := h.loop.Status().Applied
 	st := h.pass()
-	if !strings.Contains(st.PruneRefused, "would delete every server (2)") {
+	if !strings.Contains(st.PruneRefused, "would delete every server (2)") || st.LastResult != PassHeld || st.Applied != good {
 		t.Fatalf("prune guard: %+v", st)
 	}
 	if len(h.mem.Servers()) != 2 {

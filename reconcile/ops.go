@@ -249,6 +249,9 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 		sort.Slice(st.Held, func(i, j int) bool { return st.Held[i].At.Before(st.Held[j].At) })
 		switch c.Action {
 		case ActionNoop:
+		case ActionHeld:
+			// Its reason says "held: ..." already.
+			st.Pending = strings.Join(c.Reasons, "; ")
 		case ActionWaiting:
 			st.Pending = string(c.Waits) + ", " + strings.Join(c.Reasons, "; ")
 		default:

@@ -807,6 +807,8 @@ func guardPrune(cfg *spec.Config, p *Plan, desired int, allow bool) string {
 		refused = fmt.Sprintf("revision %s would delete every server (%d); a broken or empty commit must not wipe the fleet: --allow-prune (tend apply, tend run) does it", p.SourceRevision, n)
 	case n*100 > cfg.Tend.MaxPrunePercent*(desired+n):
 		refused = fmt.Sprintf("revision %s would delete %d of %d servers, more than max_prune_percent (%d%%): --allow-prune (tend apply, tend run) does it", p.SourceRevision, n, desired+n, cfg.Tend.MaxPrunePercent)
+	default:
+		return ""
 	}
 	for _, c := range deletes {
 		c.Action = ActionKept

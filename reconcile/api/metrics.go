@@ -15,13 +15,14 @@ import (
 const (
 	ResultApplied    = "applied"
 	ResultNoChange   = "no-change"
+	ResultHeld       = "held" // nothing to apply, but a change is held or kept (not pruned)
 	ResultFailed     = "failed"
 	ResultStalled    = "stalled"
 	ResultFetchError = "fetch-error"
 )
 
 // PassResults lists the pass results NewMetrics initialises.
-var PassResults = []string{ResultApplied, ResultNoChange, ResultFailed, ResultStalled, ResultFetchError}
+var PassResults = []string{ResultApplied, ResultNoChange, ResultHeld, ResultFailed, ResultStalled, ResultFetchError}
 
 // Webhook results, the values of the "result" label of tend_webhooks_total
 // as the webhook handlers count them.
@@ -92,7 +93,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		reg: reg,
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tend_reconcile_total",
-			Help: "Reconcile passes, by result (applied, no-change, failed, stalled, fetch-error).",
+			Help: "Reconcile passes, by result (applied, no-change, held, failed, stalled, fetch-error).",
 		}, []string{"result"}),
 		passDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tend_reconcile_duration_seconds",
