@@ -53,8 +53,10 @@
 // within the last 60 s. On SIGTERM (or SIGINT) it sends SIGTERM to the
 // child's group, SIGKILL after the stop timeout (or the grace StopReplica
 // wrote to stop.json), writes a final status and exits 0. Should its
-// instance directory disappear, it stops the child and exits, since
-// nothing could find it any more.
+// instance directory disappear (tend's state directory deleted, say), the
+// replica outlives tend's bookkeeping: the supervisor keeps the child
+// running (it still stops it on SIGTERM), and exits only once the child
+// has exited, since it could not start it again without its files.
 //
 // # Observing and stopping
 //
@@ -69,6 +71,15 @@
 // file or the env file no longer matches its digest, or the child's
 // /proc/PID/cmdline differs from the recorded argv (a program that rewrites
 // its own process title shows as drift).
+//
+// A supervisor of this user whose command line names an instance directory
+// under the root that has no spec.json any more runs a replica tend lost
+// track of. Observe then fails with ErrLost, naming the removed directory,
+// each such replica with its pids, and the way out (put the directory back
+// from a backup, or kill the supervisors and apply again), beside the
+// instances it found; StartReplica refuses to start a replica beside one,
+// and refuses to go on once the state directory or the root it first saw
+// was removed; StopReplica does not report one stopped.
 //
 // StopReplica sends SIGTERM to the supervisor, waits the grace plus 3 s,
 // then SIGKILLs the supervisor and the child's process group, and removes

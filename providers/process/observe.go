@@ -16,19 +16,35 @@ import (
 
 // Observe lists every instance of req.ManagedBy under the provider's root:
 // desired servers and orphans alike. It reads files and /proc only; it
-// changes nothing and never waits.
+// changes nothing and never waits. Replicas whose instance directories are
+// gone while their supervisors run (the state directory removed) make it
+// fail with ErrLost, naming them, beside the instances it did find.
 func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) providers.ObserveResponse {
 	managedBy := p.managedByOf(req.ManagedBy)
 	if err := checkComponent("managed-by identity", managedBy); err != nil {
 		return providers.ObserveResponse{Err: err}
 	}
+	out, err := p.observe(ctx, managedBy)
+	if err != nil {
+		return providers.ObserveResponse{Err: err}
+	}
+	// Replicas tend lost track of keep running: say so, rather than let a
+	// plan start new ones beside them.
+	if lost := p.lostReplicas(managedBy, req.Server); len(lost) > 0 {
+		return providers.ObserveResponse{Instances: out, Err: fmt.Errorf("observe %s: %w", p.key, p.lostError(lost))}
+	}
+	return providers.ObserveResponse{Instances: out}
+}
+
+// observe lists the instance directories of managedBy.
+func (p *Provider) observe(ctx context.Context, managedBy string) ([]providers.Instance, error) {
 	base := filepath.Join(p.root, managedBy)
 	servers, err := os.ReadDir(base)
 	if errors.Is(err, os.ErrNotExist) {
-		return providers.ObserveResponse{}
+		return nil, nil
 	}
 	if err != nil {
-		return providers.ObserveResponse{Err: fmt.Errorf("observe %s: %w", p.key, err)}
+		return nil, fmt.Errorf("observe %s: %w", p.key, err)
 	}
 	var out []providers.Instance
 	for _, srv := range servers {
@@ -45,13 +61,13 @@ func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) pr
 				continue // volumes/ and strays
 			}
 			if err := ctx.Err(); err != nil {
-				return providers.ObserveResponse{Err: err}
+				return nil, err
 			}
 			out = append(out, p.observeInstance(filepath.Join(base, srv.Name(), r.Name()), managedBy, srv.Name(), n))
 		}
 	}
 	providers.SortInstances(out)
-	return providers.ObserveResponse{Instances: out}
+	return out, nil
 }
 
 // observeInstance reports one instance directory.
@@ -63,6 +79,15 @@ func (p *Provider) observeInstance(dir, managedBy, server string, replica int) p
 	}
 	var rec record
 	if err := hostfs.ReadJSON(filepath.Join(dir, identityFile), &rec); err != nil {
+		// StartReplica writes the record before it starts the supervisor:
+		// with a supervisor running, the directory is being removed under
+		// it (the state directory deleted, say), and the replica runs on.
+		if pids := supervisorsOf(dir); len(pids) > 0 {
+			inst.State = providers.StateUnknown
+			inst.ID = strconv.Itoa(pids[0])
+			inst.Message = fmt.Sprintf("the instance's record cannot be read (%s) while its supervisor (pid %d) runs: is %s being removed?", hostfs.ShortErr(err), pids[0], dir)
+			return inst
+		}
 		inst.State = providers.StateMissing
 		inst.Message = "the instance's record cannot be read (" + hostfs.ShortErr(err) + "); it was not started completely"
 		return inst

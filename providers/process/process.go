@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,8 +53,14 @@ type Provider struct {
 	stopTimeout time.Duration
 	managedBy   string
 	exe         string // this executable, which supervisors re-run
+	stateDir    string // tend's state directory, absolute, for messages
 
 	locks keylock.Map // per instance directory
+
+	// seen holds the state directory and the root as this provider first
+	// found them, to notice them removed while tend runs.
+	seenMu sync.Mutex
+	seen   map[string]os.FileInfo
 }
 
 var (
@@ -112,6 +119,12 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 		host: set.Host, stopTimeout: set.StopTimeout,
 		managedBy: env.ManagedBy, exe: exe,
 	}
+	if env.StateDir != "" {
+		if pr.stateDir, err = filepath.Abs(env.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	pr.checkRoot()
 	if pr.host == "" {
 		pr.host = defaultHost
 	}
@@ -395,6 +408,15 @@ func (p *Provider) startReplica(ctx context.Context, req providers.StartRequest)
 		return fail(err)
 	}
 
+	// A replica whose directory is gone may still run, on the ports a new
+	// one would take.
+	if err := p.checkRoot(); err != nil {
+		return fail(err)
+	}
+	if lost := p.lostReplicas(managedBy, s.Name); slices.ContainsFunc(lost, func(l lostReplica) bool { return l.dir == dir }) {
+		return fail(p.lostError(lost))
+	}
+
 	unlock := p.lock(dir)
 	defer unlock()
 	if _, err := os.Lstat(dir); err == nil {
@@ -408,9 +430,50 @@ func (p *Provider) startReplica(ctx context.Context, req providers.StartRequest)
 
 	inst, err := p.create(ctx, dir, id, s, l)
 	if err != nil {
+		if rerr := p.checkRoot(); rerr != nil && !errors.Is(err, ErrLost) {
+			err = rerr // the cause: the files vanished under create
+		}
 		return fail(l.red.Error(err))
 	}
+	_ = p.checkRoot() // the first replica made the root
 	return inst, nil
+}
+
+// checkRoot remembers the state directory and the root when it first
+// finds them and refuses to go on once one was removed (or replaced)
+// since: the replicas this tend started keep running, and new ones would
+// be started beside them.
+func (p *Provider) checkRoot() error {
+	p.seenMu.Lock()
+	defer p.seenMu.Unlock()
+	if p.seen == nil {
+		p.seen = map[string]os.FileInfo{}
+	}
+	dirs := []string{p.root}
+	if p.stateDir != "" && within(p.root, p.stateDir) {
+		dirs = []string{p.stateDir, p.root} // outermost first
+	}
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		was, ok := p.seen[d]
+		switch {
+		case !ok:
+			if err == nil {
+				p.seen[d] = fi
+			}
+			continue
+		case err == nil && os.SameFile(fi, was):
+			continue
+		}
+		what := "the provider's directory " + d
+		if d == p.stateDir {
+			what = "the state directory " + d
+		}
+		return fmt.Errorf("%w: %s was removed while tend ran, and with it what tend knew of the replicas it runs (they keep running). "+
+			"Put %s back from a backup, or run tend again: it finds the replicas that still run and says how to stop them",
+			ErrLost, what, d)
+	}
+	return nil
 }
 
 func (p *Provider) create(ctx context.Context, dir string, id providers.Identity, s *spec.Server, l *launch) (inst providers.Instance, err error) {
@@ -497,6 +560,14 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 		os.RemoveAll(dir)
 		return inst, err
 	}
+	if !exists(filepath.Join(dir, specFile)) {
+		// Removed while it started: it runs, or not, without tend.
+		if lost := p.lostReplicas(id.ManagedBy, id.Server); len(lost) > 0 {
+			return inst, p.lostError(lost)
+		}
+		what, _ := p.removedDir(dir)
+		return inst, fmt.Errorf("%w: %s was removed while the replica started", ErrLost, what)
+	}
 	return p.observeInstance(dir, id.ManagedBy, id.Server, id.Replica), nil
 }
 
@@ -555,6 +626,10 @@ func (p *Provider) waitStarted(ctx context.Context, dir string, exited <-chan st
 		}
 		select {
 		case <-exited:
+			if !exists(filepath.Join(dir, specFile)) {
+				what, _ := p.removedDir(dir)
+				return fmt.Errorf("%w: %s was removed while the replica started, and its supervisor exited", ErrLost, what)
+			}
 			var st status
 			if err := hostfs.ReadJSON(filepath.Join(dir, statusFile), &st); err == nil {
 				if st.Message == "stopped by tend" {
@@ -642,6 +717,12 @@ func (p *Provider) supervisorAlive(dir string, f instanceFiles) bool {
 // be this instance's are signalled.
 func (p *Provider) stop(ctx context.Context, dir string, grace time.Duration) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		// Gone is stopped, unless its supervisor runs on without it.
+		if pids := supervisorsOf(dir); len(pids) > 0 {
+			what, _ := p.removedDir(dir)
+			return fmt.Errorf("%w: %s was removed, but its supervisor (pid %d) runs on: stop it with kill %d (it stops the replica within the stop timeout)",
+				ErrLost, what, pids[0], pids[0])
+		}
 		return nil
 	}
 	if err := p.stopProcesses(ctx, dir, grace); err != nil {

@@ -58,6 +58,7 @@ type supervisor struct {
 	exits    []time.Time // exit times within crashWindow
 	lastExit string      // how the child last ended, for messages
 	retryAt  time.Time   // when the next start is due, while waiting
+	lost     bool        // the instance directory is gone (logged once)
 }
 
 // childExit is how one run of the child ended.
@@ -156,10 +157,13 @@ func (s *supervisor) run() int {
 				case <-up.C:
 					s.update()
 				case <-tick.C:
-					if s.gone() {
-						s.log.Printf("the instance directory is gone; stopping")
-						s.stopChild(pid, done, s.grace())
-						return 0
+					if s.gone() && !s.lost {
+						// tend's bookkeeping is gone (the state directory
+						// removed, say), not the replica: it keeps running.
+						// Observe finds this supervisor by its command line
+						// and reports the replica lost; SIGTERM still stops it.
+						s.lost = true
+						s.log.Printf("the instance directory is gone; pid %d keeps running", pid)
 					}
 					s.update()
 				case sig := <-sigc:
@@ -189,6 +193,8 @@ func (s *supervisor) run() int {
 				break backoffWait
 			case <-tick.C:
 				if s.gone() {
+					// Nothing runs, and nothing could restart: the
+					// child's files and working directory are gone.
 					s.log.Printf("the instance directory is gone; exiting")
 					return 0
 				}
@@ -288,7 +294,7 @@ func (s *supervisor) grace() time.Duration {
 }
 
 // gone reports whether the instance directory was removed under the
-// supervisor: nothing could find or stop the replica any more.
+// supervisor.
 func (s *supervisor) gone() bool {
 	_, err := os.Stat(filepath.Join(s.dir, specFile))
 	return errors.Is(err, os.ErrNotExist)
