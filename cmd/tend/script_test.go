@@ -115,8 +115,13 @@ func TestScript(t *testing.T) {
 			env.Setenv("PORT_BASE", strconv.Itoa(port))
 			env.Setenv("PORT_BASE_1", strconv.Itoa(port+1))
 			env.Setenv("PORT_BASE_3", strconv.Itoa(port+3))
-			// Every script's replicas are stopped when it ends, pass or fail.
-			env.Defer(func() { stopAll(filepath.Join(env.WorkDir, ".state")) })
+			// Every script's replicas are stopped when it ends, pass or fail;
+			// so are those whose state directory a script removed, by their
+			// supervisors (whose working directory is under $WORK).
+			env.Defer(func() {
+				stopAll(filepath.Join(env.WorkDir, ".state"))
+				termProcs("__tend-supervise", env.WorkDir, 15*time.Second)
+			})
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -161,6 +166,10 @@ func TestScript(t *testing.T) {
 			"flip-byte": cmdFlipByte,
 			// scribble FILE OFFSET [LEN]: write LEN (4096) random bytes at OFFSET.
 			"scribble": cmdScribble,
+			// wait-procs SUBSTRING N: wait until procs SUBSTRING N holds.
+			"wait-procs": cmdWaitProcs,
+			// term-procs SUBSTRING: SIGTERM what procs counts, wait until gone.
+			"term-procs": cmdTermProcs,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])
