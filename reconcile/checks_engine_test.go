@@ -476,3 +476,48 @@ func recordedContract(t *testing.T, h *harness) (string, []string) {
 	}
 	return rc.Version, tools
 }
+
+// rollsAll is the memory provider as a Kubernetes Deployment is: starting
+// one replica of a spec starts every replica of the server on it.
+type rollsAll struct{ *startLog }
+
+func (p *rollsAll) StartReplica(ctx context.Context, req providers.StartRequest) providers.StartResponse {
+	for i := range req.Desired.Server.Replicas {
+		if i != req.Replica {
+			p.startLog.StartReplica(ctx, providers.StartRequest{Desired: req.Desired, Replica: i})
+		}
+	}
+	return p.startLog.StartReplica(ctx, req)
+}
+
+// On a provider that rolls every replica itself, the contract breaks on
+// the first replica all the same, and the message does not claim that the
+// others were not changed: they were, by the provider.
+func TestEngineContractFirstOnAProviderThatRollsAll(t *testing.T) {
+	h, n, log := newNotesHarness(t, 3, "enforce", rolling+`
+    verify_for        = "200ms"
+    progress_deadline = "30s"`)
+	reg := providers.NewRegistry()
+	reg.Add("process.mem", &rollsAll{log})
+	h.eng.Registry = reg
+	if _, res := h.apply(); outcome(res, "notes") != ResultVerified {
+		t.Fatalf("create: %+v", res.Servers)
+	}
+	h.vars["v"] = "1.3.0"
+	_, res := h.apply()
+	msg := messageOf(res, "notes")
+	if outcome(res, "notes") != ResultRolledBack {
+		t.Fatalf("1.3.0: outcome %s: %s", outcome(res, "notes"), msg)
+	}
+	if want := "replica 0, changed first, broke the API contract, before tend went on to replicas 1, 2: contract: 1.0.0 -> 1.3.0 is a minor bump"; !strings.Contains(msg, want) {
+		t.Errorf("message lacks %q:\n%s", want, msg)
+	}
+	if strings.Contains(msg, "not changed") {
+		t.Errorf("the message says replicas were not changed, and the provider changed them: %s", msg)
+	}
+	for r := range 3 {
+		if v := n.version(r); v != "1.0.0" {
+			t.Errorf("replica %d runs %q after the rollback, want 1.0.0", r, v)
+		}
+	}
+}

@@ -119,13 +119,9 @@ func (e *Engine) checkFirstContract(ctx context.Context, prov providers.Provider
 	mine := func(in providers.Instance) bool {
 		return slices.Contains(changed, in.Replica) && in.SpecHash == d.SpecHash
 	}
-	unchanged := "so " + replicaNames(rest) + " were not changed"
-	if len(rest) == 1 {
-		unchanged = "so " + replicaNames(rest) + " was not changed"
-	}
 	got, err := e.readContract(ctx, prov, s, mine)
 	if err != nil {
-		return fmt.Errorf("%s, changed first, gave no API contract to compare, %s: %w", replicaNames(changed), unchanged, err)
+		return fmt.Errorf("%s, changed first, gave no API contract to compare, %s: %w", replicaNames(changed), e.notReached(ctx, prov, d, rest), err)
 	}
 	if got == nil {
 		return nil // warned; the check at the end of the change tries again
@@ -135,10 +131,32 @@ func (e *Engine) checkFirstContract(ctx context.Context, prov providers.Provider
 		if errors.As(err, &be) {
 			return err
 		}
-		return fmt.Errorf("%s, changed first, broke the API contract, %s: %w", replicaNames(changed), unchanged, err)
+		return fmt.Errorf("%s, changed first, broke the API contract, %s: %w", replicaNames(changed), e.notReached(ctx, prov, d, rest), err)
 	}
 	step.done, step.got = true, got
 	return nil
+}
+
+// notReached says what became of rest, the replicas a rollout stopped
+// before: "so replicas 1, 2 were not changed" when the provider shows them
+// all on another spec than d's, else only that tend did not go on to them
+// (a provider that rolls every replica itself, as a Kubernetes Deployment
+// does, may have changed them already).
+func (e *Engine) notReached(ctx context.Context, prov providers.Provider, d *providers.Desired, rest []int) string {
+	resp := prov.Observe(ctx, providers.ObserveRequest{ManagedBy: e.ManagedBy, Server: d.Server.Name})
+	old := map[int]bool{}
+	for _, in := range resp.Instances {
+		if in.Server == d.Server.Name && in.SpecHash != d.SpecHash && slices.Contains(rest, in.Replica) {
+			old[in.Replica] = true
+		}
+	}
+	switch {
+	case resp.Err != nil || len(old) < len(rest):
+		return "before tend went on to " + replicaNames(rest)
+	case len(rest) == 1:
+		return "so " + replicaNames(rest) + " was not changed"
+	}
+	return "so " + replicaNames(rest) + " were not changed"
 }
 
 // checkContract records the contract of a verified revision and, unless
