@@ -214,9 +214,11 @@ func (r *Report) OK() bool { return r.IdentityProblem == "" && !r.Damaged() }
 // Inspect runs the full checks on the store at path, as tend store check
 // does: SQLite's integrity_check (every page, every index entry; slower
 // than QuickCheck) and foreign_key_check, the identity against the marker,
-// the schema version and the row count of each table. It never writes:
-// it neither creates nor migrates the store nor touches the marker, and
-// works on a store Open refuses. An error is returned only when the check
+// the schema version and the row count of each table. It changes nothing:
+// it neither creates nor migrates the store nor touches the marker, runs
+// its statements read-only (query_only), and works on a store Open
+// refuses. (Closing it may checkpoint the write-ahead log into the
+// database, as closing any connection does.) An error is returned only when the check
 // could not run; what it found is in the report.
 func Inspect(ctx context.Context, path string) (*Report, error) {
 	if path == "" {

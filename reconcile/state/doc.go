@@ -23,7 +23,10 @@
 // A file SQLite finds malformed is refused with ErrDamaged and the way out,
 // on open, in any read or write, and by QuickCheck (every page; the CLI runs
 // it for the commands that write); Inspect is the full check of tend store
-// check and writes nothing.
+// check and changes nothing. A write to a store whose file was removed or
+// replaced since Open (the state directory deleted under a running tend)
+// is refused with ErrStoreRemoved: SQLite would write on into the deleted
+// file, and everything recorded from then on would be lost.
 //
 // Every write is one short transaction (BEGIN IMMEDIATE); nothing ever
 // rewrites the whole store. The schema is versioned in schema_migrations and
