@@ -57,7 +57,7 @@ type Config struct {
 	TrackedRef string
 	// APIToken guards POST /api/v1/sync and the JSON API with
 	// "Authorization: Bearer TOKEN"; empty = the API answers 403
-	// "set --api-token" (health and metrics stay open).
+	// apiDisabled, which names TEND_API_TOKEN (health and metrics stay open).
 	APIToken string
 	// BodyLimit caps webhook bodies in bytes: 0 or less means
 	// DefaultBodyLimit (25 MiB, what GitHub sends at most); larger bodies
@@ -265,12 +265,17 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]bool{"accepted": true})
 }
 
+// apiDisabled is the 403 answer of the API when no token is configured. It
+// names the environment variable tend run reads: there is no flag for the
+// token, so that it never shows in a process listing.
+const apiDisabled = "the API is disabled: start tend run with TEND_API_TOKEN set in its environment"
+
 // apiGuard refuses the request unless the API is enabled, the method is
 // one of methods, the client is under its rate limit and the bearer token
 // is right. It has answered when it returns false.
 func (s *server) apiGuard(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	if s.apiToken == "" {
-		writeError(w, http.StatusForbidden, "set --api-token")
+		writeError(w, http.StatusForbidden, apiDisabled)
 		return false
 	}
 	if !allowMethod(w, r, methods...) {
