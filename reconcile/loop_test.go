@@ -217,9 +217,15 @@ func TestLoopRefusesToWipeTheFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := h.loop.Status().Applied
+	events := &recordedEvents{}
+	h.loop.Notify = events // read by the loop after the trigger below
 	st := h.pass()
 	if !strings.Contains(st.PruneRefused, "would delete every server (2)") || st.LastResult != PassHeld || st.Applied != good {
 		t.Fatalf("prune guard: %+v", st)
+	}
+	h.pass()
+	if held := events.of("held"); len(held) != 1 || !strings.Contains(held[0], "would delete every server (2)") {
+		t.Fatalf("held events for a refused delete-all: %q; want one", held)
 	}
 	if len(h.mem.Servers()) != 2 {
 		t.Fatalf("servers were deleted: %v", h.mem.Servers())
