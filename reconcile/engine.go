@@ -464,7 +464,11 @@ func CheckSaved(saved, fresh *Plan) error {
 		case f == nil:
 			reasons = append(reasons, fmt.Sprintf("%s: planned to %s, now nothing to do", c.Server, c.Action))
 		case f.Action != c.Action || f.SpecHash != c.SpecHash || !slices.Equal(f.Start, c.Start) || len(f.Stop) != len(c.Stop):
-			reasons = append(reasons, fmt.Sprintf("%s: planned to %s, now it would %s (%s)", c.Server, c.Action, f.Action, strings.Join(f.Reasons, "; ")))
+			r := fmt.Sprintf("%s: planned to %s, now it would %s", c.Server, c.Action, f.Action)
+			if len(f.Reasons) > 0 {
+				r += " (" + strings.Join(f.Reasons, "; ") + ")"
+			}
+			reasons = append(reasons, r)
 		}
 		delete(byServer, c.Server)
 	}

@@ -729,3 +729,23 @@ func TestHoldLastsUntilTheDesiredStateChanges(t *testing.T) {
 		t.Fatalf("going back to a once held version: %+v", c)
 	}
 }
+
+func TestCheckSavedReasonsWithoutEmptyParens(t *testing.T) {
+	saved := &Plan{Changes: []*ServerChange{{Server: "web", Action: ActionUpdate, SpecHash: "a"}}}
+	fresh := &Plan{Changes: []*ServerChange{{Server: "web", Action: ActionUpdate, SpecHash: "b"}}}
+	err := CheckSaved(saved, fresh)
+	var stale *StalePlanError
+	if !errors.As(err, &stale) {
+		t.Fatalf("CheckSaved = %v, want a StalePlanError", err)
+	}
+	if strings.Contains(err.Error(), "()") {
+		t.Errorf("the stale-plan message has an empty (): %q", err)
+	}
+	if !strings.Contains(err.Error(), "web: planned to update, now it would update") {
+		t.Errorf("the stale-plan message does not name the server's change: %q", err)
+	}
+	fresh.Changes[0].Reasons = []string{"image a → b"}
+	if err := CheckSaved(saved, fresh); err == nil || !strings.Contains(err.Error(), "(image a → b)") {
+		t.Errorf("CheckSaved = %v, want the fresh plan's reason in parentheses", err)
+	}
+}
