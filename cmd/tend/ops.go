@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
 )
 
 func newRollbackCmd() *cobra.Command {
@@ -42,6 +44,9 @@ starts the old version on it; --keep-data keeps the migrated data.`,
 				return err
 			}
 			defer closeFn()
+			if err := ef.knownServer(e, args[0]); err != nil {
+				return err
+			}
 			release, err := e.Lock("rollback")
 			if err != nil {
 				return err
@@ -85,6 +90,9 @@ func newRetryCmd() *cobra.Command {
 				return err
 			}
 			defer closeFn()
+			if err := ef.knownServer(e, args[0]); err != nil {
+				return err
+			}
 			n, err := e.Retry(args[0])
 			if err != nil {
 				return err
@@ -99,6 +107,32 @@ func newRetryCmd() *cobra.Command {
 	}
 	ef.register(cmd)
 	return cmd
+}
+
+// knownServer refuses a server name that has no recorded revision in the
+// state directory e reads, so that a name typed wrong is not answered "no
+// revision is recorded yet" with exit code 0. The error names the state
+// directory and suggests a recorded name that is close.
+func (f *engineFlags) knownServer(e *reconcile.Engine, server string) error {
+	names, err := e.RecordedServerNames()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(names, server) {
+		return nil
+	}
+	dir, err := f.resolvedStateDir()
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no server %q is recorded: the state directory %s records no revision at all (is it the one tend apply used? see --state-dir and $TEND_STATE_DIR)", server, dir)
+	}
+	listed := names
+	if len(listed) > 10 {
+		listed = append(listed[:10:10], fmt.Sprintf("and %d more", len(names)-10))
+	}
+	return fmt.Errorf("no server %q is recorded in the state directory %s.%s The servers recorded there: %s", server, dir, spec.DidYouMean(server, names), strings.Join(listed, ", "))
 }
 
 func newUnlockCmd() *cobra.Command {
@@ -154,6 +188,11 @@ func newHistoryCmd() *cobra.Command {
 			if scaling {
 				return printScaleHistory(cmd.OutOrStdout(), e, server, limit, output)
 			}
+			if server != "" {
+				if err := ef.knownServer(e, server); err != nil {
+					return err
+				}
+			}
 			hist, err := e.Store.History(server, limit)
 			if err != nil {
 				return err
@@ -177,7 +216,11 @@ func newHistoryCmd() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			if len(hist) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "No revision is recorded yet.")
+				dir, err := ef.resolvedStateDir()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "No revision is recorded yet in the state directory %s.\n", dir)
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -293,6 +336,13 @@ holds, and what the next apply would do.`,
 			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			if !slices.ContainsFunc(sts, func(s reconcile.ServerStatus) bool { return s.LastRevision != nil }) {
+				dir, err := ef.resolvedStateDir()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\nNo revision is recorded yet in the state directory %s.\n", dir)
 			}
 			for _, s := range sts {
 				var notes []string
