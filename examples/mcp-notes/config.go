@@ -35,6 +35,9 @@ type Config struct {
 	// burns before it is served (set by --burn-per-request only; a
 	// load-test aid).
 	BurnPerRequest time.Duration
+	// SamplingTool adds the tool summarize_with_model, offered only to
+	// clients that declare sampling (set by --sampling-tool only).
+	SamplingTool bool
 }
 
 // RateLimitConfig limits each client IP to MaxRequests per Window seconds.
@@ -108,6 +111,9 @@ func loadConfig(fl *flags, lookupEnv func(string) (string, bool)) (Config, error
 	}
 	if fl.set["burn-per-request"] {
 		cfg.BurnPerRequest = fl.burnPerRequest
+	}
+	if fl.set["sampling-tool"] {
+		cfg.SamplingTool = fl.samplingTool
 	}
 
 	return cfg, cfg.validate()

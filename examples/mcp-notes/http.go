@@ -39,7 +39,7 @@ func newApp(cfg Config, store *Store, logger *slog.Logger) *app {
 		workers: make(chan struct{}, cfg.Workers),
 	}
 	a.metrics = newMetrics(time.Now(), store.Count, a.inFlight.Load)
-	a.mcp = newMCPServer(store, a.metrics)
+	a.mcp = newMCPServer(store, a.metrics, cfg.SamplingTool)
 	if cfg.RateLimiting.Enabled {
 		a.limiter = newRateLimiter(cfg.RateLimiting.MaxRequests, time.Duration(cfg.RateLimiting.Window)*time.Second)
 	}

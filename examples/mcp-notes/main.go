@@ -123,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 			return exitFailure
 		}
 		logger.Info("mcp-notes serving MCP over stdio", "version", version, "data_dir", cfg.DataDir)
-		if err := newMCPServer(store, newMetrics(time.Now(), store.Count, func() int64 { return 0 })).Run(context.Background(),
+		if err := newMCPServer(store, newMetrics(time.Now(), store.Count, func() int64 { return 0 }), cfg.SamplingTool).Run(context.Background(),
 			&mcp.IOTransport{Reader: io.NopCloser(stdin), Writer: nopWriteCloser{stdout}}); err != nil && !errors.Is(err, io.EOF) {
 			logger.Error("the stdio session ended", "err", err)
 			return exitFailure
@@ -162,6 +162,9 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	}
 	if toolset != toolsetDefault {
 		startAttrs = append(startAttrs, "toolset", toolset)
+	}
+	if cfg.SamplingTool {
+		startAttrs = append(startAttrs, "sampling_tool", summarizeTool)
 	}
 	if cfg.BurnPerRequest > 0 {
 		startAttrs = append(startAttrs, "burn_per_request", cfg.BurnPerRequest)
@@ -210,6 +213,7 @@ type flags struct {
 	showVersion    bool
 	stdio          bool
 	burnPerRequest time.Duration
+	samplingTool   bool
 	set            map[string]bool // the flags given on the command line
 }
 
@@ -224,6 +228,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&fl.showVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&fl.stdio, "stdio", false, "serve MCP on standard input and output instead of HTTP, until the input ends")
 	fs.DurationVar(&fl.burnPerRequest, "burn-per-request", 0, "CPU time every request to /mcp, /sse and /work burns before it is served (a load-test aid; at most 1s)")
+	fs.BoolVar(&fl.samplingTool, "sampling-tool", false, "also serve the tool "+summarizeTool+", offered only to clients that declare the sampling capability")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: mcp-notes [--config FILE] [--host HOST] [--port PORT] [--data-dir DIR]\n"+
 			"       mcp-notes --version\n\n"+

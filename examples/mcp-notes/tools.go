@@ -117,16 +117,17 @@ const (
 	summarizePrompt = "summarize_notes"
 )
 
-// newMCPServer builds the MCP server of this build's tool set over store.
-func newMCPServer(store *Store, m *metrics) *mcp.Server {
-	return newMCPServerFor(toolset, store, m)
+// newMCPServer builds the MCP server of this build's tool set over store;
+// with samplingTool, it adds summarize_with_model (sampling.go).
+func newMCPServer(store *Store, m *metrics, samplingTool bool) *mcp.Server {
+	return newMCPServerFor(toolset, store, m, samplingTool)
 }
 
 // newMCPServerFor builds the MCP server and its tools, resources and prompt
 // over store, for the tool set set (one of toolsets). An error returned by a
 // tool handler becomes a tool result with isError set, which the model can
 // read, not a JSON-RPC protocol error.
-func newMCPServerFor(set string, store *Store, m *metrics) *mcp.Server {
+func newMCPServerFor(set string, store *Store, m *metrics, samplingTool bool) *mcp.Server {
 	instructions := "A small notes store. Save notes with add_note, find them with " +
 		"search_notes (text) or list_notes (tag), read one with get_note and remove one with delete_note."
 	switch set {
@@ -142,7 +143,11 @@ func newMCPServerFor(set string, store *Store, m *metrics) *mcp.Server {
 		Version: version,
 	}, &mcp.ServerOptions{Instructions: instructions})
 
-	s.AddReceivingMiddleware(countToolCalls(m, toolsets[set]))
+	names := toolsets[set]
+	if samplingTool {
+		names = append(slices.Clone(names), summarizeTool)
+	}
+	s.AddReceivingMiddleware(countToolCalls(m, names))
 	yes, no := true, false
 
 	addNote := &mcp.Tool{
@@ -280,6 +285,9 @@ func newMCPServerFor(set string, store *Store, m *metrics) *mcp.Server {
 		})
 	}
 
+	if samplingTool {
+		addSamplingTool(s, store)
+	}
 	addResources(s, store)
 	if set != toolsetBreaking {
 		addSummarizePrompt(s, store)

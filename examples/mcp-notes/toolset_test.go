@@ -25,7 +25,7 @@ func connectSet(t *testing.T, set string) (*mcp.ClientSession, *Store) {
 		t.Fatal(err)
 	}
 	m := newMetrics(time.Now(), store.Count, func() int64 { return 0 })
-	srv := newMCPServerFor(set, store, m)
+	srv := newMCPServerFor(set, store, m, false)
 	st, ct := mcp.NewInMemoryTransports()
 	ctx := t.Context()
 	ss, err := srv.Connect(ctx, st, nil)
