@@ -62,6 +62,13 @@ type LoopMetrics interface {
 	SetLastSuccess(t time.Time)
 }
 
+// HeldMetrics is what the loop reports of holds right after an apply, when
+// its Metrics has it: a change that failed and is held shows as held in the
+// same pass, not only in the next pass's plan.
+type HeldMetrics interface {
+	SetHeld(server string, held bool)
+}
+
 // BackupMetrics is what the loop reports of backups and drills, when its
 // Metrics has it.
 type BackupMetrics interface {
@@ -646,6 +653,7 @@ func (l *Loop) reportServers(p *Plan) {
 }
 
 func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
+	l.reportHeld(p, res)
 	for _, r := range res.Servers {
 		version := ""
 		if c := p.Change(r.Server); c != nil {
@@ -671,6 +679,28 @@ func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
 			}
 			l.notify("apply", r.Server, "", src.Revision, "deleted")
 		}
+	}
+}
+
+// reportHeld sets tend_server_held of every server the apply changed from
+// the holds the apply left: reportServers reported the plan made before it.
+func (l *Loop) reportHeld(p *Plan, res *ApplyResult) {
+	hm, ok := l.Metrics.(HeldMetrics)
+	if !ok || len(res.Servers) == 0 {
+		return
+	}
+	holds, err := l.Engine.Store.Holds()
+	if err != nil {
+		l.logOnce("cannot read the holds", logrus.Fields{"error": err.Error()})
+		return
+	}
+	for _, r := range res.Servers {
+		c := p.Change(r.Server)
+		if c == nil || r.Outcome == ResultDeleted {
+			continue
+		}
+		_, held := holds[r.Server][c.FieldsHash]
+		hm.SetHeld(r.Server, held)
 	}
 }
 

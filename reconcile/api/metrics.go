@@ -219,6 +219,14 @@ func (m *Metrics) SetServer(name string, up, healthy, drifted, held bool) {
 	m.serverHeld.WithLabelValues(name).Set(b2f(held))
 }
 
+// SetHeld sets tend_server_held of one server, leaving its other gauges.
+func (m *Metrics) SetHeld(name string, held bool) {
+	if m == nil {
+		return
+	}
+	m.serverHeld.WithLabelValues(name).Set(b2f(held))
+}
+
 // ForgetServer deletes every series of a server that left the fleet: its
 // gauges, its rollback counter and its apply histogram.
 func (m *Metrics) ForgetServer(name string) {

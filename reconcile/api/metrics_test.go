@@ -57,6 +57,15 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	}
 
+	// SetHeld moves only the held gauge.
+	m.SetHeld("web-1", true)
+	out = h.scrape(t)
+	for _, want := range []string{`tend_server_held{server="web-1"} 1`, `tend_server_up{server="web-1"} 1`, `tend_server_healthy{server="web-1"} 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after SetHeld, the exposition lacks %q", want)
+		}
+	}
+
 	m.ForgetServer("db-1")
 	out = h.scrape(t)
 	if strings.Contains(out, `server="db-1"`) {
@@ -98,6 +107,7 @@ func TestMetricsNil(t *testing.T) {
 	m.ObservePass(ResultFailed, time.Second)
 	m.ObserveFetch(time.Second, nil)
 	m.SetServer("a", true, true, true, true)
+	m.SetHeld("a", true)
 	m.ForgetServer("a")
 	m.IncRollback("a")
 	m.ObserveApply("a", time.Second)
