@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -316,8 +317,12 @@ func TestEngineManualRollbackIsHeld(t *testing.T) {
 		t.Fatalf("rolled back to %s", target.Version)
 	}
 	// The sync does not undo the rollback.
-	if c := h.plan().Change("api"); c.Action != ActionHeld || !strings.Contains(c.Reasons[0], "rolled back by hand") {
+	c := h.plan().Change("api")
+	if c.Action != ActionHeld || !strings.Contains(c.Reasons[0], fmt.Sprintf("was rolled back by hand to revision %d at ", target.ID)) {
 		t.Fatalf("plan after manual rollback: %+v", c)
+	}
+	if strings.Contains(c.Reasons[0], "failed verification") {
+		t.Errorf("the plan says a revision rolled back by hand failed verification: %q", c.Reasons[0])
 	}
 }
 

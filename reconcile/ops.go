@@ -74,7 +74,7 @@ func (e *Engine) Rollback(ctx context.Context, dir, server string, toID int64, d
 	if current.SpecHash != "" && current.SpecHash != target.SpecHash {
 		err = e.Store.PutHold(state.Hold{
 			Server: server, SpecHash: current.SpecHash, SourceRevision: current.SourceRevision, Version: current.Version,
-			RevisionID: current.ID, Reason: fmt.Sprintf("rolled back by hand to revision %d", target.ID), At: e.now(),
+			RevisionID: current.ID, Reason: fmt.Sprintf("%s to revision %d", manualRollbackHold, target.ID), At: e.now(),
 		})
 	}
 	return target, id, err

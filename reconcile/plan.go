@@ -350,6 +350,21 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 }
 
 // planServer decides what to do with one desired server.
+// manualRollbackHold begins the reason of a hold that tend rollback left:
+// the revision rolled back from was verified, it did not fail.
+const manualRollbackHold = "rolled back by hand"
+
+// heldReason says why a held desired state is not applied: it failed
+// verification, or a person rolled it back.
+func heldReason(h state.Hold, server string) string {
+	at := h.At.UTC().Format(time.RFC3339)
+	what := fmt.Sprintf("failed verification at %s: %s", at, h.Reason)
+	if strings.HasPrefix(h.Reason, manualRollbackHold) {
+		what = fmt.Sprintf("was %s at %s", h.Reason, at)
+	}
+	return fmt.Sprintf("held: revision %d (%s) %s. Change the desired state or run `tend retry %s`.", h.RevisionID, h.Version, what, server)
+}
+
 func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance, rec *Record, holds map[string]state.Hold) *ServerChange {
 	specHash, fieldsHash := spec.RuntimeHash(fields), spec.FieldsHash(fields)
 	c := &ServerChange{
@@ -368,8 +383,7 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 	}
 	if h, ok := holds[fieldsHash]; ok {
 		c.Action = ActionHeld
-		c.Reasons = []string{fmt.Sprintf("held: revision %d (%s) failed verification at %s: %s. Change the desired state or run `tend retry %s`.",
-			h.RevisionID, h.Version, h.At.UTC().Format(time.RFC3339), h.Reason, s.Name)}
+		c.Reasons = []string{heldReason(h, s.Name)}
 		return c
 	}
 	var here, elsewhere []providers.Instance
