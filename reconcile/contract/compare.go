@@ -57,13 +57,31 @@ type Change struct {
 // that break clients of the old one, and the additions. Both lists are in a
 // fixed order: tools, then resources, then prompts, each by name; within a
 // tool, by parameter path.
+//
+// When the two contracts were fetched declaring different client
+// capabilities, Capabilities says so, and every difference is in Unjudged
+// instead: a tool a server offers only to clients that declare sampling
+// comes and goes with the capability, not with the release, so neither
+// list can be trusted to break or to add anything.
 type Diff struct {
 	Breaking  []Change `json:"breaking,omitempty"`
 	Additions []Change `json:"additions,omitempty"`
+
+	Capabilities *CapabilitiesChange `json:"capabilities,omitempty"`
+	Unjudged     []Change            `json:"unjudged,omitempty"`
+}
+
+// CapabilitiesChange is a change of the client capabilities a contract was
+// fetched with (Contract.Declared), each list sorted.
+type CapabilitiesChange struct {
+	Old []string `json:"old"`
+	New []string `json:"new"`
 }
 
 // IsEmpty reports whether the contracts expose the same things.
-func (d Diff) IsEmpty() bool { return len(d.Breaking) == 0 && len(d.Additions) == 0 }
+func (d Diff) IsEmpty() bool {
+	return len(d.Breaking) == 0 && len(d.Additions) == 0 && len(d.Unjudged) == 0
+}
 
 // Needs is the least version bump the changes ask for: BumpMajor when some
 // break clients, BumpMinor when there are additions, else BumpPatch.
@@ -81,18 +99,29 @@ func (d Diff) Needs() string {
 const maxDepth = 8
 
 // Compare returns what changed from old to new. A nil contract exposes
-// nothing: Compare(nil, c) lists everything in c as additions.
+// nothing: Compare(nil, c) lists everything in c as additions. Contracts
+// fetched declaring different client capabilities are not judged: the
+// differences go to Unjudged (see Diff).
 func Compare(old, new *Contract) Diff {
+	var d Diff
+	if old != nil && new != nil {
+		if o, n := old.Declared(), new.Declared(); !slices.Equal(o, n) {
+			d.Capabilities = &CapabilitiesChange{Old: o, New: n}
+		}
+	}
 	if old == nil {
 		old = &Contract{}
 	}
 	if new == nil {
 		new = &Contract{}
 	}
-	var d Diff
 	compareTools(&d, old.Tools, new.Tools)
 	compareResources(&d, old.Resources, new.Resources)
 	comparePrompts(&d, old.Prompts, new.Prompts)
+	if d.Capabilities != nil {
+		d.Unjudged = append(d.Breaking, d.Additions...)
+		d.Breaking, d.Additions = nil, nil
+	}
 	return d
 }
 

@@ -330,7 +330,7 @@ func TestNormalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"version":"","protocol_version":"","tools":[{"name":"a","input_schema":{}},` +
+	want := `{"version":"","protocol_version":"","client_capabilities":["roots"],"tools":[{"name":"a","input_schema":{}},` +
 		`{"name":"b","input_schema":{"description":"\u003cb\u003e \u0026 co","properties":{"a":{},"z":{"default":1.50,"type":"number"}},"type":"object"}}],` +
 		`"resources":[{"uri_template":"a://{x}","name":""},{"uri":"m://","name":""},{"uri":"z://","name":""}],` +
 		`"prompts":[{"name":"p","arguments":[{"name":"x","required":false},{"name":"y","required":false}]}]}`
@@ -347,7 +347,7 @@ func TestNormalize(t *testing.T) {
 	if err := empty.Normalize(); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := json.Marshal(empty); string(b) != `{"version":"","protocol_version":"","tools":[],"resources":[],"prompts":[]}` {
+	if b, _ := json.Marshal(empty); string(b) != `{"version":"","protocol_version":"","client_capabilities":["roots"],"tools":[],"resources":[],"prompts":[]}` {
 		t.Errorf("empty contract = %s", b)
 	}
 	bad := &Contract{Tools: []Tool{{Name: "x", InputSchema: json.RawMessage(`{"a":`)}}}

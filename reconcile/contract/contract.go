@@ -20,6 +20,13 @@ type Contract struct {
 	ProtocolVersion string `json:"protocol_version"`
 	// Instructions are the server's instructions to a model, if any.
 	Instructions string `json:"instructions,omitempty"`
+	// ClientCapabilities are the client capabilities the fetch declared
+	// (sorted): a server may offer some tools, resources or prompts only to
+	// clients that declare, say, sampling, so a contract is what clients
+	// with these capabilities see. Nil, in a record from before tend
+	// recorded them, means DefaultClientCapabilities, which every earlier
+	// fetch declared; see Declared. Normalize sets them.
+	ClientCapabilities []string `json:"client_capabilities"`
 
 	Tools     []Tool     `json:"tools"`
 	Resources []Resource `json:"resources"`
@@ -72,6 +79,34 @@ type PromptArgument struct {
 	Required    bool   `json:"required"`
 }
 
+// Client capabilities a fetch can declare (FetchOptions.ClientCapabilities).
+const (
+	CapabilityElicitation = "elicitation"
+	CapabilityRoots       = "roots"
+	CapabilitySampling    = "sampling"
+)
+
+// ClientCapabilityNames lists the client capabilities a fetch can declare,
+// sorted.
+var ClientCapabilityNames = []string{CapabilityElicitation, CapabilityRoots, CapabilitySampling}
+
+// DefaultClientCapabilities are what a fetch declares when its options
+// name none (nil): roots, as the go-sdk client declares by default and as
+// every contract recorded before tend recorded the capabilities was
+// fetched.
+var DefaultClientCapabilities = []string{CapabilityRoots}
+
+// Declared returns the client capabilities c was fetched with, sorted:
+// c.ClientCapabilities, or DefaultClientCapabilities when that is nil.
+func (c *Contract) Declared() []string {
+	if c == nil || c.ClientCapabilities == nil {
+		return slices.Clone(DefaultClientCapabilities)
+	}
+	out := slices.Clone(c.ClientCapabilities)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Tool returns the tool with the given name, or nil.
 func (c *Contract) Tool(name string) *Tool {
 	i := slices.IndexFunc(c.Tools, func(t Tool) bool { return t.Name == name })
@@ -82,9 +117,10 @@ func (c *Contract) Tool(name string) *Tool {
 }
 
 // Normalize puts c in its canonical form: lists sorted (and empty rather
-// than nil), repeated names dropped (the first is kept) and schemas
-// canonical. Fetch returns normalized contracts; call Normalize on one built
-// by hand or decoded from an older record.
+// than nil), repeated names dropped (the first is kept), schemas canonical,
+// and the client capabilities set (DefaultClientCapabilities when nil).
+// Fetch returns normalized contracts; call Normalize on one built by hand
+// or decoded from an older record.
 func (c *Contract) Normalize() error {
 	for i := range c.Tools {
 		t := &c.Tools[i]
@@ -111,6 +147,7 @@ func (c *Contract) Normalize() error {
 	c.Tools = sortUnique(c.Tools, func(t Tool) string { return t.Name })
 	c.Resources = sortUnique(c.Resources, Resource.Key)
 	c.Prompts = sortUnique(c.Prompts, func(p Prompt) string { return p.Name })
+	c.ClientCapabilities = c.Declared()
 	return nil
 }
 

@@ -47,6 +47,26 @@
 // string-or-null); an enum value added, or an enum lifted; additionalProperties
 // no longer false.
 //
+// # Client capabilities
+//
+// A server may offer a tool, resource or prompt only to clients that
+// declare a capability when they initialize their session: a tool that
+// samples the client's model is offered only to clients that declare
+// sampling. Fetch sees what a client with FetchOptions.ClientCapabilities
+// sees (roots, as the go-sdk client declares by default, when none are
+// given), and records them in the contract. What only clients with other
+// capabilities see is not in the contract, so its removal is not detected:
+// declare the capabilities the fleet's clients use.
+//
+// Compare does not judge contracts fetched under different capabilities: a
+// tool offered only to sampling clients would seem added or removed with
+// the capability rather than with the release. It lists the differences in
+// Diff.Unjudged and says how the capabilities changed; Evaluate then
+// neither fails nor warns but sets Verdict.Note, and the new contract
+// becomes the one the next revision is compared with. A contract recorded
+// before tend recorded the capabilities counts as fetched declaring roots,
+// as it was.
+//
 // # Versions
 //
 // Bump classifies a version change with semantic versioning (parsed with

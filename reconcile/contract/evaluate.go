@@ -65,6 +65,10 @@ type Verdict struct {
 	// Warn is set when breaking changes are let through with a warning:
 	// contract = "warn", or a downgrade.
 	Warn bool `json:"warn"`
+	// Note is set when nothing fails or warns but the report is worth
+	// saying: the client capabilities changed, so the contracts were not
+	// compared (Diff.Capabilities).
+	Note bool `json:"note,omitempty"`
 	// Bump is Bump(oldVersion, newVersion).
 	Bump string `json:"bump"`
 	// Report says what changed, for a person, in several lines. It is empty
@@ -83,6 +87,11 @@ func Evaluate(mode, oldVersion, newVersion string, d Diff) Verdict {
 	}
 	if mode == "" {
 		mode = ModeWarn
+	}
+	if d.Capabilities != nil {
+		v.Note = true
+		v.Report = capabilitiesReport(oldVersion, newVersion, bump, d)
+		return v
 	}
 	breaks := len(d.Breaking) > 0
 	allowed := bump == BumpMajor
@@ -147,6 +156,39 @@ func report(oldVersion, newVersion, bump string, d Diff, v Verdict) string {
 		b.WriteString("note: semver asks for at least a minor bump for additions\n")
 	}
 	return b.String()
+}
+
+// capabilitiesReport writes the text of a verdict on contracts fetched
+// under different client capabilities:
+//
+//	contract: 1.4.0 -> 1.5.0 is a minor bump; the client capabilities declared changed from roots to roots, sampling,
+//	so the contracts are not compared, and this one is recorded for the next revision to be compared with;
+//	differences, not judged (they may come from the capabilities):
+//	  - tool "summarize" was added
+func capabilitiesReport(oldVersion, newVersion, bump string, d Diff) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "contract: %s -> %s %s; the client capabilities declared changed from %s to %s,\n",
+		orNone(oldVersion), orNone(newVersion), bumpText(oldVersion, newVersion, bump),
+		capabilityText(d.Capabilities.Old), capabilityText(d.Capabilities.New))
+	b.WriteString("so the contracts are not compared, and this one is recorded for the next revision to be compared with")
+	if len(d.Unjudged) == 0 {
+		b.WriteString("; the tools, resources and prompts did not change\n")
+		return b.String()
+	}
+	b.WriteString(";\ndifferences, not judged (they may come from the capabilities):\n")
+	for _, c := range d.Unjudged {
+		fmt.Fprintf(&b, "  - %s\n", c.Detail)
+	}
+	return b.String()
+}
+
+// capabilityText renders a list of capabilities: "roots, sampling", or
+// "none".
+func capabilityText(caps []string) string {
+	if len(caps) == 0 {
+		return "none"
+	}
+	return strings.Join(caps, ", ")
 }
 
 func orNone(v string) string {

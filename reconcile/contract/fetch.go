@@ -46,6 +46,12 @@ type FetchOptions struct {
 	ProtocolVersion string
 	// Server is tend's name of the server, copied into Contract.Server.
 	Server string
+	// ClientCapabilities are the client capabilities the session declares
+	// (ClientCapabilityNames), so that the contract is what clients with
+	// them see: a server may offer a tool only to clients that declare
+	// sampling. Nil declares DefaultClientCapabilities; an empty list
+	// declares none. They are recorded in Contract.ClientCapabilities.
+	ClientCapabilities []string
 }
 
 // Fetch connects to an MCP server as a client, initializes a session, lists
@@ -62,6 +68,14 @@ func Fetch(ctx context.Context, opts FetchOptions) (*Contract, error) {
 	case "", TransportStreamable, TransportSSE:
 	default:
 		return nil, fmt.Errorf("unknown MCP transport %q; want %q or %q", opts.Transport, TransportStreamable, TransportSSE)
+	}
+	declared := opts.ClientCapabilities
+	if declared == nil {
+		declared = DefaultClientCapabilities
+	}
+	clientOpts, err := clientOptions(declared)
+	if err != nil {
+		return nil, err
 	}
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -106,7 +120,7 @@ func Fetch(ctx context.Context, opts FetchOptions) (*Contract, error) {
 	}
 	f := &fetcher{parent: parent, ctx: ctx, url: opts.URL, timeout: timeout, rec: rec}
 
-	client := mcp.NewClient(&mcp.Implementation{Name: "tend-contract", Version: "1"}, nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "tend-contract", Version: "1"}, clientOpts)
 	rec.reset()
 	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: opts.ProtocolVersion})
 	if err != nil {
@@ -118,9 +132,10 @@ func Fetch(ctx context.Context, opts FetchOptions) (*Contract, error) {
 		return nil, fmt.Errorf("%s: the server sent no initialize result", opts.URL)
 	}
 	c := &Contract{
-		Server:          opts.Server,
-		ProtocolVersion: ir.ProtocolVersion,
-		Instructions:    ir.Instructions,
+		Server:             opts.Server,
+		ProtocolVersion:    ir.ProtocolVersion,
+		Instructions:       ir.Instructions,
+		ClientCapabilities: append([]string{}, declared...),
 	}
 	if ir.ServerInfo != nil {
 		c.Implementation = ir.ServerInfo.Name
@@ -186,6 +201,35 @@ func Fetch(ctx context.Context, opts FetchOptions) (*Contract, error) {
 		return nil, fmt.Errorf("%s: %w", opts.URL, err)
 	}
 	return c, nil
+}
+
+// clientOptions are the options of a client that declares exactly the
+// capabilities caps (ClientCapabilityNames). The client has no handler for
+// sampling or elicitation requests: it declares them to see what clients
+// with them see, and only lists; a server that asks it to sample or elicit
+// during a fetch gets an error.
+//
+// Roots and sampling are deprecated by the MCP protocol version 2026-07-28
+// (SEP-2577), but clients still declare them and servers still offer tools
+// by them, so tend declares them when asked.
+func clientOptions(caps []string) (*mcp.ClientOptions, error) {
+	cc := &mcp.ClientCapabilities{}
+	for _, c := range caps {
+		switch c {
+		case CapabilityRoots:
+			// As the go-sdk's default: roots, with list-changed notifications.
+			//lint:ignore SA1019 clients still declare roots
+			cc.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
+		case CapabilitySampling:
+			//lint:ignore SA1019 clients still declare sampling
+			cc.Sampling = &mcp.SamplingCapabilities{}
+		case CapabilityElicitation:
+			cc.Elicitation = &mcp.ElicitationCapabilities{}
+		default:
+			return nil, fmt.Errorf("unknown client capability %q; want one of %s", c, strings.Join(ClientCapabilityNames, ", "))
+		}
+	}
+	return &mcp.ClientOptions{Capabilities: cc}, nil
 }
 
 func toolOf(t *mcp.Tool) (Tool, error) {

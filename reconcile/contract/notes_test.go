@@ -117,9 +117,10 @@ func buildNotes() (map[notesBuild]string, error) {
 	return paths, nil
 }
 
-// startNotes runs build b on a free loopback port until the test ends and
-// returns its base URL once /health answers 200.
-func startNotes(t *testing.T, b notesBuild) string {
+// startNotes runs build b, with the extra command-line arguments args, on a
+// free loopback port until the test ends and returns its base URL once
+// /health answers 200.
+func startNotes(t *testing.T, b notesBuild, args ...string) string {
 	t.Helper()
 	bin := notesBinary(t, b)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -130,7 +131,7 @@ func startNotes(t *testing.T, b notesBuild) string {
 	ln.Close()
 	var out strings.Builder
 	var mu sync.Mutex
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--data-dir", t.TempDir())
+	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(port), "--data-dir", t.TempDir()}, args...)...)
 	cmd.Dir = t.TempDir()
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PORT=") && !strings.HasPrefix(kv, "NOTES_DATA_DIR=") {
@@ -306,4 +307,46 @@ func TestMCPNotesWithoutMCP(t *testing.T) {
 	if want := "GET " + url + "/sse: the server answers 404 Not Found: not an MCP endpoint"; err == nil || err.Error() != want {
 		t.Errorf("Fetch error over SSE = %v, want %s", err, want)
 	}
+}
+
+// TestMCPNotesSamplingTool checks, with real mcp-notes processes, a tool
+// offered only to clients that declare sampling (mcp-notes
+// --sampling-tool) and gone from the next release. A contract read
+// declaring sampling sees the removal, which breaks clients under a minor
+// bump; a read that does not declare it never sees the tool, so its
+// removal is invisible: what contract_capabilities is for.
+func TestMCPNotesSamplingTool(t *testing.T) {
+	t.Parallel()
+	old := startNotes(t, notesDefault, "--sampling-tool") // 1.4.0
+	next := startNotes(t, notesAdditive)                  // 1.5.0, without the tool
+	additions := []string{
+		`tool-added : tool "count_notes" was added`,
+		`param-added limit: tool "list_notes" has a new optional parameter "limit"`,
+	}
+
+	t.Run("Declared", func(t *testing.T) {
+		t.Parallel()
+		caps := []string{CapabilitySampling}
+		a := fetch(t, FetchOptions{URL: old + "/mcp", ClientCapabilities: caps})
+		if a.Tool("summarize_with_model") == nil {
+			t.Fatalf("declaring sampling, the tools of 1.4.0 --sampling-tool are %s", toolNames(a))
+		}
+		d := Compare(a, fetch(t, FetchOptions{URL: next + "/mcp", ClientCapabilities: caps}))
+		checkDiff(t, d, []string{`tool-removed : tool "summarize_with_model" was removed`}, additions)
+		if v := Evaluate(ModeEnforce, "1.4.0", "1.5.0", d); !v.Fail || !strings.Contains(v.Report, `tool "summarize_with_model" was removed`) {
+			t.Errorf("verdict = %+v, want a failure naming the tool", v)
+		}
+	})
+	t.Run("NotDeclared", func(t *testing.T) {
+		t.Parallel()
+		a := fetch(t, FetchOptions{URL: old + "/mcp"})
+		if a.Tool("summarize_with_model") != nil {
+			t.Errorf("without sampling, the tools of 1.4.0 --sampling-tool are %s", toolNames(a))
+		}
+		d := Compare(a, fetch(t, FetchOptions{URL: next + "/mcp"}))
+		checkDiff(t, d, nil, additions)
+		if v := Evaluate(ModeEnforce, "1.4.0", "1.5.0", d); v.Fail || v.Warn {
+			t.Errorf("verdict = %+v: the removal was seen without declaring sampling", v)
+		}
+	})
 }
