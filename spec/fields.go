@@ -249,6 +249,9 @@ func (s *Server) Fields() []Field {
 		}
 	}
 	l.add("contract", s.Contract, false)
+	if s.ContractCapabilities != nil {
+		l.add("contract_capabilities", "["+strings.Join(*s.ContractCapabilities, ", ")+"]", false)
+	}
 	if s.Drift != "" {
 		l.add("drift_check", s.Drift, false)
 	}

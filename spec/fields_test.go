@@ -59,3 +59,30 @@ func TestFieldsHashAndDiff(t *testing.T) {
 		t.Errorf("add/remove = %+v", ch)
 	}
 }
+
+// TestFieldsContractCapabilities: an unset contract_capabilities adds no
+// field (so existing servers keep their hashes); setting it, even to an
+// empty list, is a change of desired state, not a runtime one.
+func TestFieldsContractCapabilities(t *testing.T) {
+	t.Parallel()
+	unset := (&Server{Name: "api", Version: "1.0.0", Contract: "warn"}).Fields()
+	for _, f := range unset {
+		if f.Path == "contract_capabilities" {
+			t.Errorf("an unset contract_capabilities adds the field %+v", f)
+		}
+	}
+	for _, tc := range []struct {
+		caps []string
+		want string
+	}{{[]string{}, "[]"}, {[]string{"roots", "sampling"}, "[roots, sampling]"}} {
+		caps := tc.caps
+		set := (&Server{Name: "api", Version: "1.0.0", Contract: "warn", ContractCapabilities: &caps}).Fields()
+		ch := DiffFields(unset, set)
+		if len(ch) != 1 || ch[0].Path != "contract_capabilities" || ch[0].New != tc.want || !ch[0].Added || ch[0].Runtime {
+			t.Errorf("contract_capabilities = %q: changes = %+v, want the field added as %s", tc.caps, ch, tc.want)
+		}
+		if RuntimeHash(unset) != RuntimeHash(set) {
+			t.Errorf("contract_capabilities = %q changed the runtime hash", tc.caps)
+		}
+	}
+}

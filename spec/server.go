@@ -10,6 +10,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -30,7 +31,7 @@ var serverSchema = &hcl.BodySchema{
 		{Name: "image"}, {Name: "command"}, {Name: "args"}, {Name: "work_dir"}, {Name: "user"},
 		{Name: "replicas"}, {Name: "port"}, {Name: "ports"}, {Name: "env"},
 		{Name: "labels"}, {Name: "selector"}, {Name: "depends_on"},
-		{Name: "contract"}, {Name: "drift_check"}, {Name: "self_heal"},
+		{Name: "contract"}, {Name: "contract_capabilities"}, {Name: "drift_check"}, {Name: "self_heal"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "artifact"}, {Type: "config_file", LabelNames: []string{"path"}},
@@ -146,6 +147,7 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	r.stringMap(at, "selector", &s.Selector)
 	r.refs(at, "depends_on", "server", &s.DependsOn)
 	r.oneOf(at, "contract", &s.Contract, "enforce", "warn", "off")
+	d.contractCapabilities(s, at, r)
 	r.cronExpr(at, "drift_check", &s.Drift)
 	var selfHeal bool
 	if r.boolean(at, "self_heal", &selfHeal) {
@@ -189,6 +191,43 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	d.serverArtifactRules(s, at)
 	sort.Strings(s.Unresolved)
 	return s
+}
+
+// ContractCapabilities are the MCP client capabilities a server's
+// contract_capabilities may name.
+var ContractCapabilities = []string{"elicitation", "roots", "sampling"}
+
+// contractCapabilities decodes contract_capabilities: known capabilities,
+// each once.
+func (d *decoder) contractCapabilities(s *Server, at hcl.Attributes, r *reader) {
+	var caps []string
+	if !r.strings(at, "contract_capabilities", &caps) {
+		return
+	}
+	expr := at["contract_capabilities"].Expr
+	// The element's range when the list is written out, else the list's.
+	rng := func(i int) *hcl.Range {
+		if t, ok := expr.(*hclsyntax.TupleConsExpr); ok && i < len(t.Exprs) {
+			return t.Exprs[i].Range().Ptr()
+		}
+		return expr.Range().Ptr()
+	}
+	ok := true
+	for i, c := range caps {
+		switch {
+		case !contains(ContractCapabilities, c):
+			d.errorf(rng(i), "Unknown client capability", "%q is not an MCP client capability tend can declare; they are %s.%s",
+				c, quoteList(ContractCapabilities), didYouMean(c, ContractCapabilities))
+			ok = false
+		case contains(caps[:i], c):
+			d.errorf(rng(i), "Duplicate client capability", "%q is listed twice.", c)
+			ok = false
+		}
+	}
+	if ok {
+		sort.Strings(caps)
+		s.ContractCapabilities = &caps
+	}
 }
 
 // serverProvider resolves `provider = provider.TYPE.NAME`, or the default.

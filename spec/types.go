@@ -211,6 +211,13 @@ type Server struct {
 	Drift    string   `json:"drift_check,omitempty"` // cron: an extra drift check schedule
 	SelfHeal *bool    `json:"self_heal,omitempty"`   // overrides tend.self_heal
 
+	// ContractCapabilities are the MCP client capabilities the contract
+	// read declares (ContractCapabilities, sorted), when the server sets
+	// contract_capabilities; nil when it does not, which declares roots,
+	// as the go-sdk client does. A pointer, so that an empty list (declare
+	// none) is not taken for an unset one.
+	ContractCapabilities *[]string `json:"contract_capabilities,omitempty"`
+
 	// Unresolved lists fields whose values are known only once the version
 	// constraint is resolved or a secret is available.
 	Unresolved []string `json:"unresolved,omitempty"`

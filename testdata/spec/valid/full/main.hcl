@@ -162,6 +162,8 @@ server "search" {
   contract    = "enforce"
   drift_check = "0 2 * * *"
   self_heal   = false
+
+  contract_capabilities = ["sampling", "roots"]
 }
 
 server "gateway" {
