@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	"github.com/tendhq/tend/providers"
@@ -260,11 +262,16 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	// Hook output and probe answers can echo the server's environment, so
 	// every sensitive value of the server is scrubbed from the message.
 	why := redact(s, err.Error())
+	var be backendError
+	isBackend := errors.As(err, &be)
+	if !isBackend {
+		// Read before the rollback replaces the replicas that failed.
+		why += e.failedOutput(ctx, prov, s, c.SpecHash)
+	}
 	e.say(c.Server, "FAILED: %s", why)
 	log.WithField("reason", why).Warn("server change failed")
 	_ = e.Store.FinishRevision(id, state.OutcomeFailed, why, e.now())
-	var be backendError
-	if errors.As(err, &be) {
+	if isBackend {
 		e.say(c.Server, "the provider failed, not the change: it is not held, and the next apply tries again")
 		return finish(ResultFailed, why)
 	}
@@ -739,6 +746,92 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 		msg += "; its desired state differs from when it was recorded (a secret or variable changed since)"
 	}
 	return id, e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now())
+}
+
+// Bounds of the replica output a failure message carries.
+const (
+	failedOutputLines    = 10   // the last lines of each replica
+	failedOutputReplicas = 2    // replicas whose output is read
+	failedOutputLineMax  = 200  // bytes of one line
+	failedOutputMax      = 2000 // bytes in all
+)
+
+// failedOutput returns the tail of the output of the replicas of the new
+// spec that are not running, as "; the output of replica N ends: ...", for
+// the failure message: "exit code 127" says less than "sh: 1: notes: not
+// found". It is read before a rollback replaces those replicas. Each line is
+// redacted and stripped of control bytes. Empty when the provider keeps no
+// output (it is no providers.Logger) or no replica of the new spec failed.
+func (e *Engine) failedOutput(ctx context.Context, prov providers.Provider, s *spec.Server, specHash string) string {
+	lg, ok := prov.(providers.Logger)
+	if !ok || ctx.Err() != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp := prov.Observe(ctx, providers.ObserveRequest{ManagedBy: e.ManagedBy, Server: s.Name})
+	if resp.Err != nil {
+		return ""
+	}
+	var failed []providers.Instance
+	for _, in := range resp.Instances {
+		if in.Server == s.Name && in.SpecHash == specHash && in.State != providers.StateRunning {
+			failed = append(failed, in)
+		}
+	}
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Replica < failed[j].Replica })
+	var b strings.Builder
+	read := 0
+	for _, in := range failed {
+		if read == failedOutputReplicas {
+			break
+		}
+		out, err := lg.Logs(ctx, in, failedOutputLines)
+		if err != nil || len(bytes.TrimSpace(out)) == 0 {
+			continue
+		}
+		read++
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.TrimSpace(l) != "" {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > failedOutputLines {
+			lines = lines[len(lines)-failedOutputLines:]
+		}
+		for i, l := range lines {
+			l = escapeControl(redact(s, strings.TrimRight(l, "\r")))
+			if len(l) > failedOutputLineMax {
+				l = strings.ToValidUTF8(l[:failedOutputLineMax], "") + "..."
+			}
+			lines[i] = l
+		}
+		fmt.Fprintf(&b, "; the output of replica %d ends: %s", in.Replica, strings.Join(lines, " | "))
+	}
+	msg := b.String()
+	if len(msg) > failedOutputMax {
+		msg = strings.ToValidUTF8(msg[:failedOutputMax], "") + "..."
+	}
+	return msg
+}
+
+// escapeControl writes the control characters of s (terminal escapes,
+// carriage returns, tabs) and its invalid UTF-8 as \xNN, so that a replica's
+// output cannot redraw the terminal of whoever reads the message.
+func escapeControl(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unicode.IsControl(r): // C0 and C1: all below 0x100
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // redact replaces every sensitive value of the server in msg with

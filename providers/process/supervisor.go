@@ -143,6 +143,9 @@ func (s *supervisor) run() int {
 		var ex childExit
 		if err != nil {
 			ex = childExit{code: 127, text: "could not start: " + s.red.String(err.Error())}
+			// The replica's output says it, as a shell would ("notes: not
+			// found"): what reads a failed replica's output reads why.
+			fmt.Fprintf(s.stderr, "tend: %s\n", ex.text)
 		} else {
 			pid := cmd.Process.Pid
 			s.log.Printf("started pid %d", pid)
