@@ -95,7 +95,20 @@ func (e *Engine) fetchContract(ctx context.Context, prov providers.Provider, s *
 	if transport == "" {
 		transport = contract.TransportStreamable
 	}
-	return contract.Fetch(ctx, contract.FetchOptions{URL: url, Transport: transport, HTTPClient: hc, Server: s.Name, ProtocolVersion: c.ProtocolVersion})
+	return contract.Fetch(ctx, contract.FetchOptions{
+		URL: url, Transport: transport, HTTPClient: hc, Server: s.Name, ProtocolVersion: c.ProtocolVersion,
+		ClientCapabilities: clientCapabilities(s),
+	})
+}
+
+// clientCapabilities are the MCP client capabilities a contract read of s
+// declares: its contract_capabilities, or nil (the default, roots) when it
+// does not set them.
+func clientCapabilities(s *spec.Server) []string {
+	if s.ContractCapabilities == nil {
+		return nil
+	}
+	return append([]string{}, *s.ContractCapabilities...)
 }
 
 // contractStep carries a change's contract check from the replicas it
@@ -216,7 +229,9 @@ func (e *Engine) readContract(ctx context.Context, prov providers.Provider, s *s
 
 // judgeContract compares got with the contract of the server's last
 // verified revision: an error when the change must fail, a warning said
-// when it passes with one.
+// when it passes with one, a note when the two were read declaring
+// different client capabilities (they are then not compared, and got is
+// recorded for the next revision to be compared with).
 func (e *Engine) judgeContract(s *spec.Server, got *contract.Contract) error {
 	prev, err := e.Store.LastVerifiedContract(s.Name)
 	switch {
@@ -236,6 +251,8 @@ func (e *Engine) judgeContract(s *spec.Server, got *contract.Contract) error {
 		return errors.New(strings.TrimSpace(v.Report))
 	case v.Warn:
 		e.say(s.Name, "warning: %s", strings.TrimSpace(v.Report))
+	case v.Note:
+		e.say(s.Name, "note: %s", strings.TrimSpace(v.Report))
 	}
 	return nil
 }
@@ -260,6 +277,7 @@ func (e *Engine) Contracts(ctx context.Context, src *Source, live bool) (map[str
 			notes = append(notes, fmt.Sprintf("%s: the contract recorded with revision %d does not decode: %v", name, rc.RevisionID, err))
 			continue
 		}
+		c.ClientCapabilities = c.Declared() // a record from before they were recorded
 		out[name] = &c
 	}
 	if !live {
