@@ -149,12 +149,12 @@ func (f *engineFlags) loadSource(cmd *cobra.Command, dir string, strict bool) (*
 	var src *reconcile.Source
 	var loader *spec.Loader
 	var diags hcl.Diagnostics
-	if isRepoURL(dir) {
+	if url, ok := repoURL(dir); ok {
 		stateDir, err := f.resolvedStateDir()
 		if err != nil {
 			return nil, err
 		}
-		g, err := f.git.newGit(dir, stateDir)
+		g, err := f.git.newGit(url, stateDir)
 		if err != nil {
 			return nil, err
 		}

@@ -57,6 +57,41 @@ func isRepoURL(s string) bool {
 	return false
 }
 
+// repoURL tells a git source from a directory of .hcl files: a URL, an
+// scp-like address, or the path of a bare repository (HEAD, objects/ and
+// refs/ and no work tree), which is read through git as file://PATH. A
+// working copy stays a directory: tend reads its files as they are.
+func repoURL(s string) (string, bool) {
+	if isRepoURL(s) {
+		return s, true
+	}
+	if !isBareRepo(s) {
+		return s, false
+	}
+	abs, err := filepath.Abs(s)
+	if err != nil {
+		return s, false
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // file:///C:/fleet.git
+	}
+	return "file://" + p, true
+}
+
+// isBareRepo reports whether dir is a bare git repository.
+func isBareRepo(dir string) bool {
+	if fi, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	for _, sub := range []string{"objects", "refs"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
 // newGit builds the git source of url, caching under the state directory.
 func (g *gitFlags) newGit(url, stateDir string) (*source.Git, error) {
 	ref, err := source.ParseRef(g.ref)
@@ -223,9 +258,9 @@ func newRunCmd() *cobra.Command {
 		Use:   "run DIR | URL",
 		Short: "Keep the fleet in the desired state: the GitOps daemon",
 		Long: `run reconciles the fleet with the desired state in DIR, or in the git
-repository at URL (--ref, --path), whenever it changes: on a poll interval
-(tend { poll_interval }, default 30s), on webhooks from GitHub, GitLab, Gitea or
-Forgejo, or any HMAC-signing sender, on cron schedules (tend { schedule } and
+repository at URL or at the path of a bare repository (--ref, --path),
+whenever it changes: on a poll interval (tend { poll_interval }, default 30s),
+on webhooks from GitHub, GitLab, Gitea or Forgejo, or any HMAC-signing sender, on cron schedules (tend { schedule } and
 each server's drift_check), and on POST /api/v1/sync.
 
 A revision that fails verification is rolled back and held, never retried in
@@ -268,8 +303,8 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 			e.Owner = "tend run"
 			var fetcher reconcile.Fetcher
 			trackedRef := ""
-			if isRepoURL(args[0]) {
-				g, err := ef.git.newGit(args[0], stateDir)
+			if url, ok := repoURL(args[0]); ok {
+				g, err := ef.git.newGit(url, stateDir)
 				if err != nil {
 					return err
 				}
