@@ -260,8 +260,9 @@ func newRunCmd() *cobra.Command {
 		Long: `run reconciles the fleet with the desired state in DIR, or in the git
 repository at URL or at the path of a bare repository (--ref, --path),
 whenever it changes: on a poll interval (tend { poll_interval }, default 30s),
-on webhooks from GitHub, GitLab, Gitea or Forgejo, or any HMAC-signing sender, on cron schedules (tend { schedule } and
-each server's drift_check), and on POST /api/v1/sync.
+on webhooks from GitHub, GitLab, Gitea or Forgejo, or any HMAC-signing sender,
+on cron schedules (tend { schedule } and each server's drift_check), and on
+POST /api/v1/sync.
 
 A revision that fails verification is rolled back and held, never retried in
 a loop; a revision that does not load stalls the daemon with its errors until
