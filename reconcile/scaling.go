@@ -26,6 +26,10 @@ const TriggerAutoscale = "autoscale"
 // servers it scales.
 const DefaultScaleInterval = 15 * time.Second
 
+// slowSample is how long sampling one server may take before the
+// autoscaler's pool adds a worker.
+const slowSample = time.Millisecond
+
 // DefaultReadyAfter is how long a new replica runs before its samples count
 // (its start-up burns CPU that says nothing about its load).
 const DefaultReadyAfter = 30 * time.Second
@@ -203,15 +207,34 @@ func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, 
 	if err != nil {
 		return nil, err
 	}
-	// Pointers into the observed lists: an Instance is large, and a pass
-	// over thousands of servers must not copy each one twice.
-	byServer := make(map[string][]*providers.Instance, len(names))
+	// Each provider's list, sorted by server and replica (providers
+	// usually return it so), is cut into one run a server: an Instance is
+	// large, and a pass over thousands of servers must not copy them.
+	byServer := make(map[string][]providers.Instance, len(names))
 	for key, list := range observed {
-		for i := range list {
-			in := &list[i]
-			if s := cfg.Servers[in.Server]; s != nil && s.Provider == key && in.Replica < s.Replicas {
-				byServer[in.Server] = append(byServer[in.Server], in)
+		less := func(i, j int) bool {
+			if list[i].Server != list[j].Server {
+				return list[i].Server < list[j].Server
 			}
+			return list[i].Replica < list[j].Replica
+		}
+		if !sort.SliceIsSorted(list, less) {
+			sort.SliceStable(list, less)
+		}
+		for i := 0; i < len(list); {
+			j := i
+			for j < len(list) && list[j].Server == list[i].Server {
+				j++
+			}
+			if s := cfg.Servers[list[i].Server]; s != nil && s.Provider == key {
+				run := list[i:j:j]
+				lo := sort.Search(len(run), func(k int) bool { return run[k].Replica >= 0 })
+				hi := sort.Search(len(run), func(k int) bool { return run[k].Replica >= s.Replicas })
+				if lo < hi {
+					byServer[list[i].Server] = run[lo:hi:hi]
+				}
+			}
+			i = j
 		}
 	}
 	ready := a.ReadyAfter
@@ -223,9 +246,7 @@ func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, 
 		par = 32
 	}
 	out := make([]ScaleStatus, len(names))
-	// One sampler per provider; a fixed pool of workers takes the servers
-	// in turn (a goroutine per server costs more than sampling it from an
-	// in-memory or cached source).
+	// One sampler per provider.
 	samplers := map[string]*autoscale.Sampler{}
 	for _, name := range names {
 		key := cfg.Servers[name].Provider
@@ -238,37 +259,52 @@ func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, 
 		}
 		samplers[key] = sm
 	}
+	// The pool starts with one worker and grows, up to par, while servers
+	// are slow to sample (a provider that measures CPU over an interval,
+	// an HTTP metric): a fast source (in-memory, cached) is sampled by
+	// one goroutine, which costs the least CPU.
 	var next atomic.Int64
+	var workers atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < min(par, len(names)); w++ {
+	var work func()
+	spawn := func() {
+		if workers.Add(1) > int64(min(par, len(names))) {
+			workers.Add(-1)
+			return
+		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(names) || ctx.Err() != nil {
-					return
-				}
-				name := names[i]
-				s := cfg.Servers[name]
-				insts := make([]providers.Instance, len(byServer[name]))
-				running := 0
-				for j, in := range byServer[name] {
-					insts[j] = *in
-					if in.State == providers.StateRunning {
-						running++
-					}
-				}
-				samples := samplers[s.Provider].Sample(ctx, s, insts)
-				d := a.rec.Decide(autoscale.Input{
-					Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Current: s.Replicas,
-					Targets: autoscale.Targets(s.Scaling), Samples: samples,
-					UpWindow: s.Scaling.ScaleUpWindow, DownWindow: s.Scaling.ScaleDownWindow, Now: e.now(),
-				})
-				out[i] = ScaleStatus{Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Replicas: s.Replicas, Running: running, Decision: d, Samples: samples}
-			}
-		}()
+		go work()
 	}
+	work = func() {
+		defer wg.Done()
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(names) || ctx.Err() != nil {
+				return
+			}
+			t0 := time.Now()
+			name := names[i]
+			s := cfg.Servers[name]
+			insts := byServer[name]
+			running := 0
+			for j := range insts {
+				if insts[j].State == providers.StateRunning {
+					running++
+				}
+			}
+			samples := samplers[s.Provider].Sample(ctx, s, insts)
+			d := a.rec.Decide(autoscale.Input{
+				Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Current: s.Replicas,
+				Targets: autoscale.Targets(s.Scaling), Samples: samples,
+				UpWindow: s.Scaling.ScaleUpWindow, DownWindow: s.Scaling.ScaleDownWindow, Now: e.now(),
+			})
+			out[i] = ScaleStatus{Server: name, Min: s.Scaling.Min, Max: s.Scaling.Max, Replicas: s.Replicas, Running: running, Decision: d, Samples: samples}
+			if time.Since(t0) > slowSample {
+				spawn()
+			}
+		}
+	}
+	spawn()
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -358,7 +358,15 @@ func (r *Recommender) stabilize(in Input, proposal int) (desired int, window tim
 			kept = append(kept, a)
 		}
 	}
-	r.history[in.Server] = append(kept, ask{replicas: proposal, at: in.Now})
+	// An older ask equal to the newest is in every window the newest is in
+	// (windows end now), so a run of equal asks is kept as its newest: a
+	// steady load keeps one ask a server, whatever the window and interval.
+	if n := len(kept); n > 0 && kept[n-1].replicas == proposal && !kept[n-1].at.After(in.Now) {
+		kept[n-1].at = in.Now
+	} else {
+		kept = append(kept, ask{replicas: proposal, at: in.Now})
+	}
+	r.history[in.Server] = kept
 
 	desired = min(max(in.Current, up), down)
 	switch {

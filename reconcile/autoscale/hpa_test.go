@@ -556,15 +556,27 @@ func TestBound(t *testing.T) {
 func TestHistoryIsPrunedAndForgotten(t *testing.T) {
 	r := NewRecommender()
 	for i := range 100 {
+		// Asks of 2 and 4 by turns, so that none is a repeat.
+		cpu := float64(50 + 50*(i%2))
 		r.Decide(Input{
 			Server: "web", Min: 1, Max: 10, Current: 2, Now: t0.Add(time.Duration(i) * time.Minute),
-			Targets: []Target{{CPU, 50}}, Samples: on(CPU, 50, 50),
+			Targets: []Target{{CPU, 50}}, Samples: on(CPU, cpu, cpu),
 			UpWindow: time.Minute, DownWindow: 5 * time.Minute,
 		})
 	}
 	// Kept: the asks after now-5m (now-4m … now-1m) and now's.
 	if n := len(r.history["web"]); n != 5 {
 		t.Errorf("history holds %d asks, want 5", n)
+	}
+	// A steady load keeps one ask: a run of equal asks is kept as its newest.
+	for i := range 100 {
+		r.Decide(Input{
+			Server: "steady", Min: 1, Max: 10, Current: 2, Now: t0.Add(time.Duration(i) * time.Second),
+			Targets: []Target{{CPU, 50}}, Samples: on(CPU, 50, 50), DownWindow: 5 * time.Minute,
+		})
+	}
+	if h := r.history["steady"]; len(h) != 1 || !h[0].at.Equal(t0.Add(99*time.Second)) {
+		t.Errorf("steady history: %+v, want one ask at t0+99s", h)
 	}
 	r.Forget("web")
 	if _, ok := r.history["web"]; ok {
