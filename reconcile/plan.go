@@ -682,6 +682,7 @@ func assignWaves(p *Plan, desired map[string]*spec.Server) {
 // upgraded yet (a later wave, or not at all) keep their old pins.
 func checkPinOrder(p *Plan, desired map[string]*spec.Server, latest map[string]*Record) error {
 	var problems []string
+	var pins *pinIndex
 	for _, c := range p.Changes {
 		if !c.Action.Changes() || c.Action == ActionDelete || c.FromVersion == c.ToVersion || c.ToVersion == "" {
 			continue
@@ -690,8 +691,12 @@ func checkPinOrder(p *Plan, desired map[string]*spec.Server, latest map[string]*
 		if err != nil {
 			continue
 		}
+		if pins == nil {
+			pins = newPinIndex(p, latest)
+		}
 		// Who pins c.Server, and with which pin while c is upgraded?
-		for _, other := range p.Changes {
+		for _, pn := range pins.on[c.Server] {
+			other := pn.holder
 			if other.Server == c.Server || other.Action == ActionDelete {
 				continue
 			}
@@ -699,22 +704,12 @@ func checkPinOrder(p *Plan, desired map[string]*spec.Server, latest map[string]*
 			if !otherLater {
 				continue // its new pin applies, which spec checked against the desired versions
 			}
-			rec := latest[other.Server]
-			if rec == nil {
+			if pins.allows(pn.value, newV) {
 				continue
 			}
-			for _, f := range rec.fields() {
-				if f.Path != "requires."+c.Server {
-					continue
-				}
-				con, err := spec.ParseConstraint(f.Value)
-				if err != nil || con.Check(newV) {
-					continue
-				}
-				problems = append(problems, fmt.Sprintf(
-					"upgrading %s to %s (wave %d) breaks the pin of %s %s (requires %s %s), which is upgraded only in wave %d; upgrade in two commits: first give %s a version whose pin accepts both versions of %s",
-					c.Server, c.ToVersion, c.Wave, other.Server, other.FromVersion, c.Server, f.Value, other.Wave, other.Server, c.Server))
-			}
+			problems = append(problems, fmt.Sprintf(
+				"upgrading %s to %s (wave %d) breaks the pin of %s %s (requires %s %s), which is upgraded only in wave %d; upgrade in two commits: first give %s a version whose pin accepts both versions of %s",
+				c.Server, c.ToVersion, c.Wave, other.Server, other.FromVersion, c.Server, pn.value, other.Wave, other.Server, c.Server))
 		}
 	}
 	if len(problems) > 0 {
@@ -729,6 +724,7 @@ func checkPinOrder(p *Plan, desired map[string]*spec.Server, latest map[string]*
 // whether it blocked any.
 func blockPinBreakers(p *Plan, latest map[string]*Record) bool {
 	blocked := false
+	var pins *pinIndex
 	for _, c := range p.Changes {
 		if !c.Action.Changes() || c.Action == ActionDelete || c.FromVersion == c.ToVersion || c.ToVersion == "" {
 			continue
@@ -737,26 +733,22 @@ func blockPinBreakers(p *Plan, latest map[string]*Record) bool {
 		if err != nil {
 			continue
 		}
-		for _, other := range p.Changes {
-			if other.Server == c.Server || !other.Action.Stuck() || latest[other.Server] == nil {
+		if pins == nil {
+			pins = newPinIndex(p, latest)
+		}
+		for _, pn := range pins.on[c.Server] {
+			other := pn.holder
+			if other.Server == c.Server || !other.Action.Stuck() {
 				continue
 			}
-			for _, f := range latest[other.Server].fields() {
-				if f.Path != "requires."+c.Server {
-					continue
-				}
-				con, err := spec.ParseConstraint(f.Value)
-				if err != nil || con.Check(newV) {
-					continue
-				}
-				c.Reasons = []string{fmt.Sprintf("blocked: %s %s would break the pin of %s %s (requires %s %s), which runs on while its own change is %s",
-					c.Server, c.ToVersion, other.Server, other.FromVersion, c.Server, f.Value, other.Action)}
-				c.Action = ActionBlocked
-				blocked = true
+			if pins.allows(pn.value, newV) {
+				continue
 			}
-			if c.Action == ActionBlocked {
-				break
-			}
+			c.Reasons = []string{fmt.Sprintf("blocked: %s %s would break the pin of %s %s (requires %s %s), which runs on while its own change is %s",
+				c.Server, c.ToVersion, other.Server, other.FromVersion, c.Server, pn.value, other.Action)}
+			c.Action = ActionBlocked
+			blocked = true
+			break
 		}
 	}
 	return blocked
@@ -829,4 +821,44 @@ func guardPrune(cfg *spec.Config, p *Plan, desired int, allow bool) string {
 		c.Reasons = append(c.Reasons, "not deleted: "+refused)
 	}
 	return refused
+}
+
+// pinIndex holds the recorded pins (requires blocks) of a plan's servers
+// by the server they pin, so that the pin checks of a plan are linear in
+// its changes and pins, not quadratic.
+type pinIndex struct {
+	on     map[string][]recordedPin
+	parsed map[string]*semver.Constraints
+}
+
+type recordedPin struct {
+	holder *ServerChange
+	value  string
+}
+
+func newPinIndex(p *Plan, latest map[string]*Record) *pinIndex {
+	idx := &pinIndex{on: map[string][]recordedPin{}, parsed: map[string]*semver.Constraints{}}
+	for _, c := range p.Changes {
+		rec := latest[c.Server]
+		if rec == nil {
+			continue
+		}
+		for _, f := range rec.fields() {
+			if target, ok := strings.CutPrefix(f.Path, "requires."); ok {
+				idx.on[target] = append(idx.on[target], recordedPin{holder: c, value: f.Value})
+			}
+		}
+	}
+	return idx
+}
+
+// allows reports whether the pin accepts v; a pin that does not parse
+// accepts everything (spec refused it when it was recorded).
+func (idx *pinIndex) allows(pin string, v *semver.Version) bool {
+	con, ok := idx.parsed[pin]
+	if !ok {
+		con, _ = spec.ParseConstraint(pin)
+		idx.parsed[pin] = con
+	}
+	return con == nil || con.Check(v)
 }
