@@ -24,36 +24,94 @@ func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) pr
 	if err := checkComponent("managed-by identity", managedBy); err != nil {
 		return providers.ObserveResponse{Err: err}
 	}
-	out, err := p.observe(ctx, managedBy)
+	out, err := p.observe(ctx, managedBy, req.Server)
 	if err != nil {
 		return providers.ObserveResponse{Err: err}
 	}
 	// Replicas tend lost track of keep running: say so, rather than let a
 	// plan start new ones beside them.
-	if lost := p.lostReplicas(managedBy, req.Server); len(lost) > 0 {
-		return providers.ObserveResponse{Instances: out, Err: fmt.Errorf("observe %s: %w", p.key, p.lostError(lost))}
+	if p.needLostScan(managedBy) {
+		lost := p.lostReplicas(managedBy, req.Server)
+		p.lostScanned(managedBy, req.Server, len(lost) > 0)
+		if len(lost) > 0 {
+			return providers.ObserveResponse{Instances: out, Err: fmt.Errorf("observe %s: %w", p.key, p.lostError(lost))}
+		}
 	}
 	return providers.ObserveResponse{Instances: out}
 }
 
-// observe lists the instance directories of managedBy.
-func (p *Provider) observe(ctx context.Context, managedBy string) ([]providers.Instance, error) {
-	base := filepath.Join(p.root, managedBy)
-	servers, err := os.ReadDir(base)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+// needLostScan reports whether Observe must look through /proc for lost
+// replicas (supervisors whose directory is gone), which costs a read of
+// every process's command line: on the first observe of managedBy, when
+// its directory is gone or is another directory than the last observe saw
+// (removed, maybe made anew), and while the last scan found some. Otherwise
+// every supervisor's directory is where it was, and a check of one server's
+// replicas costs what its replicas cost, not what the host runs.
+func (p *Provider) needLostScan(managedBy string) bool {
+	fi, err := os.Stat(filepath.Join(p.root, managedBy))
 	if err != nil {
-		return nil, fmt.Errorf("observe %s: %w", p.key, err)
+		fi = nil
+	}
+	p.scanMu.Lock()
+	defer p.scanMu.Unlock()
+	last, ok := p.scan[managedBy]
+	switch {
+	case !ok, last.lost, fi == nil, last.dir == nil:
+		return true
+	}
+	return !os.SameFile(fi, last.dir)
+}
+
+// lostScanned records a scan. A scan of one server's replicas that found
+// none says nothing of the others: it does not clear what a whole scan
+// found.
+func (p *Provider) lostScanned(managedBy, server string, found bool) {
+	fi, err := os.Stat(filepath.Join(p.root, managedBy))
+	if err != nil {
+		fi = nil
+	}
+	p.scanMu.Lock()
+	defer p.scanMu.Unlock()
+	if p.scan == nil {
+		p.scan = map[string]lostScan{}
+	}
+	last, ok := p.scan[managedBy]
+	if server != "" && ok && last.lost && !found {
+		found = true
+	}
+	p.scan[managedBy] = lostScan{dir: fi, lost: found}
+}
+
+// observe lists the instance directories of managedBy: of one server, or
+// of every server when server is "".
+func (p *Provider) observe(ctx context.Context, managedBy, server string) ([]providers.Instance, error) {
+	base := filepath.Join(p.root, managedBy)
+	var names []string
+	if server != "" {
+		// One server: its directory only, whatever else the host runs.
+		if err := checkComponent("server name", server); err != nil {
+			return nil, err
+		}
+		names = []string{server}
+	} else {
+		servers, err := os.ReadDir(base)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("observe %s: %w", p.key, err)
+		}
+		for _, srv := range servers {
+			if srv.IsDir() {
+				names = append(names, srv.Name())
+			}
+		}
 	}
 	var out []providers.Instance
-	for _, srv := range servers {
-		if !srv.IsDir() {
-			continue
-		}
-		replicas, err := os.ReadDir(filepath.Join(base, srv.Name()))
+	for _, name := range names {
+		replicas, err := os.ReadDir(filepath.Join(base, name))
 		if err != nil {
-			continue // removed meanwhile
+			continue // removed meanwhile, or never made
 		}
 		for _, r := range replicas {
 			n, err := strconv.Atoi(r.Name())
@@ -63,7 +121,7 @@ func (p *Provider) observe(ctx context.Context, managedBy string) ([]providers.I
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			out = append(out, p.observeInstance(filepath.Join(base, srv.Name(), r.Name()), managedBy, srv.Name(), n))
+			out = append(out, p.observeInstance(filepath.Join(base, name, r.Name()), managedBy, name, n))
 		}
 	}
 	providers.SortInstances(out)

@@ -61,6 +61,17 @@ type Provider struct {
 	// found them, to notice them removed while tend runs.
 	seenMu sync.Mutex
 	seen   map[string]os.FileInfo
+
+	// scan says, per managed-by identity, when Observe must look through
+	// /proc for replicas whose directory is gone (see needLostScan).
+	scanMu sync.Mutex
+	scan   map[string]lostScan
+}
+
+// lostScan is what Observe last knew of a managed-by identity's directory.
+type lostScan struct {
+	dir  os.FileInfo // nil: it did not exist
+	lost bool        // the last scan found lost replicas
 }
 
 var (
