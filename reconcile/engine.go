@@ -336,12 +336,12 @@ func (e *Engine) say(server, format string, args ...any) {
 
 // providerKeys lists the providers to observe: every declared one, the
 // implicit default, and those that hold recorded servers.
-func (e *Engine) providerKeys(cfg *spec.Config) []string {
+func (e *Engine) providerKeys(cfg *spec.Config, targets []string) []string {
 	set := map[string]bool{}
-	if len(e.Targets) > 0 {
+	if len(targets) > 0 {
 		// A targeted plan prunes nothing, so it asks only the providers
 		// of the servers it covers.
-		if ts, err := TargetSet(cfg, e.Targets); err == nil {
+		if ts, err := TargetSet(cfg, targets); err == nil {
 			for name := range ts {
 				set[cfg.Servers[name].Provider] = true
 			}
@@ -367,11 +367,16 @@ func (e *Engine) providerKeys(cfg *spec.Config) []string {
 	return keys
 }
 
-// Observe asks every provider once, in bulk.
+// Observe asks every provider once, in bulk (with Targets, only the
+// providers of the servers they cover).
 func (e *Engine) Observe(ctx context.Context, cfg *spec.Config) (map[string][]providers.Instance, error) {
+	return e.observe(ctx, cfg, e.Targets)
+}
+
+func (e *Engine) observe(ctx context.Context, cfg *spec.Config, targets []string) (map[string][]providers.Instance, error) {
 	out := map[string][]providers.Instance{}
 	var errs []string
-	for _, key := range e.providerKeys(cfg) {
+	for _, key := range e.providerKeys(cfg, targets) {
 		p, err := e.Registry.Get(cfg, key, e.ProvEnv)
 		if err != nil {
 			errs = append(errs, err.Error())
@@ -412,8 +417,15 @@ func (e *Engine) records() (map[string]*Record, map[string]map[string]state.Hold
 
 // Plan observes the fleet and plans the source.
 func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
-	if len(e.Targets) > 0 {
-		if _, err := TargetSet(src.Config, e.Targets); err != nil {
+	return e.plan(ctx, src, e.Targets, e.IgnoreWindows)
+}
+
+// plan is Plan with its targets and window rule given, so that a caller
+// beside the engine's own (the autoscaler) never changes the fields that
+// other goroutines read.
+func (e *Engine) plan(ctx context.Context, src *Source, targets []string, ignoreWindows bool) (*Plan, error) {
+	if len(targets) > 0 {
+		if _, err := TargetSet(src.Config, targets); err != nil {
 			return nil, err
 		}
 	}
@@ -421,7 +433,7 @@ func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	observed, err := e.Observe(ctx, src.Config)
+	observed, err := e.observe(ctx, src.Config, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +443,7 @@ func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
 	}
 	return BuildPlan(PlanInput{
 		Config: src.Config, SourceRevision: src.Revision, ManagedBy: e.ManagedBy, Host: e.Host,
-		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: e.Targets, IgnoreWindows: e.IgnoreWindows,
+		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: targets, IgnoreWindows: ignoreWindows,
 		AllowPrune: e.AllowPrune,
 	})
 }
