@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -255,6 +256,20 @@ type HostCapacity struct {
 	Name        string `json:"name"`
 	MilliCPU    int64  `json:"milli_cpu"`
 	MemoryBytes int64  `json:"memory_bytes"`
+}
+
+// ThisHost is the capacity of the machine tend runs on, for the providers
+// whose replicas run on it (process, systemd): its name, and the CPU and
+// memory the provider says its replicas may use.
+func ThisHost(ctx context.Context, key string, milliCPU, memoryBytes int64) (Capacity, error) {
+	if err := ctx.Err(); err != nil {
+		return Capacity{}, err
+	}
+	name, err := os.Hostname()
+	if err != nil {
+		return Capacity{}, fmt.Errorf("capacity of %s: the host's name: %w", key, err)
+	}
+	return Capacity{Hosts: []HostCapacity{{Name: name, MilliCPU: milliCPU, MemoryBytes: memoryBytes}}}, nil
 }
 
 // Logger returns the tail of a replica's output.

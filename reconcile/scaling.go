@@ -152,30 +152,9 @@ type Autoscaler struct {
 	// Parallel is how many servers are sampled at once; zero means 32.
 	Parallel int
 
-	once sync.Once
-	rec  *autoscale.Recommender
-	mu   sync.Mutex
-	last map[string]ScaleStatus
-}
-
-func (a *Autoscaler) init() {
-	a.once.Do(func() {
-		a.rec = autoscale.NewRecommender()
-		a.last = map[string]ScaleStatus{}
-	})
-}
-
-// Last returns what the autoscaler last saw of every server it scales.
-func (a *Autoscaler) Last() []ScaleStatus {
-	a.init()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]ScaleStatus, 0, len(a.last))
-	for _, st := range a.last {
-		out = append(out, st)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Server < out[j].Server })
-	return out
+	// rec keeps each server's recent asks for the windows (its zero value
+	// is ready).
+	rec autoscale.Recommender
 }
 
 // Evaluate samples every server the autoscaler scales on this host and
@@ -183,7 +162,6 @@ func (a *Autoscaler) Last() []ScaleStatus {
 // longer stand (min, max or provider changed; the server is gone) are
 // forgotten here.
 func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, error) {
-	a.init()
 	e := a.Engine
 	if err := a.forgetStale(src.Config); err != nil {
 		return nil, err
@@ -309,12 +287,6 @@ func (a *Autoscaler) Evaluate(ctx context.Context, src *Source) ([]ScaleStatus, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	clear(a.last)
-	for _, st := range out {
-		a.last[st.Server] = st
-	}
-	a.mu.Unlock()
 	return out, nil
 }
 
@@ -371,7 +343,6 @@ var errScaleStale = errors.New("the decision is stale")
 // a count whose desired state failed verification before is not applied
 // again (recorded as held, once).
 func (a *Autoscaler) Scale(ctx context.Context, src *Source, st ScaleStatus) (ScaleResult, error) {
-	a.init()
 	e := a.Engine
 	d := st.Decision
 	res := ScaleResult{Server: d.Server, From: d.Current, To: d.Desired}
