@@ -209,8 +209,18 @@ func TestFilesEnvSecretsAndFileDrift(t *testing.T) {
 		t.Fatalf("StartReplica after drift: %v, drift %q", res.Err, res.Instance.Drift)
 	}
 
+	// The replica put back is a new container: its first line of log comes
+	// when it has started, so wait for it to answer before reading them.
+	waitHealth(t, "127.0.0.1:"+strconv.Itoa(port), "1.0.0")
 	obs = p.Observe(ctxT(t), providers.ObserveRequest{ManagedBy: managedBy})
-	logs, err := p.Logs(ctxT(t), obs.Instances[0], 50)
+	var logs []byte
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		logs, err = p.Logs(ctxT(t), obs.Instances[0], 50)
+		if (err == nil && bytes.Contains(logs, []byte("1.0.0"))) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || !bytes.Contains(logs, []byte("1.0.0")) {
 		t.Fatalf("logs of the replica: %v\n%s", err, logs)
 	}
