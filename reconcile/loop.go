@@ -653,10 +653,14 @@ func (l *Loop) reportServers(p *Plan) {
 }
 
 func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
-	l.reportHeld(p, res)
+	byServer := make(map[string]*ServerChange, len(p.Changes))
+	for _, c := range p.Changes {
+		byServer[c.Server] = c
+	}
+	l.reportHeld(byServer, res)
 	for _, r := range res.Servers {
 		version := ""
-		if c := p.Change(r.Server); c != nil {
+		if c := byServer[r.Server]; c != nil {
 			version = c.ToVersion
 		}
 		if l.Metrics != nil {
@@ -684,7 +688,7 @@ func (l *Loop) reportResults(src *Source, p *Plan, res *ApplyResult) {
 
 // reportHeld sets tend_server_held of every server the apply changed from
 // the holds the apply left: reportServers reported the plan made before it.
-func (l *Loop) reportHeld(p *Plan, res *ApplyResult) {
+func (l *Loop) reportHeld(changes map[string]*ServerChange, res *ApplyResult) {
 	hm, ok := l.Metrics.(HeldMetrics)
 	if !ok || len(res.Servers) == 0 {
 		return
@@ -695,7 +699,7 @@ func (l *Loop) reportHeld(p *Plan, res *ApplyResult) {
 		return
 	}
 	for _, r := range res.Servers {
-		c := p.Change(r.Server)
+		c := changes[r.Server]
 		if c == nil || r.Outcome == ResultDeleted {
 			continue
 		}

@@ -586,24 +586,42 @@ func joinInts(in []int) string {
 // markBlocked blocks changes of servers that depend on a held or blocked
 // server: they would run against a dependency that is not what they expect.
 func markBlocked(p *Plan) {
-	status := map[string]*ServerChange{}
+	// Each stuck server blocks the changes that depend on it, and those
+	// block theirs in turn: a walk from the stuck ones along an index of
+	// dependents, so each change is looked at once per dependency.
+	dependents := map[string][]*ServerChange{}
+	var stuck []*ServerChange
 	for _, c := range p.Changes {
-		status[c.Server] = c
+		for _, dep := range c.DependsOn {
+			dependents[dep] = append(dependents[dep], c)
+		}
+		if c.Action.Stuck() {
+			stuck = append(stuck, c)
+		}
 	}
-	for changed := true; changed; {
-		changed = false
-		for _, c := range p.Changes {
+	var blocked []*ServerChange
+	for len(stuck) > 0 {
+		d := stuck[0]
+		stuck = stuck[1:]
+		for _, c := range dependents[d.Server] {
 			if !c.Action.Changes() || c.Action == ActionDelete {
 				continue
 			}
-			for _, dep := range c.DependsOn {
-				d := status[dep]
-				if d != nil && d.Action.Stuck() {
-					c.Reasons = []string{fmt.Sprintf("blocked: it depends on %s, which is %s", dep, d.Action)}
-					c.Action = ActionBlocked
-					changed = true
-					break
-				}
+			c.Action = ActionBlocked
+			stuck = append(stuck, c)
+			blocked = append(blocked, c)
+		}
+	}
+	// The reason names the first of its dependencies that is stuck.
+	byName := make(map[string]*ServerChange, len(p.Changes))
+	for _, c := range p.Changes {
+		byName[c.Server] = c
+	}
+	for _, c := range blocked {
+		for _, dep := range c.DependsOn {
+			if d := byName[dep]; d != nil && d.Action.Stuck() {
+				c.Reasons = []string{fmt.Sprintf("blocked: it depends on %s, which is %s", dep, d.Action)}
+				break
 			}
 		}
 	}
