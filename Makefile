@@ -43,8 +43,10 @@ test-unit:
 	$(GO) test -race -count=1 -skip '^TestDockerFleet$$' ./...
 	TEND_DOCKERD_RESTART=1 $(GO) test -race -count=1 -run '^TestDockerFleet$$' ./cmd/tend
 
+## -short: the benchmarks that start real servers (BenchmarkProcessApply)
+## run at a tenth of their size.
 bench-smoke:
-	$(GO) test ./... -run '^$$' -bench . -benchtime 1x
+	$(GO) test ./... -run '^$$' -bench . -benchtime 1x -short
 
 fuzz-short:
 	$(GO) test ./spec -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
@@ -57,7 +59,8 @@ fuzz: fuzz-short
 ## bench: the performance targets; see the figures in the README.
 bench:
 	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/autoscale ./reconcile/state ./reconcile/source ./reconcile/backup ./providers/docker -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
-	$(GO) test ./cmd/tend -run '^$$' -bench . -benchtime 20x
+	$(GO) test ./cmd/tend -run '^$$' -bench WebhookToApply -benchtime 20x
+	$(GO) test ./cmd/tend -run '^$$' -bench ProcessApply -benchtime 3x
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
