@@ -61,6 +61,14 @@ type Harness struct {
 	// the volume that are not in the stream stay. The Restore subtest then
 	// does not expect a file made after the backup to be gone.
 	CopyInMerges bool
+	// NoWorkload says the provider runs nothing (the null provider): a
+	// replica is a record, with no process to answer, die or be changed
+	// by hand. The suite then takes a replica that Observe lists running
+	// at the spec hash and version it was started with for one that
+	// answers, and one that Observe no longer lists (or lists failed) for
+	// one that stopped answering. Tamper and Kill may be nil; the Drift
+	// and Kill subtests are then skipped.
+	NoWorkload bool
 }
 
 // Server names the suite uses.
@@ -92,8 +100,10 @@ func Run(t *testing.T, h Harness) {
 		t.Fatal("providertest: Harness.Provider is nil")
 	case h.ManagedBy == "":
 		t.Fatal("providertest: Harness.ManagedBy is empty")
-	case h.Server == nil || h.Tamper == nil || h.Kill == nil || h.Foreign == nil:
-		t.Fatal("providertest: Harness.Server, Tamper, Kill and Foreign are all required")
+	case h.Server == nil || h.Foreign == nil:
+		t.Fatal("providertest: Harness.Server and Foreign are required")
+	case !h.NoWorkload && (h.Tamper == nil || h.Kill == nil):
+		t.Fatal("providertest: Harness.Tamper and Kill are required of a provider that runs a workload")
 	}
 	s := &suite{h: h, timeout: h.Timeout, addrs: map[string]map[int]string{}}
 	if s.timeout <= 0 {
@@ -192,6 +202,9 @@ func (s *suite) testUpdate(t *testing.T) {
 }
 
 func (s *suite) testDrift(t *testing.T) {
+	if s.h.Tamper == nil {
+		t.Skipf("%s runs nothing that could be changed by hand (Harness.NoWorkload)", s.h.Provider.Type())
+	}
 	d := s.desired(t, webServer, "2.0.0", 3)
 	insts := s.waitRunning(t, webServer, 3)
 	for _, inst := range insts {
@@ -223,6 +236,9 @@ func (s *suite) testDrift(t *testing.T) {
 }
 
 func (s *suite) testKill(t *testing.T) {
+	if s.h.Kill == nil {
+		t.Skipf("%s runs nothing that could die (Harness.NoWorkload)", s.h.Provider.Type())
+	}
 	d := s.desired(t, webServer, "2.0.0", 3)
 	before := s.observeOne(t, webServer, 2)
 	s.h.Kill(t, before)
@@ -847,6 +863,13 @@ func (s *suite) addr(inst providers.Instance, d *providers.Desired) (string, err
 
 // health checks that the replica answers /health with d's version.
 func (s *suite) health(inst providers.Instance, d *providers.Desired) error {
+	if s.h.NoWorkload {
+		if inst.State != providers.StateRunning || inst.SpecHash != d.SpecHash || inst.Version != d.Server.Version {
+			return fmt.Errorf("%s replica %d is observed %s at spec hash %q version %q, want running at %q version %q",
+				inst.Server, inst.Replica, inst.State, inst.SpecHash, inst.Version, d.SpecHash, d.Server.Version)
+		}
+		return nil
+	}
 	a, err := s.addr(inst, d)
 	if err != nil {
 		return err
@@ -880,6 +903,15 @@ func (s *suite) waitHealthy(t *testing.T, d *providers.Desired, replica int) {
 // waitGone waits until nothing answers where the replica answered.
 func (s *suite) waitGone(t *testing.T, server string, replica int) {
 	t.Helper()
+	if s.h.NoWorkload {
+		s.eventually(t, fmt.Sprintf("Observe to list %s replica %d no more, or failed", server, replica), func() error {
+			if inst, ok := s.find(t, server, replica); ok && !inst.State.Failed() {
+				return fmt.Errorf("observe still lists it %s", inst.State)
+			}
+			return nil
+		})
+		return
+	}
 	a, ok := s.addrs[server][replica]
 	if !ok {
 		return
