@@ -84,7 +84,7 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 }
 
 // ProviderTypes are the provider types the language knows.
-var ProviderTypes = []string{"docker", "kubernetes", "process", "systemd"}
+var ProviderTypes = []string{"docker", "kubernetes", "null", "process", "systemd"}
 
 var providerSchemas = map[string]*hcl.BodySchema{
 	"process": {Attributes: []hcl.AttributeSchema{{Name: "work_dir"}, {Name: "stop_timeout"}, {Name: "host"}}},
@@ -99,6 +99,7 @@ var providerSchemas = map[string]*hcl.BodySchema{
 	"kubernetes": {Attributes: []hcl.AttributeSchema{
 		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "in_cluster"}, {Name: "checks_via"},
 	}},
+	"null": {}, // runs nothing: no settings
 }
 
 var registrySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{

@@ -189,6 +189,7 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	d.checkBackupPaths(s)
 	d.checkMetricPorts(s)
 	d.serverArtifactRules(s, at)
+	d.nullRules(s, content.Blocks)
 	sort.Strings(s.Unresolved)
 	return s
 }
@@ -471,6 +472,34 @@ func (d *decoder) serverArtifactRules(s *Server, at hcl.Attributes) {
 		} else if s.commandOK && len(s.Command) == 0 {
 			d.errorf(at["command"].Expr.Range().Ptr(), "Empty command", "command must name at least the program to run.")
 		}
+	case "null":
+		// Nothing runs: image, command and artifact are all optional, and
+		// recorded (a change of them is a change of the replicas).
+		if a, ok := at["image"]; ok && strings.ContainsAny(s.Image, " \t") {
+			d.errorf(a.Expr.Range().Ptr(), "Invalid image", "%q is not an image reference.", s.Image)
+		}
+	}
+}
+
+// nullRefusals say why a block cannot be used on the null provider, whose
+// replicas are records: no process answers, runs or reports anything.
+var nullRefusals = map[string]string{
+	"check":   "A check probes a running replica, and a replica of the null provider is a record with no process or address: nothing would answer it, so no change could ever be verified. Remove the check; without checks a null replica is verified once it is recorded.",
+	"hooks":   "Hooks run a command beside the server, and the null provider runs nothing. Remove the hooks block.",
+	"scaling": "tend scales a server on what its replicas report (CPU, memory, a metric), and a replica of the null provider reports nothing. Remove the scaling block, or set replicas.",
+	"backup":  "A backup copies a replica's data out (or runs a backup command), and a replica of the null provider has no data and runs nothing. Remove the backup block.",
+}
+
+// nullRules refuses the blocks that need a running replica on a server of
+// the null provider.
+func (d *decoder) nullRules(s *Server, blocks hcl.Blocks) {
+	if s.ProviderType != "null" {
+		return
+	}
+	for _, b := range blocks {
+		if why, ok := nullRefusals[b.Type]; ok {
+			d.errorf(b.DefRange.Ptr(), strings.ToUpper(b.Type[:1])+b.Type[1:]+" not supported on null", "%s", why)
+		}
 	}
 }
 
@@ -748,6 +777,10 @@ func (d *decoder) serverRollout(s *Server, b *hcl.Block, r *reader) {
 		FailAfter:        DefaultFailAfter,
 		AutoRollback:     true,
 		BackupBefore:     BackupNever,
+	}
+	if s.ProviderType == "null" {
+		// Nothing can stop a record by itself: watching one proves nothing.
+		ro.VerifyFor = 0
 	}
 	if b == nil {
 		s.Rollout = ro
