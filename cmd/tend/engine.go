@@ -15,6 +15,7 @@ import (
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/docker"
 	"github.com/tendhq/tend/providers/kubernetes"
+	"github.com/tendhq/tend/providers/null"
 	"github.com/tendhq/tend/providers/process"
 	"github.com/tendhq/tend/providers/systemd"
 	"github.com/tendhq/tend/reconcile"
@@ -131,6 +132,7 @@ func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcil
 	docker.Register(reg)
 	systemd.Register(reg)
 	kubernetes.Register(reg)
+	null.Register(reg)
 	e := &reconcile.Engine{
 		Store: st, Registry: reg, ManagedBy: managedBy, Host: host, Version: version,
 		ProvEnv:     providers.Env{StateDir: dir, ManagedBy: managedBy},
