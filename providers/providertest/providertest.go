@@ -670,6 +670,26 @@ func (s *suite) testOrphan(t *testing.T) {
 	if orphan.ManagedBy != s.h.ManagedBy || orphan.SpecHash != d.SpecHash {
 		t.Errorf("orphan identity %+v, want managed by %s with spec hash %s", orphan.Identity, s.h.ManagedBy, d.SpecHash)
 	}
+	// Observe with a server filter lists that server's instances and no
+	// other's: the engine checks one server through it during an apply,
+	// and must not pay for, or be confused by, the rest of the fleet.
+	for _, c := range []struct {
+		server string
+		want   int
+	}{{orphanServer, 1}, {webServer, 0}} {
+		res := s.h.Provider.Observe(context.Background(), providers.ObserveRequest{ManagedBy: s.h.ManagedBy, Server: c.server})
+		if res.Err != nil {
+			t.Fatalf("Observe of %s alone: %v", c.server, res.Err)
+		}
+		if len(res.Instances) != c.want {
+			t.Errorf("Observe of %s alone lists %s; want %d instance(s) of it", c.server, describe(res.Instances), c.want)
+		}
+		for _, in := range res.Instances {
+			if in.Server != c.server || in.ID != orphan.ID {
+				t.Errorf("Observe of %s alone lists %s replica %d (%s)", c.server, in.Server, in.Replica, in.ID)
+			}
+		}
+	}
 	// Pruning it: StopReplica of what Observe listed, with nothing else.
 	s.stop(t, providers.Instance{Identity: orphan.Identity, ID: orphan.ID, Provider: orphan.Provider, Host: orphan.Host, Ports: orphan.Ports})
 	if got := s.observeServer(t, orphanServer); len(got) != 0 {
