@@ -90,6 +90,50 @@ type funcEnv struct {
 
 	mu         sync.Mutex
 	unresolved map[string]bool // secrets that could not be resolved
+	// deps, when set, records what the functions read from outside the
+	// file being decoded, for the Cache.
+	deps *depRecorder
+}
+
+// readFileDep is readFile, recorded in fe.deps.
+func (fe *funcEnv) readFileDep(p string) ([]byte, error) {
+	b, err := fe.readFile(p)
+	fe.deps.add(dep{kind: depFile, name: p, val: readFileSum(b, err)})
+	return b, err
+}
+
+// lookupSecret looks a secret up and returns, besides, its reading for
+// the Cache: a digest of the value, unsetSecret, or the error.
+func (fe *funcEnv) lookupSecret(name string) (v string, ok bool, reading string, err error) {
+	if fe.secrets != nil {
+		v, ok, err = fe.secrets.LookupSecret(name)
+	}
+	switch {
+	case err != nil:
+		reading = "error: " + err.Error()
+	case !ok:
+		reading = unsetSecret
+	default:
+		reading = "digest " + digest([]byte(v))
+	}
+	return v, ok, reading, err
+}
+
+// readSecret is the Cache's reading of a secret now.
+func (fe *funcEnv) readSecret(name string) string {
+	_, _, reading, _ := fe.lookupSecret(name)
+	return reading
+}
+
+// markUnresolved notes a secret that could not be resolved while
+// validating.
+func (fe *funcEnv) markUnresolved(name string) {
+	fe.mu.Lock()
+	defer fe.mu.Unlock()
+	if fe.unresolved == nil {
+		fe.unresolved = map[string]bool{}
+	}
+	fe.unresolved[name] = true
 }
 
 func (fe *funcEnv) functions() map[string]function.Function {
@@ -205,7 +249,7 @@ func (fe *funcEnv) fileFunc() function.Function {
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:        function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			b, err := fe.readFile(args[0].AsString())
+			b, err := fe.readFileDep(args[0].AsString())
 			if err != nil {
 				return cty.NilVal, function.NewArgError(0, err)
 			}
@@ -220,7 +264,7 @@ func (fe *funcEnv) fileExistsFunc() function.Function {
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:        function.StaticReturnType(cty.Bool),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			_, err := fe.readFile(args[0].AsString())
+			_, err := fe.readFileDep(args[0].AsString())
 			return cty.BoolVal(err == nil), nil
 		},
 	})
@@ -239,7 +283,7 @@ func (fe *funcEnv) templateFileFunc(fns map[string]function.Function) function.F
 		},
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p := args[0].AsString()
-			src, err := fe.readFile(p)
+			src, err := fe.readFileDep(p)
 			if err != nil {
 				return cty.NilVal, function.NewArgError(0, err)
 			}
@@ -285,7 +329,9 @@ func (fe *funcEnv) envFunc() function.Function {
 			if len(args) > 2 {
 				return cty.NilVal, function.NewArgErrorf(2, "env takes a name and at most one default value")
 			}
-			if v, ok := fe.environ(name); ok {
+			v, ok := fe.environ(name)
+			fe.deps.add(dep{kind: depEnv, name: name, val: readEnv(fe.environ, name)})
+			if ok {
 				return cty.StringVal(v), nil
 			}
 			if len(args) > 1 {
@@ -306,12 +352,8 @@ func (fe *funcEnv) secretFunc() function.Function {
 			if !secretNameRe.MatchString(name) {
 				return cty.NilVal, function.NewArgErrorf(0, "%q is not a valid secret name: use letters, digits, '_', '.' and '-'", name)
 			}
-			var v string
-			var ok bool
-			var err error
-			if fe.secrets != nil {
-				v, ok, err = fe.secrets.LookupSecret(name)
-			}
+			v, ok, reading, err := fe.lookupSecret(name)
+			fe.deps.add(dep{kind: depSecret, name: name, val: reading})
 			if err != nil {
 				return cty.NilVal, function.NewArgErrorf(0, "secret %q: %v", name, err)
 			}
@@ -319,12 +361,7 @@ func (fe *funcEnv) secretFunc() function.Function {
 				if fe.strict {
 					return cty.NilVal, function.NewArgErrorf(0, "secret %q"+notSetMarker+"set %s in the reconciler's environment or put a file %q in its secrets directory; nothing can be planned or applied without it", name, SecretEnvName(name), name)
 				}
-				fe.mu.Lock()
-				if fe.unresolved == nil {
-					fe.unresolved = map[string]bool{}
-				}
-				fe.unresolved[name] = true
-				fe.mu.Unlock()
+				fe.markUnresolved(name)
 				return cty.UnknownVal(cty.String).Mark(SensitiveMark), nil
 			}
 			return cty.StringVal(v).Mark(SensitiveMark), nil

@@ -11,8 +11,6 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // EnvironmentsDir is the folder of a state repository that holds one
@@ -45,11 +43,15 @@ type Options struct {
 	TendVersion string
 }
 
-// Loader reads state repositories. It keeps every file it parsed, so that
-// diagnostics can be printed with source snippets.
+// Loader reads state repositories. After a load it keeps the files that
+// its diagnostics point into, so that they can be printed with source
+// snippets, and nothing else of the parse: a loaded Config does not hold
+// the parsed files.
 type Loader struct {
-	opts   Options
-	parser *hclparse.Parser
+	opts  Options
+	cache *Cache
+	files map[string]*hcl.File
+	stats LoadStats
 }
 
 // NewLoader returns a Loader with the given options.
@@ -60,11 +62,35 @@ func NewLoader(opts Options) *Loader {
 	if opts.Secrets == nil {
 		opts.Secrets = EnvSecrets{Lookup: opts.Environ}
 	}
-	return &Loader{opts: opts, parser: hclparse.NewParser()}
+	return &Loader{opts: opts}
 }
 
-// Files returns the parsed files by name, for hcl.NewDiagnosticTextWriter.
-func (l *Loader) Files() map[string]*hcl.File { return l.parser.Files() }
+// WithCache makes the loader's loads reuse, and update, c: a file whose
+// servers c holds is not parsed again while its content and everything its
+// servers were evaluated with are the same (see Cache). It returns l.
+func (l *Loader) WithCache(c *Cache) *Loader {
+	l.cache = c
+	return l
+}
+
+// Files returns, by name, the parsed files that the diagnostics of the last
+// load point into, for hcl.NewDiagnosticTextWriter and diagtext.
+func (l *Loader) Files() map[string]*hcl.File {
+	if l.files == nil {
+		return map[string]*hcl.File{}
+	}
+	return l.files
+}
+
+// LoadStats counts the files of the last load by what it did with them.
+type LoadStats struct {
+	Files  int // the configuration files of the repository
+	Parsed int // parsed (once each, but after a file that declared other blocks than the scan expected: twice)
+	Reused int // taken from the cache without parsing
+}
+
+// Stats reports on the last load.
+func (l *Loader) Stats() LoadStats { return l.stats }
 
 // Load reads the repository at dir with the given options.
 func Load(dir string, opts Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
@@ -157,6 +183,7 @@ func fileKind(m fs.FileMode) string {
 
 // LoadDir reads every *.hcl file under dir.
 func (l *Loader) LoadDir(dir string) (*Config, hcl.Diagnostics) {
+	l.files, l.stats = nil, LoadStats{}
 	st, err := os.Stat(dir)
 	if err != nil || !st.IsDir() {
 		return nil, hcl.Diagnostics{{
@@ -180,26 +207,28 @@ func (l *Loader) LoadDir(dir string) (*Config, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("%s holds no .hcl files: a state repository describes its servers in *.hcl files.", dir),
 		})
 	}
-	var files []*hcl.File
-	for _, n := range names {
-		f, d := l.parser.ParseHCLFile(filepath.Join(dir, filepath.FromSlash(n)))
-		diags = append(diags, d...)
-		if f != nil {
-			files = append(files, f)
-		}
+	ins := make([]input, len(names))
+	for i, n := range names {
+		fn := filepath.Join(dir, filepath.FromSlash(n))
+		src, err := os.ReadFile(fn)
+		ins[i] = input{filename: fn, src: src, unreadable: err != nil}
 	}
 	var envFile *hcl.File
+	var envDiags hcl.Diagnostics
 	if l.opts.Env != "" {
-		envFile, diags = l.envFile(diags, filepath.Join(dir, EnvironmentsDir, l.opts.Env+".hcl"), nil)
+		envFile, envDiags = l.envFile(nil, filepath.Join(dir, EnvironmentsDir, l.opts.Env+".hcl"), nil)
 	}
-	fe := &funcEnv{root: dir, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
-	cfg, d := l.decode(dir, names, files, envFile, fe)
+	fe := func() *funcEnv {
+		return &funcEnv{root: dir, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
+	}
+	cfg, d := l.load(dir, names, ins, envFile, envDiags, fe)
 	return cfg, secretDiags(append(diags, d...))
 }
 
 // LoadFiles reads an in-memory repository: names are slash-separated paths
 // relative to root, which is used only for file names in diagnostics.
 func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.Diagnostics) {
+	l.files, l.stats = nil, LoadStats{}
 	var names []string
 	for n := range files {
 		if strings.HasSuffix(n, ".hcl") && !strings.HasPrefix(n, EnvironmentsDir+"/") {
@@ -207,22 +236,20 @@ func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.D
 		}
 	}
 	sort.Strings(names)
-	var parsed []*hcl.File
-	var diags hcl.Diagnostics
-	for _, n := range names {
-		f, d := l.parser.ParseHCL(files[n], filepath.Join(root, filepath.FromSlash(n)))
-		diags = append(diags, d...)
-		if f != nil {
-			parsed = append(parsed, f)
-		}
+	ins := make([]input, len(names))
+	for i, n := range names {
+		ins[i] = input{filename: filepath.Join(root, filepath.FromSlash(n)), src: files[n]}
 	}
 	var envFile *hcl.File
+	var envDiags hcl.Diagnostics
 	if l.opts.Env != "" {
-		envFile, diags = l.envFile(diags, filepath.Join(root, EnvironmentsDir, l.opts.Env+".hcl"), files[EnvironmentsDir+"/"+l.opts.Env+".hcl"])
+		envFile, envDiags = l.envFile(nil, filepath.Join(root, EnvironmentsDir, l.opts.Env+".hcl"), files[EnvironmentsDir+"/"+l.opts.Env+".hcl"])
 	}
-	fe := &funcEnv{root: root, files: files, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
-	cfg, d := l.decode(root, names, parsed, envFile, fe)
-	return cfg, secretDiags(append(diags, d...))
+	fe := func() *funcEnv {
+		return &funcEnv{root: root, files: files, environ: l.opts.Environ, secrets: l.opts.Secrets, strict: l.opts.Strict}
+	}
+	cfg, d := l.load(root, names, ins, envFile, envDiags, fe)
+	return cfg, secretDiags(d)
 }
 
 // secretDiags words the error of a secret that is not set (in a strict
@@ -253,7 +280,7 @@ func (l *Loader) envFile(diags hcl.Diagnostics, path string, src []byte) (*hcl.F
 	var f *hcl.File
 	var d hcl.Diagnostics
 	if src != nil {
-		f, d = l.parser.ParseHCL(src, path)
+		f, d = parseFile(src, path)
 	} else if st, err := os.Stat(path); err == nil {
 		if !st.Mode().IsRegular() {
 			return nil, append(diags, &hcl.Diagnostic{
@@ -262,7 +289,11 @@ func (l *Loader) envFile(diags hcl.Diagnostics, path string, src []byte) (*hcl.F
 				Detail:   fmt.Sprintf("The values file of the environment %q, %s, is %s: tend reads regular files only.", l.opts.Env, path, fileKind(st.Mode())),
 			})
 		}
-		f, d = l.parser.ParseHCLFile(path)
+		if src, err := os.ReadFile(path); err != nil {
+			d = readFailed(path)
+		} else {
+			f, d = parseFile(src, path)
+		}
 	} else {
 		return nil, append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -305,49 +336,8 @@ type decoder struct {
 	ctx   *hcl.EvalContext
 	fe    *funcEnv
 	diags hcl.Diagnostics
-	files []*hcl.File
 
 	constraints map[string]*semver.Constraints
-}
-
-func (l *Loader) decode(root string, names []string, files []*hcl.File, envFile *hcl.File, fe *funcEnv) (*Config, hcl.Diagnostics) {
-	d := &decoder{
-		opts:  l.opts,
-		fe:    fe,
-		files: files,
-		cfg: &Config{
-			Dir:       root,
-			Env:       l.opts.Env,
-			Files:     names,
-			Variables: map[string]*Variable{},
-			Locals:    map[string]cty.Value{},
-			Providers: map[string]*Provider{},
-			Servers:   map[string]*Server{},
-			Windows:   map[string]*Window{},
-			Notifies:  map[string]*Notify{},
-		},
-	}
-	blocks := map[string][]*hcl.Block{}
-	for _, f := range files {
-		content, diags := f.Body.Content(rootSchema)
-		d.diags = append(d.diags, diags...)
-		for _, b := range content.Blocks {
-			blocks[b.Type] = append(blocks[b.Type], b)
-		}
-	}
-	d.ctx = &hcl.EvalContext{Functions: fe.functions(), Variables: map[string]cty.Value{}}
-
-	d.decodeTend(blocks["tend"])
-	d.decodeVariables(blocks["variable"], envFile)
-	d.decodeLocals(blocks["locals"])
-	d.decodeTendSettings(blocks["tend"])
-	d.decodeProviders(blocks["provider"])
-	d.decodeServers(blocks["server"])
-	d.decodeWindows(blocks["window"])
-	d.decodeNotifies(blocks["notify"])
-	d.validate()
-	d.reportUnresolvedSecrets()
-	return d.cfg, d.diags
 }
 
 func (d *decoder) errorf(rng *hcl.Range, summary, detail string, args ...any) {
@@ -402,17 +392,23 @@ func (d *decoder) reader(ctx *hcl.EvalContext) *reader {
 
 // duplicate reports a second declaration of the same name.
 func (d *decoder) duplicate(kind, name string, b *hcl.Block, first hcl.Range) {
-	d.errorf(b.DefRange.Ptr(), "Duplicate "+kind+" "+fmt.Sprintf("%q", name),
+	d.duplicateAt(kind, name, b.DefRange, first)
+}
+
+// duplicateAt is duplicate for a declaration whose block is not at hand
+// (a server from the cache): at is its DefRange.
+func (d *decoder) duplicateAt(kind, name string, at, first hcl.Range) {
+	d.errorf(at.Ptr(), "Duplicate "+kind+" "+fmt.Sprintf("%q", name),
 		"A %s named %q was already declared at %s. Names must be unique across all files of the repository.", kind, name, first.String())
 }
 
 // reportUnresolvedSecrets warns, at each call site, about secrets that could
 // not be resolved while validating.
-func (d *decoder) reportUnresolvedSecrets() {
+func (d *decoder) reportUnresolvedSecrets(sites []secretSite) {
 	if len(d.fe.unresolved) == 0 {
 		return
 	}
-	for _, site := range secretCallSites(d.files) {
+	for _, site := range sites {
 		if d.fe.unresolved[site.name] {
 			rng := site.rng
 			d.warnf(&rng, "Secret not available",

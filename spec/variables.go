@@ -325,26 +325,24 @@ type secretSite struct {
 	rng  hcl.Range
 }
 
-// secretCallSites finds every secret("NAME") call with a literal name.
-func secretCallSites(files []*hcl.File) []secretSite {
-	var out []secretSite
-	for _, f := range files {
-		body, ok := f.Body.(*hclsyntax.Body)
-		if !ok {
-			continue
-		}
-		_ = hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
-			call, ok := n.(*hclsyntax.FunctionCallExpr)
-			if !ok || call.Name != "secret" || len(call.Args) != 1 {
-				return nil
-			}
-			v, diags := call.Args[0].Value(nil)
-			if diags.HasErrors() || v.Type() != cty.String || !v.IsKnown() || v.IsNull() {
-				return nil
-			}
-			out = append(out, secretSite{name: v.AsString(), rng: call.Range()})
-			return nil
-		})
+// secretCallSites finds every secret("NAME") call with a literal name in f.
+func secretCallSites(f *hcl.File) []secretSite {
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
 	}
+	var out []secretSite
+	_ = hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+		call, ok := n.(*hclsyntax.FunctionCallExpr)
+		if !ok || call.Name != "secret" || len(call.Args) != 1 {
+			return nil
+		}
+		v, diags := call.Args[0].Value(nil)
+		if diags.HasErrors() || v.Type() != cty.String || !v.IsKnown() || v.IsNull() {
+			return nil
+		}
+		out = append(out, secretSite{name: v.AsString(), rng: call.Range()})
+		return nil
+	})
 	return out
 }
