@@ -131,7 +131,12 @@ func LoadSource(dir string, opts spec.Options) (*Source, *spec.Loader, hcl.Diagn
 // appended when variables or an environment were given, so that two loads of
 // one commit with different inputs are different snapshots.
 func NewSource(display, base string, files map[string][]byte, opts spec.Options) (*Source, *spec.Loader, hcl.Diagnostics) {
-	l := spec.NewLoader(opts)
+	return newSource(spec.NewLoader(opts), display, base, files)
+}
+
+// newSource is NewSource with the loader given: the daemon's keeps a
+// spec.Cache from one revision to the next.
+func newSource(l *spec.Loader, display, base string, files map[string][]byte) (*Source, *spec.Loader, hcl.Diagnostics) {
 	cfg, diags := l.LoadFiles(display, files)
 	if cfg != nil && len(cfg.Files) == 0 && !diags.HasErrors() {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No configuration files",

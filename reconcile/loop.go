@@ -151,6 +151,9 @@ type Loop struct {
 	draining   bool
 	// scaleQueued holds the servers with a scale job in the queue.
 	scaleQueued map[string]bool
+	// loads keeps the servers of the files of the last revision loaded, so
+	// that loading the next one decodes only the files that changed.
+	loads *spec.Cache
 }
 
 func (l *Loop) init() {
@@ -378,7 +381,13 @@ func (l *Loop) pass(ctx context.Context, reason string) string {
 			}
 			return l.reconcile(ctx, src, reason, PassStalled)
 		}
-		loaded, loader, diags := NewSource(l.Fetcher.Describe(), rev, files, l.Engine.LoadOptions)
+		l.mu.Lock()
+		if l.loads == nil {
+			l.loads = spec.NewCache()
+		}
+		loader := spec.NewLoader(l.Engine.LoadOptions).WithCache(l.loads)
+		l.mu.Unlock()
+		loaded, loader, diags := newSource(loader, l.Fetcher.Describe(), rev, files)
 		if diags.HasErrors() {
 			text := renderDiags(loader, diags)
 			l.mu.Lock()
