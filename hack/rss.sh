@@ -12,6 +12,7 @@
 #   hack/rss.sh                 # build bin/tend, measure 5000 and 10000
 #   hack/rss.sh 5000=200 20000  # sizes, each with an optional target in MiB
 #   RUNS=3 hack/rss.sh          # the highest of 3 runs of each size
+#   TEND=/tmp/old/tend hack/rss.sh   # measure another build (not built here)
 #   GOGC=... GOMEMLIMIT=... are passed through to tend as they are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,11 @@ if [ ! -x /usr/bin/time ]; then
   echo "rss.sh: /usr/bin/time (GNU time) is needed" >&2
   exit 2
 fi
-make -s build
+tend=${TEND:-}
+if [ -z "$tend" ]; then
+  make -s build
+  tend=bin/tend
+fi
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(5000=200 10000=400)
@@ -43,7 +48,7 @@ for arg in "${sizes[@]}"; do
     # answer for a fleet that is not running yet.
     set +e
     TEND_SECRET_API_TOKEN=t0ken /usr/bin/time -f %M -o "$work/rss" \
-      bin/tend plan -detailed-exitcode --state-dir "$state" "$fleet" >"$work/plan.txt" 2>"$work/plan.err"
+      "$tend" plan -detailed-exitcode --state-dir "$state" "$fleet" >"$work/plan.txt" 2>"$work/plan.err"
     rc=$?
     set -e
     if [ $rc -ne 0 ] && [ $rc -ne 2 ]; then
