@@ -105,8 +105,9 @@ type loadState struct {
 	nParsed int
 }
 
-// parse parses file i and sorts its top-level blocks.
-func (st *loadState) parse1(i int) {
+// parseOne parses file i and sorts its top-level blocks: the server blocks
+// by file, the others by type in file order.
+func (st *loadState) parseOne(i int) {
 	st.parsed[i] = true
 	in := st.ins[i]
 	if in.unreadable {
@@ -189,7 +190,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 	// The files that may declare what every server is evaluated with.
 	for i, in := range ins {
 		if all || st.cached[i] == nil && (in.unreadable || mayDeclareOthers(in.src)) {
-			st.parse1(i)
+			st.parseOne(i)
 		}
 	}
 	d := &decoder{
@@ -234,7 +235,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 			st.cached[i] = nil
 		}
 		if !st.parsed[i] {
-			st.parse1(i)
+			st.parseOne(i)
 			if st.others[i] {
 				return nil, nil, st, false
 			}
