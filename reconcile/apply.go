@@ -689,8 +689,12 @@ func (e *Engine) restore(ctx context.Context, dir, server string, target *state.
 	if e.autoscaled(cfg, s) {
 		// The revision ran the count the autoscaler kept then, which its
 		// record holds (the snapshot holds the declared one).
+		// A copy: a loaded server may be shared (the daemon's load cache
+		// hands the same one to every load of an unchanged file).
 		if n := recordedReplicas(target); n >= s.Scaling.Min && n <= s.Scaling.Max {
-			s.Replicas = n
+			cp := *s
+			cp.Replicas = n
+			s = &cp
 		}
 	}
 	prov, err := e.Registry.Get(cfg, s.Provider, e.ProvEnv)
