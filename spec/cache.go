@@ -156,6 +156,7 @@ const (
 	depEnv
 	depFile
 	depVersion
+	depLock
 )
 
 // unsetSecret is the reading of a secret that is not set.
@@ -186,6 +187,8 @@ func (dp dep) read(d *decoder) string {
 			return "no resolver"
 		}
 		return readVersion(d.opts.ResolveVersion(dp.name, dp.constraint))
+	case depLock:
+		return d.readLocked(dp.name)
 	}
 	return ""
 }

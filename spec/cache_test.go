@@ -257,7 +257,7 @@ func TestCacheReadsOutside(t *testing.T) {
 `),
 		"a.hcl": []byte(`server "a" {
   version = "~> 1.2"
-  command = ["./a"]
+  command = ["./bin/a-${version}"]
   env     = { REGION = env("REGION"), TOKEN = secret("api_token") }
   config_file "app.yaml" {
     content = file("conf/app.yaml")

@@ -38,6 +38,13 @@ type Options struct {
 	// ResolveVersion resolves a version constraint to a version; nil leaves
 	// constraints unresolved (and the values that use ${version} unknown).
 	ResolveVersion func(server string, c *semver.Constraints) (string, error)
+	// Unlocked leaves a version constraint unresolved (its server's Version
+	// empty, the values that use ${version} unknown) instead of reading the
+	// lock file: tend lock loads a repository this way. Without it and
+	// without ResolveVersion, a constraint takes the version the lock file
+	// (LockFileName, at the repository's root) records, and is an error at
+	// its version attribute when the lock is missing, stale or broken.
+	Unlocked bool
 	// TendVersion is the version of the running binary, checked against
 	// tend { required_version }; empty skips the check.
 	TendVersion string
@@ -52,6 +59,26 @@ type Loader struct {
 	cache *Cache
 	files map[string]*hcl.File
 	stats LoadStats
+
+	lock      *Lock // the lock file of the last load; nil when there is none
+	lockFile  *hcl.File
+	lockDiags hcl.Diagnostics
+}
+
+// Lock returns the lock file read by the last load, or nil when the
+// repository has none (or the load was Unlocked).
+func (l *Loader) Lock() *Lock { return l.lock }
+
+// readLock parses the lock file's content, src nil meaning there is none.
+func (l *Loader) readLock(path string, src []byte, err error) {
+	l.lock, l.lockFile, l.lockDiags = nil, nil, nil
+	switch {
+	case l.opts.Unlocked || l.opts.ResolveVersion != nil:
+	case err != nil && !os.IsNotExist(err):
+		l.lockDiags = readFailed(path)
+	case src != nil:
+		l.lock, l.lockFile, l.lockDiags = ParseLock(src, path)
+	}
 }
 
 // NewLoader returns a Loader with the given options.
@@ -125,7 +152,7 @@ func findFiles(dir string) (names []string, skipped []Skipped, err error) {
 		if d.IsDir() && rel == EnvironmentsDir {
 			return filepath.SkipDir
 		}
-		if !strings.HasSuffix(d.Name(), ".hcl") {
+		if !strings.HasSuffix(d.Name(), ".hcl") || rel == LockFileName {
 			return nil
 		}
 		if !d.Type().IsRegular() {
@@ -207,6 +234,9 @@ func (l *Loader) LoadDir(dir string) (*Config, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("%s holds no .hcl files: a state repository describes its servers in *.hcl files.", dir),
 		})
 	}
+	lockPath := filepath.Join(dir, LockFileName)
+	lockSrc, err := os.ReadFile(lockPath)
+	l.readLock(lockPath, lockSrc, err)
 	ins := make([]input, len(names))
 	for i, n := range names {
 		fn := filepath.Join(dir, filepath.FromSlash(n))
@@ -231,11 +261,13 @@ func (l *Loader) LoadFiles(root string, files map[string][]byte) (*Config, hcl.D
 	l.files, l.stats = nil, LoadStats{}
 	var names []string
 	for n := range files {
-		if strings.HasSuffix(n, ".hcl") && !strings.HasPrefix(n, EnvironmentsDir+"/") {
+		if strings.HasSuffix(n, ".hcl") && !strings.HasPrefix(n, EnvironmentsDir+"/") && n != LockFileName {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
+	lockPath := filepath.Join(root, LockFileName)
+	l.readLock(lockPath, files[LockFileName], nil)
 	ins := make([]input, len(names))
 	for i, n := range names {
 		ins[i] = input{filename: filepath.Join(root, filepath.FromSlash(n)), src: files[n]}
@@ -338,6 +370,9 @@ type decoder struct {
 	diags hcl.Diagnostics
 
 	constraints map[string]*semver.Constraints
+
+	lock       *Lock // the repository's lock file, nil when it has none
+	lockBroken bool  // the lock file has errors
 }
 
 func (d *decoder) errorf(rng *hcl.Range, summary, detail string, args ...any) {

@@ -37,11 +37,11 @@ var serverSchema = &hcl.BodySchema{
 		{Type: "artifact"}, {Type: "config_file", LabelNames: []string{"path"}},
 		{Type: "resources"}, {Type: "volume", LabelNames: []string{"name"}},
 		{Type: "requires", LabelNames: []string{"server"}}, {Type: "check", LabelNames: []string{"name"}},
-		{Type: "rollout"}, {Type: "hooks"}, {Type: "scaling"}, {Type: "backup"},
+		{Type: "rollout"}, {Type: "hooks"}, {Type: "scaling"}, {Type: "backup"}, {Type: "release"},
 	},
 }
 
-var singleBlocks = []string{"artifact", "resources", "rollout", "hooks", "scaling", "backup"}
+var singleBlocks = []string{"artifact", "resources", "rollout", "hooks", "scaling", "backup", "release"}
 
 var (
 	artifactSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "url", Required: true}, {Name: "sha256", Required: true}, {Name: "extract"}}}
@@ -183,8 +183,12 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 			d.serverScaling(s, blk, r, replicasSet)
 		case "backup":
 			d.serverBackup(s, blk, r)
+		case "release":
+			d.serverRelease(s, blk, r)
 		}
 	}
+	d.inferRelease(s, at, ctx)
+	d.constraintRules(s)
 	d.serverRollout(s, seen["rollout"], r)
 	d.checkBackupPaths(s)
 	d.checkMetricPorts(s)
@@ -298,12 +302,11 @@ func (d *decoder) serverVersion(s *Server, at hcl.Attributes, r *reader) cty.Val
 		return unknown
 	}
 	s.VersionConstraint, s.Constraint = text, c
-	if d.opts.ResolveVersion == nil {
-		// Nothing resolves a constraint to a release yet: accepting one
-		// would plan a server with no version, and fail at apply.
-		r.attrError(a, "Version constraint not resolved",
-			"%q is a version constraint, and tend does not look up releases to resolve a constraint yet: write the exact version to run (such as %q).", text, exampleVersion(c))
+	switch {
+	case d.opts.Unlocked:
 		return unknown
+	case d.opts.ResolveVersion == nil:
+		return d.lockedVersion(s, a, r)
 	}
 	v, err := d.opts.ResolveVersion(s.Name, c)
 	if err != nil {
@@ -1160,19 +1163,4 @@ func (d *decoder) backupKeep(bk *Backup, a *hcl.Attribute, r *reader) {
 		}
 		bk.KeepAge = dur
 	}
-}
-
-// exampleVersion names an exact version for the message of a constraint
-// that cannot be resolved: the lowest MAJOR.MINOR.0 the constraint allows,
-// or 1.0.0.
-func exampleVersion(c *semver.Constraints) string {
-	for major := uint64(0); major < 100; major++ {
-		for minor := uint64(0); minor < 100; minor++ {
-			v := semver.New(major, minor, 0, "", "")
-			if c.Check(v) {
-				return v.String()
-			}
-		}
-	}
-	return "1.0.0"
 }

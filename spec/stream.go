@@ -158,7 +158,11 @@ func (l *Loader) load(root string, names []string, ins []input, envFile *hcl.Fil
 			l.stats.Reused++
 		}
 	}
+	diags = append(l.lockDiags, diags...)
 	l.keepFiles(st, envFile, diags)
+	if l.lockFile != nil {
+		l.files[l.lock.Filename] = l.lockFile
+	}
 	return cfg, diags
 }
 
@@ -209,6 +213,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 		},
 	}
 	d.ctx = &hcl.EvalContext{Functions: fe.functions(), Variables: map[string]cty.Value{}}
+	d.lock, d.lockBroken = l.lock, l.lockDiags.HasErrors()
 	if rv := d.opts.ResolveVersion; rv != nil && l.cache != nil {
 		// A resolved version is a reading from outside the file.
 		d.opts.ResolveVersion = func(server string, c *semver.Constraints) (string, error) {

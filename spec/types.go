@@ -180,6 +180,10 @@ type Server struct {
 	VersionConstraint string              `json:"version_constraint,omitempty"`
 	Constraint        *semver.Constraints `json:"-"`
 	VersionRange      hcl.Range           `json:"-"`
+	// Release is where the versions a constraint is resolved against come
+	// from: a release block, or inferred from image or command. Nil for a
+	// server with an exact version and no release block.
+	Release *Release `json:"release,omitempty"`
 
 	// Artifact: an image (docker, kubernetes), or a command and an optional
 	// downloadable artifact (process, systemd).

@@ -75,6 +75,13 @@ func (d *decoder) checkPin(s *Server, req *Requires, other *Server) {
 	if err != nil {
 		return
 	}
+	if !req.Constraint.Check(v) && other.VersionConstraint != "" {
+		rng := other.VersionRange
+		d.errorf(&rng, "Locked version breaks a pin",
+			"The server %q is locked at %s (for %q), and the server %q requires it at %s (at %s): run tend lock to resolve %q to a release that keeps the pin, or change one of the two.",
+			other.Name, other.Version, other.VersionConstraint, s.Name, req.Version, req.VersionRange.String(), other.Name)
+		return
+	}
 	if !req.Constraint.Check(v) {
 		rng := req.VersionRange
 		d.diags = append(d.diags, &hcl.Diagnostic{
