@@ -66,6 +66,7 @@ and rolls back by itself when verification fails.`,
 	root.AddCommand(newCapacityCmd())
 	root.AddCommand(newTopCmd())
 	root.AddCommand(newStoreCmd())
+	root.AddCommand(newLockCmd(), newOutdatedCmd())
 	return root
 }
 
