@@ -125,7 +125,7 @@ func keep(req LockRequest, s *spec.Server, pins []Pin) *spec.LockedServer {
 }
 
 func lockOne(ctx context.Context, res *Resolver, s *spec.Server, pins []Pin) (*spec.LockedServer, string, error) {
-	rs, src, err := res.Releases(ctx, s.Release)
+	rs, _, err := res.Releases(ctx, s.Release)
 	if err != nil {
 		return nil, "", err
 	}
@@ -133,11 +133,9 @@ func lockOne(ctx context.Context, res *Resolver, s *spec.Server, pins []Pin) (*s
 	if err != nil {
 		return nil, "", err
 	}
-	digest := r.Release.Digest
-	if digest == "" {
-		if digest, err = src.Digest(ctx, r.Release); err != nil {
-			return nil, "", fmt.Errorf("%s, release %s: %w", redact(s.Release.String()), r.Release.Tag, err)
-		}
+	digest, err := res.Digest(ctx, s.Release, r.Release)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s, release %s: %w", redact(s.Release.String()), r.Release.Tag, err)
 	}
 	held := ""
 	if len(r.HeldBy) > 0 {
@@ -203,7 +201,7 @@ func Check(ctx context.Context, res *Resolver, cfg *spec.Config, lk *spec.Lock) 
 		if s == nil || s.Release == nil || s.Release.String() != ls.Source {
 			continue // validate reports these
 		}
-		rs, src, err := res.Releases(ctx, s.Release)
+		rs, _, err := res.Releases(ctx, s.Release)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -219,12 +217,10 @@ func Check(ctx context.Context, res *Resolver, cfg *spec.Config, lk *spec.Lock) 
 			moved = append(moved, Moved{Server: n, Tag: ls.Version, Locked: ls.Digest})
 			continue
 		}
-		d := found.Digest
-		if d == "" {
-			if d, err = src.Digest(ctx, *found); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", n, err))
-				continue
-			}
+		d, err := res.Digest(ctx, s.Release, *found)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+			continue
 		}
 		if d != ls.Digest {
 			moved = append(moved, Moved{Server: n, Tag: found.Tag, Locked: ls.Digest, Now: d})

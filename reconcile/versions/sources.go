@@ -45,8 +45,30 @@ type Resolver struct {
 	// Docker CLI's config.json and credential helpers) when nil.
 	Keychain authn.Keychain
 
-	mu    sync.Mutex
-	lists map[string]*listing
+	mu     sync.Mutex
+	lists  map[string]*listing
+	puller *remote.Puller
+}
+
+// registryPuller is the Resolver's one registry client: it keeps, per
+// repository, the transport it authenticated (one ping and token
+// exchange per repository, not per request).
+func (r *Resolver) registryPuller() (*remote.Puller, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.puller != nil {
+		return r.puller, nil
+	}
+	kc := r.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	p, err := remote.NewPuller(remote.WithAuthFromKeychain(kc))
+	if err != nil {
+		return nil, err
+	}
+	r.puller = p
+	return p, nil
 }
 
 type listing struct {
@@ -54,6 +76,41 @@ type listing struct {
 	src  Source
 	rs   []Release
 	err  error
+
+	mu      sync.Mutex
+	digests map[string]*digestOnce // by tag
+}
+
+type digestOnce struct {
+	once   sync.Once
+	digest string
+	err    error
+}
+
+// Digest returns the digest of a release of a source listed by Releases,
+// asking the source once per Resolver and tag.
+func (r *Resolver) Digest(ctx context.Context, rel *spec.Release, rs Release) (string, error) {
+	if rs.Digest != "" {
+		return rs.Digest, nil
+	}
+	r.mu.Lock()
+	l := r.lists[rel.String()]
+	r.mu.Unlock()
+	if l == nil || l.src == nil {
+		return "", fmt.Errorf("%s: not listed", redact(rel.String()))
+	}
+	l.mu.Lock()
+	if l.digests == nil {
+		l.digests = map[string]*digestOnce{}
+	}
+	d, ok := l.digests[rs.Tag]
+	if !ok {
+		d = &digestOnce{}
+		l.digests[rs.Tag] = d
+	}
+	l.mu.Unlock()
+	d.once.Do(func() { d.digest, d.err = l.src.Digest(ctx, rs) })
+	return d.digest, d.err
 }
 
 // Source returns the source of a release block.
@@ -64,11 +121,11 @@ func (r *Resolver) Source(rel *spec.Release) (Source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an image repository: %v", rel.Location, err)
 		}
-		kc := r.Keychain
-		if kc == nil {
-			kc = authn.DefaultKeychain
+		p, err := r.registryPuller()
+		if err != nil {
+			return nil, err
 		}
-		return &registrySource{repo: repo, keychain: kc}, nil
+		return &registrySource{repo: repo, puller: p}, nil
 	case spec.ReleaseGit:
 		return &gitSource{url: rel.Location}, nil
 	case spec.ReleasePath:
@@ -122,12 +179,12 @@ func redactErr(err error) error {
 
 // registrySource lists the tags of an OCI image repository.
 type registrySource struct {
-	repo     name.Repository
-	keychain authn.Keychain
+	repo   name.Repository
+	puller *remote.Puller
 }
 
 func (s *registrySource) List(ctx context.Context) ([]Release, error) {
-	tags, err := remote.List(s.repo, remote.WithContext(ctx), remote.WithAuthFromKeychain(s.keychain))
+	tags, err := s.puller.List(ctx, s.repo)
 	if err != nil {
 		return nil, redactErr(err)
 	}
@@ -137,7 +194,7 @@ func (s *registrySource) List(ctx context.Context) ([]Release, error) {
 // Digest is the digest of the tag's manifest (or index), from a HEAD
 // request: what docker pull REPOSITORY@DIGEST pulls.
 func (s *registrySource) Digest(ctx context.Context, r Release) (string, error) {
-	desc, err := remote.Head(s.repo.Tag(r.Tag), remote.WithContext(ctx), remote.WithAuthFromKeychain(s.keychain))
+	desc, err := s.puller.Head(ctx, s.repo.Tag(r.Tag))
 	if err != nil {
 		return "", redactErr(err)
 	}
