@@ -153,6 +153,8 @@ func TestLoadLocked(t *testing.T) {
 		{"stale", lockFor("~> 1.3=1.5.2"), "", "Version not locked", `resolved "~> 1.3" for server "search", and its version is now "~> 1.4": the lock is stale`},
 		{"outside the constraint", lockFor("~> 1.4=2.0.0"), "", "Version not locked", `does not satisfy "~> 1.4"`},
 		{"breaks a pin", lockFor("~> 1.4=1.7.0"), "", "Locked version breaks a pin", `the server "gateway" requires it at < 1.6.0 (at lock/main.hcl:14,15-24)`},
+		{"another source", []byte(strings.Replace(string(lockFor("~> 1.4=1.5.2")), "mcp/search", "mcp/search-old", 1)), "", "Version not locked",
+			`from registry:registry.example.com/mcp/search-old, and the server's releases now come from registry:registry.example.com/mcp/search: the lock is stale`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := map[string][]byte{"main.hcl": []byte(lockedRepo)}

@@ -58,12 +58,30 @@ func (d *decoder) readLocked(name string) string {
 }
 
 // constraintRules refuses a version constraint where no release can be
-// taken by version alone: an artifact block checks one build by its sha256.
+// taken by version alone (an artifact block checks one build by its
+// sha256), and a locked version taken from another release source than
+// the server's.
 func (d *decoder) constraintRules(s *Server) {
-	if s.Constraint == nil || s.Artifact == nil {
+	if s.Constraint == nil {
+		return
+	}
+	if ls := d.lockedFrom(s); ls != nil && s.Release != nil && ls.Source != s.Release.String() {
+		rng := s.VersionRange
+		d.errorf(&rng, "Version not locked",
+			"The lock file (%s) resolved %q for server %q from %s, and the server's releases now come from %s: the lock is stale; run tend lock.", ls.DeclRange, ls.Constraint, s.Name, ls.Source, s.Release.String())
+	}
+	if s.Artifact == nil {
 		return
 	}
 	rng := s.VersionRange
 	d.errorf(&rng, "Version constraint with an artifact",
 		"%q is a version constraint, and the artifact block's sha256 checks the build of one version: a server that downloads an artifact takes an exact version. Without the artifact block, a release block (or a command naming ${version}) lets tend lock pick the build.", s.VersionConstraint)
+}
+
+// lockedFrom is the lock entry a server's version was taken from, if any.
+func (d *decoder) lockedFrom(s *Server) *LockedServer {
+	if d.opts.Unlocked || d.opts.ResolveVersion != nil || d.lock == nil || s.Version == "" {
+		return nil
+	}
+	return d.lock.Servers[s.Name]
 }

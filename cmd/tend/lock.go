@@ -103,7 +103,7 @@ func lockWrite(cmd *cobra.Command, lf *loadFlags, dir string, upgrade bool, only
 		}
 		req.Upgrade[n] = true
 	}
-	res := &versions.Resolver{}
+	res := &versions.Resolver{Keychain: versions.ConfigKeychain(cfg)}
 	lk, changes, diags := versions.Lock(cmd.Context(), res, req)
 	if diags.HasErrors() {
 		printDiags(cmd.ErrOrStderr(), loaderFiles(diags), diags, lf.noColor)
@@ -183,7 +183,7 @@ func lockCheck(cmd *cobra.Command, lf *loadFlags, dir string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), "No server's version is a constraint, and there is no lock file: nothing to check.")
 		return nil
 	}
-	moved, errs := versions.Check(cmd.Context(), &versions.Resolver{}, cfg, lk)
+	moved, errs := versions.Check(cmd.Context(), &versions.Resolver{Keychain: versions.ConfigKeychain(cfg)}, cfg, lk)
 	for _, err := range errs {
 		fmt.Fprintf(cmd.ErrOrStderr(), "Error: cannot check: %v\n", err)
 	}
@@ -230,7 +230,7 @@ release is allowed or exists, or a server does not run its locked version).`,
 			if err != nil {
 				return err
 			}
-			rows := versions.ListOutdated(cmd.Context(), &versions.Resolver{}, cfg, l.Lock(), running)
+			rows := versions.ListOutdated(cmd.Context(), &versions.Resolver{Keychain: versions.ConfigKeychain(cfg)}, cfg, l.Lock(), running)
 			if output == "json" {
 				if err := writeJSON(cmd.OutOrStdout(), rows); err != nil {
 					return err

@@ -135,7 +135,7 @@ func lockOne(ctx context.Context, res *Resolver, s *spec.Server, pins []Pin) (*s
 	}
 	digest, err := res.Digest(ctx, s.Release, r.Release)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s, release %s: %w", redact(s.Release.String()), r.Release.Tag, err)
+		return nil, "", fmt.Errorf("release %s: %w", r.Release.Tag, err)
 	}
 	held := ""
 	if len(r.HeldBy) > 0 {
@@ -203,7 +203,7 @@ func Check(ctx context.Context, res *Resolver, cfg *spec.Config, lk *spec.Lock) 
 		}
 		rs, _, err := res.Releases(ctx, s.Release)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%s, from %s: %w", n, redact(s.Release.String()), err))
 			continue
 		}
 		var found *Release

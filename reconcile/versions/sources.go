@@ -140,7 +140,8 @@ func (r *Resolver) Source(rel *spec.Release) (Source, error) {
 	return nil, fmt.Errorf("unknown release source %q", rel.Kind)
 }
 
-// Releases lists the releases of a source, once per Resolver.
+// Releases lists the releases of a source, once per Resolver. Its errors
+// do not name the source.
 func (r *Resolver) Releases(ctx context.Context, rel *spec.Release) ([]Release, Source, error) {
 	key := rel.String()
 	r.mu.Lock()
@@ -156,9 +157,6 @@ func (r *Resolver) Releases(ctx context.Context, rel *spec.Release) ([]Release, 
 	l.once.Do(func() {
 		if l.src, l.err = r.Source(rel); l.err == nil {
 			l.rs, l.err = l.src.List(ctx)
-		}
-		if l.err != nil {
-			l.err = fmt.Errorf("%s: %w", redact(key), l.err)
 		}
 	})
 	return l.rs, l.src, l.err

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -216,4 +217,52 @@ func pushRandom(t *testing.T, ref string) string {
 		t.Fatal(err)
 	}
 	return d.String()
+}
+
+// TestRegistryCredentials: a registry that requires a login is listed with
+// the credentials of the docker provider's registry block; without them
+// the error says so, and no error shows the password.
+func TestRegistryCredentials(t *testing.T) {
+	const user, password = "tend", "s3cret-pw-42"
+	addr := dockertest.RegistryWithAuth(t, user, password)
+	repo := addr + "/mcp/private"
+	tag, _ := name.NewTag(repo + ":1.0.0")
+	img, _ := random.Image(64, 1)
+	if err := remote.Write(tag, img, remote.WithAuth(&authn.Basic{Username: user, Password: password})); err != nil {
+		t.Fatal(err)
+	}
+	src := `provider "docker" "local" {
+  registry "` + addr + `" {
+    username = "` + user + `"
+    password = secret("registry")
+  }
+}
+server "a" {
+  version = "~> 1.0"
+  image   = "` + repo + `:${version}"
+}
+`
+	load := func(pw string) *spec.Config {
+		environ := func(k string) (string, bool) { return pw, k == "TEND_SECRET_REGISTRY" && pw != "" }
+		cfg, diags := spec.NewLoader(spec.Options{Environ: environ, Unlocked: true}).LoadFiles("r", map[string][]byte{"main.hcl": []byte(src)})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		return cfg
+	}
+	cfg := load(password)
+	lk, _, diags := Lock(context.Background(), &Resolver{Keychain: ConfigKeychain(cfg)}, LockRequest{Config: cfg})
+	if diags.HasErrors() || lk.Servers["a"].Version != "1.0.0" {
+		t.Fatalf("with the registry block: %v", diags)
+	}
+	for _, pw := range []string{"", "wrong-pw-77"} {
+		cfg := load(pw)
+		_, _, diags := Lock(context.Background(), &Resolver{Keychain: ConfigKeychain(cfg)}, LockRequest{Config: cfg})
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), "UNAUTHORIZED") {
+			t.Fatalf("password %q: %v, want unauthorized", pw, diags)
+		}
+		if strings.Contains(diags.Error(), password) || pw != "" && strings.Contains(diags.Error(), pw) {
+			t.Fatalf("the error shows the password: %v", diags)
+		}
+	}
 }
