@@ -235,3 +235,42 @@ server "a" {
 		})
 	}
 }
+
+// TestCacheReadsLock: the daemon's loads keep a cache; a file whose server
+// takes its version from the lock file is decoded again when the lock
+// entry changes (tend lock -upgrade committed), and reused otherwise.
+func TestCacheReadsLock(t *testing.T) {
+	opts := testOptions(nil)
+	files := map[string][]byte{
+		"main.hcl": []byte("provider \"docker\" \"local\" {}\n"),
+		"search.hcl": []byte(`server "search" {
+  version = "~> 1.4"
+  image   = "registry.example.com/mcp/search:${version}"
+}
+`),
+		"db.hcl":           []byte("server \"db\" {\n  version = \"3.1.0\"\n  image   = \"registry.example.com/db:${version}\"\n}\n"),
+		spec.LockFileName: lockFor("~> 1.4=1.5.2"),
+	}
+	l := spec.NewLoader(opts).WithCache(spec.NewCache())
+	sameLoad(t, l, files, opts)
+	cfg := sameLoad(t, l, files, opts)
+	wantStats(t, l, 1, 2)
+	if v := cfg.Servers["search"].Version; v != "1.5.2" {
+		t.Fatalf("search at %s, want 1.5.2", v)
+	}
+	files[spec.LockFileName] = lockFor("~> 1.4=1.6.0")
+	cfg = sameLoad(t, l, files, opts)
+	wantStats(t, l, 2, 1)
+	if s := cfg.Servers["search"]; s.Version != "1.6.0" || s.Image != "registry.example.com/mcp/search:1.6.0" {
+		t.Fatalf("after the lock moved, search is at %s (%s)", s.Version, s.Image)
+	}
+	files["search.hcl"] = []byte("server \"search\" {\n  version = \"1.6.0\"\n  image   = \"registry.example.com/mcp/search:${version}\"\n}\n")
+	if _, diags := l.LoadFiles("repo", files); len(diags) != 1 || diags[0].Summary != "Unused lock entry" || diags[0].Subject.Filename != filepath.Join("repo", spec.LockFileName) {
+		t.Fatalf("a lock entry no server reads: %v", diags)
+	}
+	files["search.hcl"] = []byte(strings.Replace(string(files["search.hcl"]), `"1.6.0"`, `"~> 1.4"`, 1))
+	delete(files, spec.LockFileName)
+	if _, diags := l.LoadFiles("repo", files); len(diags) != 1 || diags[0].Summary != "Version not locked" {
+		t.Fatalf("without the lock file: %v", diags)
+	}
+}

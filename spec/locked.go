@@ -85,3 +85,19 @@ func (d *decoder) lockedFrom(s *Server) *LockedServer {
 	}
 	return d.lock.Servers[s.Name]
 }
+
+// checkLockEntries warns about the entries of the lock file that no server
+// reads: a server removed, or given an exact version. tend lock drops them.
+func (d *decoder) checkLockEntries() {
+	if d.lock == nil || d.opts.Unlocked || d.opts.ResolveVersion != nil {
+		return
+	}
+	for _, n := range sortedKeys(d.lock.Servers) {
+		if s, ok := d.cfg.Servers[n]; ok && s.VersionConstraint != "" {
+			continue
+		}
+		ls := d.lock.Servers[n]
+		d.warnf(ls.DeclRange.Ptr(), "Unused lock entry",
+			"The lock file locks server %q, and no server %q has a version constraint: run tend lock to drop the entry.", n, n)
+	}
+}
