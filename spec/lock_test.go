@@ -248,7 +248,7 @@ func TestCacheReadsLock(t *testing.T) {
   image   = "registry.example.com/mcp/search:${version}"
 }
 `),
-		"db.hcl":           []byte("server \"db\" {\n  version = \"3.1.0\"\n  image   = \"registry.example.com/db:${version}\"\n}\n"),
+		"db.hcl":          []byte("server \"db\" {\n  version = \"3.1.0\"\n  image   = \"registry.example.com/db:${version}\"\n}\n"),
 		spec.LockFileName: lockFor("~> 1.4=1.5.2"),
 	}
 	l := spec.NewLoader(opts).WithCache(spec.NewCache())
