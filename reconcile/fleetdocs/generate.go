@@ -138,6 +138,8 @@ func renderIndex(f *fleetDoc) string {
 
 func versionText(s *serverDoc) string {
 	switch {
+	case s.Version != "" && s.VersionConstraint != "":
+		return s.Version + " (" + s.VersionConstraint + ", locked)"
 	case s.Version != "":
 		return s.Version
 	case s.VersionConstraint != "":
