@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/process/supervisor"
 	"github.com/tendhq/tend/providers/providertest"
 	"github.com/tendhq/tend/spec"
 )
@@ -68,12 +69,12 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env, err := decodeEnv(b)
+			env, err := supervisor.DecodeEnv(b)
 			if err != nil {
 				t.Fatal(err)
 			}
 			env["TAMPERED"] = "by hand"
-			if err := os.WriteFile(path, encodeEnv(env), 0o600); err != nil {
+			if err := os.WriteFile(path, supervisor.EncodeEnv(env), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -35,13 +35,22 @@
 //
 // # The supervisor
 //
-// StartReplica runs this same executable as `EXE __tend-supervise
-// INSTANCE_DIR`, in a session of its own (so that it survives tend), with
-// stdin /dev/null, its output to supervisor.log and a minimal environment
-// (tend's own environment may hold TEND_SECRET_*). MaybeSupervise, called
-// first thing by tend's main and by test binaries' TestMain, turns such a
-// process into the supervisor. (Run as a systemd service, tend needs
-// KillMode=process, or stopping tend stops its replicas too.)
+// StartReplica runs `PROGRAM __tend-supervise INSTANCE_DIR`, in a session
+// of its own (so that it survives tend), with stdin /dev/null, its output
+// to supervisor.log and a minimal environment (tend's own environment may
+// hold TEND_SECRET_*). PROGRAM is tend-supervise when it lies beside
+// tend's executable (symbolic links resolved; make build and go install
+// github.com/tendhq/tend/cmd/... put it there): a binary of package
+// supervisor alone, which costs each replica about 1.4 MiB of private
+// memory. Otherwise PROGRAM is this same executable, and MaybeSupervise,
+// called first thing by tend's main and by test binaries' TestMain, turns
+// the process into the supervisor; it runs the same code, but every
+// package tend links is initialised in it, about 6.4 MiB of private memory
+// a replica. spec.json records PROGRAM, and the protocol of spec.json
+// (supervisor.Protocol): a tend-supervise older than the tend that
+// started it refuses a newer spec, and the start fails saying so. (Run as
+// a systemd service, tend needs KillMode=process, or stopping tend stops
+// its replicas too.)
 //
 // The supervisor starts the child in its own process group, with exactly
 // the environment of the env file, in work/ (or the server's relative
@@ -65,12 +74,13 @@
 //
 // Observe reads identity.json and status.json of every instance and checks
 // /proc: a supervisor counts as alive only if its pid runs with exactly the
-// command line EXE __tend-supervise INSTANCE_DIR (EXE being this executable
-// or the one recorded in spec.json), which guards against pid reuse. A dead
-// supervisor makes the instance "missing". Drift is reported when a config
-// file or the env file no longer matches its digest, or the child's
-// /proc/PID/cmdline differs from the recorded argv (a program that rewrites
-// its own process title shows as drift).
+// command line PROGRAM __tend-supervise INSTANCE_DIR (PROGRAM being the
+// one recorded in spec.json, the one this tend would run, or this
+// executable), which guards against pid reuse. A dead supervisor makes the
+// instance "missing". Drift is reported when a config file or the env file
+// no longer matches its digest, or the child's /proc/PID/cmdline differs
+// from the recorded argv (a program that rewrites its own process title
+// shows as drift).
 //
 // A supervisor of this user whose command line names an instance directory
 // under the root that has no spec.json any more runs a replica tend lost
@@ -79,7 +89,11 @@
 // from a backup, or kill the supervisors and apply again), beside the
 // instances it found; StartReplica refuses to start a replica beside one,
 // and refuses to go on once the state directory or the root it first saw
-// was removed; StopReplica does not report one stopped.
+// was removed; StopReplica does not report one stopped. Observe and
+// StartReplica read every process's command line for this only when the
+// provider has not looked yet, the managed-by directory is gone or
+// another since it last looked, or it found lost replicas then: a fleet's
+// starts and checks do not each read all of /proc.
 //
 // StopReplica sends SIGTERM to the supervisor, waits the grace plus 3 s,
 // then SIGKILLs the supervisor and the child's process group, and removes

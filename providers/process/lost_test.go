@@ -66,7 +66,7 @@ func TestStateDirRemoved(t *testing.T) {
 	if err := os.RemoveAll(stateDir); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2*housekeeping + 500*time.Millisecond) // the supervisor looks around every second
+	time.Sleep(2500 * time.Millisecond) // the supervisor looks around every second
 	got, err := httpGet(port, "/pid")
 	if err != nil || got != strconv.Itoa(child) {
 		t.Fatalf("after the state directory was removed: GET /pid = %q, %v; want %d still answering", got, err, child)

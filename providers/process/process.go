@@ -19,6 +19,7 @@ import (
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/internal/hostfs"
 	"github.com/tendhq/tend/providers/internal/keylock"
+	"github.com/tendhq/tend/providers/process/supervisor"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -26,7 +27,7 @@ import (
 const Type = "process"
 
 const (
-	defaultStopTimeout = 10 * time.Second
+	defaultStopTimeout = supervisor.DefaultStopTimeout
 	defaultHost        = "127.0.0.1"
 	// startWait is how long StartReplica waits for the child to be up (or
 	// to have failed) before it returns a replica that is still starting.
@@ -37,6 +38,8 @@ const (
 	// killWait is how long StopReplica waits for killed processes to go.
 	killWait  = 3 * time.Second
 	pollEvery = 50 * time.Millisecond
+	// pipeWaitDelay is how long a task's output pipes may outlive it.
+	pipeWaitDelay = 2 * time.Second
 )
 
 // inheritedEnv are the variables of tend's own environment that a replica
@@ -46,14 +49,15 @@ var inheritedEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", 
 
 // Provider runs replicas as local processes, each under a supervisor.
 type Provider struct {
-	name        string
-	key         string // process.NAME
-	root        string
-	host        string
-	stopTimeout time.Duration
-	managedBy   string
-	exe         string // this executable, which supervisors re-run
-	stateDir    string // tend's state directory, absolute, for messages
+	name          string
+	key           string // process.NAME
+	root          string
+	host          string
+	stopTimeout   time.Duration
+	managedBy     string
+	exe           string // this executable
+	supervisorExe string // the program supervisors run: tend-supervise, or exe
+	stateDir      string // tend's state directory, absolute, for messages
 
 	locks keylock.Map // per instance directory
 
@@ -128,7 +132,7 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 	pr := &Provider{
 		name: p.Name, key: Type + "." + p.Name, root: root,
 		host: set.Host, stopTimeout: set.StopTimeout,
-		managedBy: env.ManagedBy, exe: exe,
+		managedBy: env.ManagedBy, exe: exe, supervisorExe: supervisorProgram(exe),
 	}
 	if env.StateDir != "" {
 		if pr.stateDir, err = filepath.Abs(env.StateDir); err != nil {
@@ -420,12 +424,18 @@ func (p *Provider) startReplica(ctx context.Context, req providers.StartRequest)
 	}
 
 	// A replica whose directory is gone may still run, on the ports a new
-	// one would take.
+	// one would take. /proc is looked through as Observe does (see
+	// needLostScan): on the first start, and when the directories changed,
+	// not on every start of a fleet's replicas.
 	if err := p.checkRoot(); err != nil {
 		return fail(err)
 	}
-	if lost := p.lostReplicas(managedBy, s.Name); slices.ContainsFunc(lost, func(l lostReplica) bool { return l.dir == dir }) {
-		return fail(p.lostError(lost))
+	if p.needLostScan(managedBy) {
+		lost := p.lostReplicas(managedBy, s.Name)
+		p.lostScanned(managedBy, s.Name, len(lost) > 0)
+		if slices.ContainsFunc(lost, func(l lostReplica) bool { return l.dir == dir }) {
+			return fail(p.lostError(lost))
+		}
 	}
 
 	unlock := p.lock(dir)
@@ -516,14 +526,17 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 			return inst, fmt.Errorf("volume %s: %w", v.Name, err)
 		}
 	}
-	envBytes := encodeEnv(revealEnv(l.env))
+	envBytes := supervisor.EncodeEnv(revealEnv(l.env))
 	if err := hostfs.WriteFileAtomic(filepath.Join(dir, envFile), envBytes, 0o600); err != nil {
 		return inst, err
 	}
 	ls := launchSpec{
-		Identity: id, Provider: p.key, Executable: p.exe,
-		Argv: slices.Clone(l.argv), EnvFile: envFile,
-		WorkDir: workDir, StopTimeout: duration(p.stopTimeout),
+		Identity: id, Provider: p.key, Executable: p.supervisorExe,
+		Spec: supervisor.Spec{
+			Protocol: supervisor.Protocol,
+			Argv:     slices.Clone(l.argv), EnvFile: envFile,
+			WorkDir: workDir, StopTimeout: duration(p.stopTimeout),
+		},
 	}
 	if len(l.sensitiveArgs) > 0 {
 		for _, i := range l.sensitiveArgs {
@@ -604,7 +617,7 @@ func (p *Provider) spawn(dir string) (pid int, exited <-chan struct{}, err error
 		return 0, nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(p.exe, superviseArg, dir)
+	cmd := exec.Command(p.supervisorExe, superviseArg, dir)
 	cmd.Dir = dir
 	cmd.Env = supervisorEnv()
 	cmd.Stdout = logf
@@ -651,6 +664,9 @@ func (p *Provider) waitStarted(ctx context.Context, dir string, exited <-chan st
 			msg := lastLine(filepath.Join(dir, supLogFile))
 			if msg == "" {
 				msg = "no output"
+			}
+			if p.supervisorExe != p.exe {
+				return fmt.Errorf("the supervisor %s exited at once (%s)", p.supervisorExe, msg)
 			}
 			return fmt.Errorf("the supervisor exited at once (%s); the program that starts replicas must call process.MaybeSupervise first thing in main", msg)
 		case <-ctx.Done():
@@ -721,7 +737,7 @@ func readInstance(dir string) instanceFiles {
 }
 
 func (p *Provider) supervisorAlive(dir string, f instanceFiles) bool {
-	return f.supPid > 0 && isSupervisor(f.supPid, dir, p.exe, f.ls.Executable)
+	return f.supPid > 0 && isSupervisor(f.supPid, dir, p.supervisorExe, p.exe, f.ls.Executable)
 }
 
 // stop stops the processes of dir and removes it. Only processes proven to

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/internal/hostfs"
+	"github.com/tendhq/tend/providers/process/supervisor"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -384,7 +385,8 @@ func TestForeignProcessUntouched(t *testing.T) {
 	})
 
 	rec := record{Identity: providers.Identity{ManagedBy: testManagedBy, Server: "fake", SpecHash: "x"}, Provider: "process.test"}
-	ls := launchSpec{Identity: rec.Identity, Executable: testExe(t), Argv: []string{testExe(t), "__test-sleep"}, EnvFile: "env", WorkDir: filepath.Join(dir, "work")}
+	ls := launchSpec{Identity: rec.Identity, Executable: testExe(t),
+		Spec: supervisor.Spec{Argv: []string{testExe(t), "__test-sleep"}, EnvFile: "env", WorkDir: filepath.Join(dir, "work")}}
 	st := status{SupervisorPID: pid, ChildPID: pid, ChildStartedAt: time.Now().Add(-time.Hour), State: "running"}
 	for name, v := range map[string]any{identityFile: rec, specFile: ls, statusFile: st} {
 		if err := hostfs.WriteJSON(filepath.Join(dir, name), v, 0o644); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/internal/hostfs"
+	"github.com/tendhq/tend/providers/process/supervisor"
 )
 
 // Exec runs a one-off task: req.Command, expanded with the replica's
@@ -73,7 +74,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 					if err != nil {
 						return -1, fmt.Errorf("exec: the replica's environment: %w", err)
 					}
-					if env, err = decodeEnv(b); err != nil {
+					if env, err = supervisor.DecodeEnv(b); err != nil {
 						return -1, fmt.Errorf("exec: %w", err)
 					}
 					for _, k := range f.ls.SensitiveEnv {
@@ -125,7 +126,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 	argv[0] = prog
 	cmd := exec.CommandContext(ctx, prog)
 	cmd.Args = argv
-	cmd.Env = envList(env)
+	cmd.Env = supervisor.EnvList(env)
 	cmd.Dir = workDir
 	cmd.Stdout, cmd.Stderr = req.Stdout, req.Stderr
 	var stdinW *os.File
@@ -162,7 +163,7 @@ func (p *Provider) exec(ctx context.Context, req providers.ExecRequest) (int, er
 	}
 	// Whatever the task left in its group ends with it.
 	signalGroup(cmd.Process.Pid, syscall.SIGKILL)
-	code := describeExit(cmd.ProcessState).code
+	code := supervisor.DescribeExit(cmd.ProcessState).Code
 	if err := ctx.Err(); err != nil {
 		return code, fmt.Errorf("exec: the task was killed: %w", err)
 	}

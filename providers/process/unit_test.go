@@ -10,23 +10,27 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/process/supervisor"
 	"github.com/tendhq/tend/spec"
 )
 
-func TestRotationAndTail(t *testing.T) {
+// The tail of a log reads on into the rotated part (as the supervisor
+// rotates it: lines 00-05 in .1, 06-11 in the current file).
+func TestTail(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stdout.log")
-	r, err := openRotating(path, 100)
-	if err != nil {
+	var prev, cur strings.Builder
+	for i := range 12 {
+		w := &cur
+		if i < 6 {
+			w = &prev
+		}
+		fmt.Fprintf(w, "line %02d ......\n", i)
+	}
+	if err := os.WriteFile(path+".1", []byte(prev.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 12 {
-		fmt.Fprintf(r, "line %02d ......\n", i) // 16 bytes
-	}
-	r.Close()
-	cur, _ := os.ReadFile(path)
-	prev, _ := os.ReadFile(path + ".1")
-	if len(cur) > 100 || len(prev) > 100 || len(prev) == 0 {
-		t.Fatalf("sizes: current %d, rotated %d", len(cur), len(prev))
+	if err := os.WriteFile(path, []byte(cur.String()), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	got, err := tailLog(path, 8)
 	if err != nil {
@@ -81,5 +85,37 @@ func TestStopKillsStubbornChild(t *testing.T) {
 	}
 	if !pidGone(st.ChildPID) || !pidGone(st.SupervisorPID) {
 		t.Error("processes left after stop")
+	}
+}
+
+// Supervisors run tend-supervise when it lies beside the executable (an
+// executable file), and the executable itself otherwise.
+func TestSupervisorProgram(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "tend")
+	prog := filepath.Join(dir, supervisor.Program)
+	if got := supervisorProgram(exe); got != exe {
+		t.Errorf("without %s: %s, want %s", supervisor.Program, got, exe)
+	}
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := supervisorProgram(exe); got != exe {
+		t.Errorf("with %s not executable: %s, want %s", supervisor.Program, got, exe)
+	}
+	if err := os.Chmod(prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := supervisorProgram(exe); got != prog {
+		t.Errorf("with %s: %s, want it", supervisor.Program, got)
+	}
+	if err := os.Remove(prog); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := supervisorProgram(exe); got != exe {
+		t.Errorf("with a directory %s: %s, want %s", supervisor.Program, got, exe)
 	}
 }
