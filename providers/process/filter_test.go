@@ -2,9 +2,12 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/providers"
 )
@@ -61,4 +64,55 @@ func TestObserveFilterAndLostScan(t *testing.T) {
 	if err := os.Rename(base+".old", base); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLostScanOfOneServerCoversAll: the first look through /proc, made for
+// one server's observe, finds every server's lost replicas, so an observe
+// of everything right after it still says what tend lost track of (a look
+// for one server that found nothing once stood for all of them).
+func TestLostScanOfOneServerCoversAll(t *testing.T) {
+	t.Parallel()
+	root := tempRoot(t)
+	p := newTestProvider(t, root)
+	ports := freePorts(t, 2)
+	web := testDesired(t, "web", ports, "h1", nil)
+	api := testDesired(t, "api", ports+1, "h1", nil)
+	startTest(t, p, web, 0)
+	startTest(t, p, api, 0)
+	st := statusOf(t, p, "api", 0)
+	if st.SupervisorPID == 0 || st.ChildPID == 0 {
+		t.Fatalf("api's status: %+v", st)
+	}
+	t.Cleanup(func() {
+		if !pidGone(st.ChildPID) {
+			signalGroup(st.ChildPID, syscall.SIGKILL)
+		}
+		killLeftovers(t, st.SupervisorPID)
+	})
+	// api's replica is lost: its directory goes while its supervisor runs.
+	if err := os.RemoveAll(filepath.Join(p.root, api.ManagedBy, "api")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next tend: a new provider, whose first observe is of web alone.
+	p2 := newTestProvider(t, root)
+	ctx := context.Background()
+	if res := p2.Observe(ctx, providers.ObserveRequest{ManagedBy: web.ManagedBy, Server: "web"}); res.Err != nil || len(res.Instances) != 1 {
+		t.Fatalf("Observe web: %+v, %v; want web's replica and no error (nothing of web is lost)", res.Instances, res.Err)
+	}
+	res := p2.Observe(ctx, providers.ObserveRequest{ManagedBy: web.ManagedBy})
+	wantLost(t, "Observe of everything after an observe of web", res.Err, "api replica 0", fmt.Sprintf("kill %d", st.SupervisorPID))
+	res = p2.Observe(ctx, providers.ObserveRequest{ManagedBy: web.ManagedBy, Server: "api"})
+	wantLost(t, "Observe of api", res.Err, "api replica 0")
+
+	// As the error says: SIGTERM to its supervisor stops it.
+	if err := syscall.Kill(st.SupervisorPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if !pidGone(st.SupervisorPID) || !pidGone(st.ChildPID) {
+			return fmt.Errorf("supervisor %d or child %d still runs", st.SupervisorPID, st.ChildPID)
+		}
+		return nil
+	})
 }

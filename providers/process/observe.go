@@ -30,14 +30,34 @@ func (p *Provider) Observe(ctx context.Context, req providers.ObserveRequest) pr
 	}
 	// Replicas tend lost track of keep running: say so, rather than let a
 	// plan start new ones beside them.
-	if p.needLostScan(managedBy) {
-		lost := p.lostReplicas(managedBy, req.Server)
-		p.lostScanned(managedBy, req.Server, len(lost) > 0)
-		if len(lost) > 0 {
-			return providers.ObserveResponse{Instances: out, Err: fmt.Errorf("observe %s: %w", p.key, p.lostError(lost))}
-		}
+	if lost := p.lostSinceScan(managedBy, req.Server); len(lost) > 0 {
+		return providers.ObserveResponse{Instances: out, Err: fmt.Errorf("observe %s: %w", p.key, p.lostError(lost))}
 	}
 	return providers.ObserveResponse{Instances: out}
+}
+
+// lostSinceScan returns the lost replicas of managedBy (of server alone,
+// when set), looking through /proc only when needLostScan says the last
+// look may be out of date. A look reads every process's command line
+// whatever it looks for, so it looks for every server's replicas, and
+// what it found stands for all of them until the directories change: a
+// first look for one server must not leave the others unlooked for.
+func (p *Provider) lostSinceScan(managedBy, server string) []lostReplica {
+	if !p.needLostScan(managedBy) {
+		return nil
+	}
+	all := p.lostReplicas(managedBy, "")
+	p.lostScanned(managedBy, len(all) > 0)
+	if server == "" {
+		return all
+	}
+	var lost []lostReplica
+	for _, l := range all {
+		if l.server == server {
+			lost = append(lost, l)
+		}
+	}
+	return lost
 }
 
 // needLostScan reports whether Observe must look through /proc for lost
@@ -62,10 +82,8 @@ func (p *Provider) needLostScan(managedBy string) bool {
 	return !os.SameFile(fi, last.dir)
 }
 
-// lostScanned records a scan. A scan of one server's replicas that found
-// none says nothing of the others: it does not clear what a whole scan
-// found.
-func (p *Provider) lostScanned(managedBy, server string, found bool) {
+// lostScanned records a look at every server's replicas.
+func (p *Provider) lostScanned(managedBy string, found bool) {
 	fi, err := os.Stat(filepath.Join(p.root, managedBy))
 	if err != nil {
 		fi = nil
@@ -74,10 +92,6 @@ func (p *Provider) lostScanned(managedBy, server string, found bool) {
 	defer p.scanMu.Unlock()
 	if p.scan == nil {
 		p.scan = map[string]lostScan{}
-	}
-	last, ok := p.scan[managedBy]
-	if server != "" && ok && last.lost && !found {
-		found = true
 	}
 	p.scan[managedBy] = lostScan{dir: fi, lost: found}
 }

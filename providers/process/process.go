@@ -430,12 +430,8 @@ func (p *Provider) startReplica(ctx context.Context, req providers.StartRequest)
 	if err := p.checkRoot(); err != nil {
 		return fail(err)
 	}
-	if p.needLostScan(managedBy) {
-		lost := p.lostReplicas(managedBy, s.Name)
-		p.lostScanned(managedBy, s.Name, len(lost) > 0)
-		if slices.ContainsFunc(lost, func(l lostReplica) bool { return l.dir == dir }) {
-			return fail(p.lostError(lost))
-		}
+	if lost := p.lostSinceScan(managedBy, s.Name); slices.ContainsFunc(lost, func(l lostReplica) bool { return l.dir == dir }) {
+		return fail(p.lostError(lost))
 	}
 
 	unlock := p.lock(dir)
