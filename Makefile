@@ -42,8 +42,10 @@ engines:
 
 ## TestDockerFleet restarts dockerd, which would cut the other packages'
 ## containers (the systemd tests run in one), so it runs alone, after them.
+## -timeout: cmd/tend's tests take 5 to 10 minutes under -race on 2 busy
+## cores, past go test's default of 10 minutes when the machine is loaded.
 test-unit:
-	$(GO) test -race -count=1 -skip '^TestDockerFleet$$' ./...
+	$(GO) test -race -count=1 -timeout 30m -skip '^TestDockerFleet$$' ./...
 	TEND_DOCKERD_RESTART=1 $(GO) test -race -count=1 -run '^TestDockerFleet$$' ./cmd/tend
 
 ## -short: the benchmarks that start real servers (BenchmarkProcessApply)
@@ -55,13 +57,15 @@ fuzz-short:
 	$(GO) test ./spec -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./spec/diagtext -run '^$$' -fuzz '^FuzzWrite$$' -fuzztime $(FUZZTIME)
 
-## fuzz: a longer fuzzing session (FUZZTIME=10m make fuzz).
+## fuzz: a longer fuzzing session (FUZZTIME=10m make fuzz), with the lock
+## file's parser too (its seeds run in every go test of ./spec).
 fuzz: FUZZTIME = 5m
 fuzz: fuzz-short
+	$(GO) test ./spec -run '^$$' -fuzz '^FuzzLockParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 ## bench: the performance targets; see the figures in the README.
 bench:
-	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/autoscale ./reconcile/state ./reconcile/source ./reconcile/backup ./providers/docker -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/autoscale ./reconcile/state ./reconcile/source ./reconcile/backup ./reconcile/versions ./providers/docker ./providers/null -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
 	$(GO) test ./cmd/tend -run '^$$' -bench WebhookToApply -benchtime 20x
 	$(GO) test ./cmd/tend -run '^$$' -bench ProcessApply -benchtime 3x
 

@@ -19,7 +19,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "build tend and three releases of mcp-notes"
-go build -o "$demo/bin/tend" ./cmd/tend
+go build -o "$demo/bin/" ./cmd/tend ./cmd/tend-supervise
 for v in 1.0.0 1.1.0; do
   go build -ldflags "-X main.version=$v" -o "$demo/bin/mcp-notes-$v" ./examples/mcp-notes
 done
