@@ -144,15 +144,11 @@ func applyTiny(b *testing.B, bin string, n int) (cpu, wall time.Duration) {
 	e := &reconcile.Engine{Store: st, Registry: reg, ManagedBy: "bench", Host: reconcile.Host{Name: "h"},
 		ProvEnv: env, LoadOptions: spec.Options{Strict: true}, Log: log}
 	defer func() {
-		p, err := process.New(&spec.Provider{Type: "process", Name: "local", Process: &spec.ProcessSettings{StopTimeout: time.Second, Host: "127.0.0.1"}}, env)
-		if err != nil {
+		if err := stopReplicas(dir, "bench"); err != nil {
 			b.Error(err)
-			return
-		}
-		for _, in := range p.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "bench"}).Instances {
-			p.StopReplica(context.Background(), providers.StopRequest{Instance: in, Grace: time.Second})
 		}
 	}()
+
 	src, _, diags := reconcile.NewSource("fleet", "r1", tinyFleet(bin, loosePorts(b, n)), spec.Options{Strict: true})
 	if diags.HasErrors() {
 		b.Fatal(diags.Error())

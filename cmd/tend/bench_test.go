@@ -122,15 +122,8 @@ server "sleeper" {
 	sig := &startSignal{}
 	e := &reconcile.Engine{Store: st, Registry: reg, ManagedBy: "bench", Host: reconcile.Host{Name: "h"},
 		ProvEnv: providers.Env{StateDir: stateDir, ManagedBy: "bench"}, LoadOptions: spec.Options{Strict: true}, Log: log, Progress: sig}
-	defer func() {
-		p, err := process.New(&spec.Provider{Type: "process", Name: "local", Process: &spec.ProcessSettings{StopTimeout: time.Second, Host: "127.0.0.1"}},
-			providers.Env{StateDir: stateDir, ManagedBy: "bench"})
-		if err == nil {
-			for _, in := range p.Observe(context.Background(), providers.ObserveRequest{ManagedBy: "bench"}).Instances {
-				p.StopReplica(context.Background(), providers.StopRequest{Instance: in, Grace: time.Second})
-			}
-		}
-	}()
+	defer stopReplicas(stateDir, "bench")
+
 	ref, _ := source.ParseRef("main")
 	g, err := source.NewGit(source.Options{URL: url, Ref: ref, CacheDir: filepath.Join(stateDir, "git")})
 	if err != nil {

@@ -222,16 +222,23 @@ func TestScript(t *testing.T) {
 
 // stopAll stops every replica a script left running, through the process
 // provider itself, so no process outlives the tests.
-func stopAll(stateDir string) {
+func stopAll(stateDir string) { _ = stopReplicas(stateDir, providers.DefaultManagedBy) }
+
+// stopReplicas stops every replica of managedBy that the process provider
+// "local" runs from stateDir (what scripts and benchmarks start).
+func stopReplicas(stateDir, managedBy string) error {
 	p, err := process.New(&spec.Provider{Type: "process", Name: "local", Process: &spec.ProcessSettings{StopTimeout: 2 * time.Second, Host: "127.0.0.1"}},
-		providers.Env{StateDir: stateDir, ManagedBy: providers.DefaultManagedBy})
+		providers.Env{StateDir: stateDir, ManagedBy: managedBy})
 	if err != nil {
-		return
+		return err
 	}
 	ctx := context.Background()
-	for _, in := range p.Observe(ctx, providers.ObserveRequest{ManagedBy: providers.DefaultManagedBy}).Instances {
-		p.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: 2 * time.Second})
+	for _, in := range p.Observe(ctx, providers.ObserveRequest{ManagedBy: managedBy}).Instances {
+		if r := p.StopReplica(ctx, providers.StopRequest{Instance: in, Grace: 2 * time.Second}); r.Err != nil {
+			err = r.Err
+		}
 	}
+	return err
 }
 
 // countProcs counts live (not zombie) processes whose command line contains
