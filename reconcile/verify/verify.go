@@ -213,13 +213,29 @@ func Verify(ctx context.Context, o Options) Outcome {
 		return finish(false, reason)
 	}
 
+	// When Verify is done, the pairs start no new probe, and a probe in
+	// flight gets up to drainFor to finish before it is cut: a request
+	// cut halfway reaches the server as a broken one (an MCP server logs
+	// a 400 for the half of a POST that the API server's proxy forwarded).
 	runCtx, stop := context.WithCancel(ctx)
+	over := make(chan struct{})
 	var wg sync.WaitGroup
-	defer wg.Wait() // runs after stop: no probe outlives Verify
-	defer stop()
+	defer func() {
+		close(over)
+		drained := make(chan struct{})
+		go func() { wg.Wait(); close(drained) }()
+		t := time.NewTimer(drainFor)
+		defer t.Stop()
+		select {
+		case <-drained:
+		case <-t.C:
+		}
+		stop()
+		<-drained // no probe outlives Verify
+	}()
 	results := make(chan pairResult, len(pairs))
 	for i, p := range pairs {
-		wg.Go(func() { runPair(runCtx, i, p, results, now) })
+		wg.Go(func() { runPair(runCtx, over, i, p, results, now) })
 	}
 
 	tick := time.NewTicker(tickEvery(o, pairs))
@@ -314,18 +330,18 @@ func Verify(ctx context.Context, o Options) Outcome {
 
 // runPair probes one (check, replica) every interval, after the initial
 // delay, until ctx ends.
-func runPair(ctx context.Context, idx int, p *pair, out chan<- pairResult, now func() time.Time) {
+func runPair(ctx context.Context, over <-chan struct{}, idx int, p *pair, out chan<- pairResult, now func() time.Time) {
 	interval := p.check.Interval
 	if interval <= 0 {
 		interval = spec.DefaultCheckInterval
 	}
-	if !sleep(ctx, p.check.InitialDelay) {
+	if !sleep(ctx, over, p.check.InitialDelay) {
 		return
 	}
 	for {
 		began := time.Now()
 		err := p.prober.Probe(ctx, p.target)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || isClosed(over) {
 			return // verification is over; this probe means nothing
 		}
 		r := Result{Check: p.check.Name, Replica: p.target.Replica, OK: err == nil, At: now()}
@@ -336,23 +352,40 @@ func runPair(ctx context.Context, idx int, p *pair, out chan<- pairResult, now f
 		case out <- pairResult{idx, r}:
 		case <-ctx.Done():
 			return
+		case <-over:
+			return
 		}
-		if !sleep(ctx, interval-time.Since(began)) {
+		if !sleep(ctx, over, interval-time.Since(began)) {
 			return
 		}
 	}
 }
 
-// sleep waits for d, or until ctx ends (false).
-func sleep(ctx context.Context, d time.Duration) bool {
+// drainFor is how long a probe in flight when Verify ends may take to
+// finish before it is cancelled.
+const drainFor = 2 * time.Second
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits for d, or until ctx ends or over is closed (false).
+func sleep(ctx context.Context, over <-chan struct{}, d time.Duration) bool {
 	if d <= 0 {
-		return ctx.Err() == nil
+		return ctx.Err() == nil && !isClosed(over)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
+	case <-over:
+		return false
 	case <-ctx.Done():
 		return false
 	}
