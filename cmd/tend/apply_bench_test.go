@@ -131,23 +131,8 @@ func applyTiny(b *testing.B, bin string, n int) (cpu, wall time.Duration) {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	st, err := state.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	reg := providers.NewRegistry()
-	process.Register(reg)
-	log := logrus.New()
-	log.SetLevel(logrus.ErrorLevel)
-	env := providers.Env{StateDir: dir, ManagedBy: "bench"}
-	e := &reconcile.Engine{Store: st, Registry: reg, ManagedBy: "bench", Host: reconcile.Host{Name: "h"},
-		ProvEnv: env, LoadOptions: spec.Options{Strict: true}, Log: log}
-	defer func() {
-		if err := stopReplicas(dir, "bench"); err != nil {
-			b.Error(err)
-		}
-	}()
+	e, done := benchEngine(b, dir)
+	defer done()
 
 	src, _, diags := reconcile.NewSource("fleet", "r1", tinyFleet(bin, loosePorts(b, n)), spec.Options{Strict: true})
 	if diags.HasErrors() {
@@ -176,6 +161,33 @@ func applyTiny(b *testing.B, bin string, n int) (cpu, wall time.Duration) {
 		b.Fatalf("%d of %d servers verified", verified, n)
 	}
 	return cpu, wall
+}
+
+// benchEngine is an engine on the process provider "local" (managed by
+// "bench") with its store in stateDir, and the function that stops the
+// replicas it started and closes its store.
+func benchEngine(b *testing.B, stateDir string) (*reconcile.Engine, func()) {
+	b.Helper()
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(stateDir, "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := providers.NewRegistry()
+	process.Register(reg)
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	log.SetLevel(logrus.ErrorLevel)
+	e := &reconcile.Engine{Store: st, Registry: reg, ManagedBy: "bench", Host: reconcile.Host{Name: "h"},
+		ProvEnv: providers.Env{StateDir: stateDir, ManagedBy: "bench"}, LoadOptions: spec.Options{Strict: true}, Log: log}
+	return e, func() {
+		if err := stopReplicas(stateDir, "bench"); err != nil {
+			b.Error(err)
+		}
+		st.Close()
+	}
 }
 
 // processCPU is the CPU time this process (tend's engine and provider,

@@ -18,14 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-	"github.com/tendhq/tend/providers"
-	"github.com/tendhq/tend/providers/process"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/api"
 	"github.com/tendhq/tend/reconcile/source"
-	"github.com/tendhq/tend/reconcile/state"
-	"github.com/tendhq/tend/spec"
 )
 
 // startSignal is a progress writer that reports when an apply starts a
@@ -109,20 +104,11 @@ server "sleeper" {
 	write(0)
 
 	stateDir := filepath.Join(work, "state")
-	st, err := state.Open(filepath.Join(stateDir, "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	reg := providers.NewRegistry()
-	process.Register(reg)
-	log := logrus.New()
-	log.SetOutput(os.Stderr)
-	log.SetLevel(logrus.ErrorLevel)
+	e, stopBench := benchEngine(b, stateDir)
+	defer stopBench()
+	log := e.Log
 	sig := &startSignal{}
-	e := &reconcile.Engine{Store: st, Registry: reg, ManagedBy: "bench", Host: reconcile.Host{Name: "h"},
-		ProvEnv: providers.Env{StateDir: stateDir, ManagedBy: "bench"}, LoadOptions: spec.Options{Strict: true}, Log: log, Progress: sig}
-	defer stopReplicas(stateDir, "bench")
+	e.Progress = sig
 
 	ref, _ := source.ParseRef("main")
 	g, err := source.NewGit(source.Options{URL: url, Ref: ref, CacheDir: filepath.Join(stateDir, "git")})
