@@ -12,11 +12,10 @@ import (
 	"github.com/tendhq/tend/providers"
 )
 
-// TestObserveFilterAndLostScan: Observe with a server reads that server's
-// directory only, and looks through /proc for lost replicas only when the
-// managed-by directory is new to it, gone, or another directory.
-func TestObserveFilterAndLostScan(t *testing.T) {
-	t.Parallel()
+// startWebAndAPI starts one replica each of servers web and api on a new
+// provider, and returns its root, the provider and their desired states.
+func startWebAndAPI(t *testing.T) (string, *Provider, *providers.Desired, *providers.Desired) {
+	t.Helper()
 	root := tempRoot(t)
 	p := newTestProvider(t, root)
 	ports := freePorts(t, 2)
@@ -24,6 +23,15 @@ func TestObserveFilterAndLostScan(t *testing.T) {
 	api := testDesired(t, "api", ports+1, "h1", nil)
 	startTest(t, p, web, 0)
 	startTest(t, p, api, 0)
+	return root, p, web, api
+}
+
+// TestObserveFilterAndLostScan: Observe with a server reads that server's
+// directory only, and looks through /proc for lost replicas only when the
+// managed-by directory is new to it, gone, or another directory.
+func TestObserveFilterAndLostScan(t *testing.T) {
+	t.Parallel()
+	_, p, web, _ := startWebAndAPI(t)
 	managedBy := web.ManagedBy
 
 	ctx := context.Background()
@@ -72,13 +80,7 @@ func TestObserveFilterAndLostScan(t *testing.T) {
 // for one server that found nothing once stood for all of them).
 func TestLostScanOfOneServerCoversAll(t *testing.T) {
 	t.Parallel()
-	root := tempRoot(t)
-	p := newTestProvider(t, root)
-	ports := freePorts(t, 2)
-	web := testDesired(t, "web", ports, "h1", nil)
-	api := testDesired(t, "api", ports+1, "h1", nil)
-	startTest(t, p, web, 0)
-	startTest(t, p, api, 0)
+	root, p, web, api := startWebAndAPI(t)
 	st := statusOf(t, p, "api", 0)
 	if st.SupervisorPID == 0 || st.ChildPID == 0 {
 		t.Fatalf("api's status: %+v", st)
