@@ -180,10 +180,11 @@ func TestOpenRefusesOtherStore(t *testing.T) {
 }
 
 // makeOld turns a store into one written before identities: no
-// store_identity table, schema version 4, no marker.
+// store_identity table (nor the later usage_samples), schema version 4, no
+// marker.
 func makeOld(t *testing.T, s *Store) {
 	t.Helper()
-	for _, q := range []string{`DROP TABLE store_identity`, `DELETE FROM schema_migrations WHERE version = 5`} {
+	for _, q := range []string{`DROP TABLE store_identity`, `DROP TABLE usage_samples`, `DELETE FROM schema_migrations WHERE version >= 5`} {
 		if _, err := s.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

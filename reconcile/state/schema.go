@@ -167,6 +167,21 @@ CREATE TABLE store_identity (
 	created_at TEXT NOT NULL
 );
 `},
+	{6, "resource usage", `
+-- What each server used, summed over its replicas, as tend run samples it
+-- every --usage-interval: tend capacity reads the average and the peak of
+-- recent samples from here. Samples older than --usage-keep are deleted as
+-- new ones are written. at is in Unix seconds.
+CREATE TABLE usage_samples (
+	server       TEXT NOT NULL,
+	at           INTEGER NOT NULL,
+	replicas     INTEGER NOT NULL,
+	milli_cpu    INTEGER NOT NULL,
+	memory_bytes INTEGER NOT NULL
+);
+CREATE INDEX usage_samples_at ON usage_samples (at);
+CREATE INDEX usage_samples_server_at ON usage_samples (server, at);
+`},
 }
 
 // schemaVersion is the newest schema this code knows.

@@ -60,7 +60,7 @@ func migrationRows(t *testing.T, db *sql.DB) []int {
 
 func TestOpenMigratesAndReopens(t *testing.T) {
 	s := openStore(t)
-	want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity"
+	want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity usage_samples"
 	if got := strings.Join(tables(t, s.db), " "); got != want {
 		t.Fatalf("tables = %q, want %q", got, want)
 	}
