@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -276,6 +277,31 @@ func ThisHost(ctx context.Context, key string, milliCPU, memoryBytes int64) (Cap
 type Logger interface {
 	Logs(ctx context.Context, inst Instance, lines int) ([]byte, error)
 }
+
+// LogStreamer is a Logger that also reads a replica's output since a time,
+// and follows what it writes next (tend logs -f).
+type LogStreamer interface {
+	StreamLogs(ctx context.Context, req LogRequest) error
+}
+
+// LogRequest asks for a replica's output, written to Out as it is read.
+type LogRequest struct {
+	Instance Instance
+	// Tail is how many of the last lines to write first; 0 or less writes
+	// all that is kept.
+	Tail int
+	// Since, when set, leaves out the lines written before it. A provider
+	// that keeps no time for each line refuses it with ErrNoLogTimes.
+	Since time.Time
+	// Follow keeps writing new output until ctx ends (or, on providers
+	// whose logs end with the replica, until the replica stops).
+	Follow bool
+	Out    io.Writer
+}
+
+// ErrNoLogTimes is the error of a LogStreamer asked for logs since a time
+// when it keeps no time for each line of output.
+var ErrNoLogTimes = errors.New("this provider keeps a replica's output without a time for each line, so it cannot select lines by time")
 
 // DataCopier copies a replica's data paths out (backup) and in (restore),
 // as a tar stream.

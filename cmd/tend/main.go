@@ -67,6 +67,7 @@ and rolls back by itself when verification fails.`,
 	root.AddCommand(newTopCmd())
 	root.AddCommand(newStoreCmd())
 	root.AddCommand(newLockCmd(), newOutdatedCmd())
+	root.AddCommand(newLogsCmd())
 	return root
 }
 

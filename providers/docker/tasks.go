@@ -264,6 +264,32 @@ func (p *Provider) Logs(ctx context.Context, inst providers.Instance, lines int)
 	return buf.Bytes(), nil
 }
 
+var _ providers.LogStreamer = (*Provider)(nil)
+
+// StreamLogs implements providers.LogStreamer through the Engine's
+// container logs: the last req.Tail lines, since req.Since, and with
+// req.Follow what the container writes next, until ctx ends or the
+// container stops.
+func (p *Provider) StreamLogs(ctx context.Context, req providers.LogRequest) error {
+	inst := req.Instance
+	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "all", Follow: req.Follow}
+	if req.Tail > 0 {
+		opts.Tail = fmt.Sprint(req.Tail)
+	}
+	if !req.Since.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", req.Since.Unix(), req.Since.Nanosecond())
+	}
+	rc, err := p.cli.ContainerLogs(ctx, inst.ID, opts)
+	if err != nil {
+		return p.engineErr("logs of "+inst.Server+" replica "+fmt.Sprint(inst.Replica), err)
+	}
+	defer rc.Close()
+	if _, err := stdcopy.StdCopy(req.Out, req.Out, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of %s replica %d: %w", inst.Server, inst.Replica, err)
+	}
+	return nil
+}
+
 // volumeMount checks that the instance's container mounts a volume at
 // vpath.
 func (p *Provider) volumeMount(ctx context.Context, inst providers.Instance, vpath string) error {

@@ -263,3 +263,41 @@ func (p *Provider) Logs(ctx context.Context, inst providers.Instance, lines int)
 	defer rc.Close()
 	return io.ReadAll(rc)
 }
+
+var _ providers.LogStreamer = (*Provider)(nil)
+
+// StreamLogs implements providers.LogStreamer through the pod's log: the
+// last req.Tail lines, since req.Since, and with req.Follow what the pod
+// writes next, until ctx ends or the container stops.
+func (p *Provider) StreamLogs(ctx context.Context, req providers.LogRequest) error {
+	inst := req.Instance
+	cs, err := p.Clientset()
+	if err != nil {
+		return err
+	}
+	pod, err := cs.CoreV1().Pods(p.set.Namespace).Get(ctx, inst.ID, metav1.GetOptions{})
+	if err != nil {
+		return p.apiErr(fmt.Sprintf("%s replica %d has no pod to read logs from (%s)", inst.Server, inst.Replica, inst.ID), err)
+	}
+	if err := p.logsServed(ctx, cs, pod); err != nil {
+		return err
+	}
+	opts := &corev1.PodLogOptions{Container: containerName, Follow: req.Follow}
+	if req.Tail > 0 {
+		n := int64(req.Tail)
+		opts.TailLines = &n
+	}
+	if !req.Since.IsZero() {
+		t := metav1.NewTime(req.Since)
+		opts.SinceTime = &t
+	}
+	rc, err := cs.CoreV1().Pods(p.set.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
+	if err != nil {
+		return p.apiErr("logs of pod "+pod.Name, err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(req.Out, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of pod %s: %w", pod.Name, err)
+	}
+	return nil
+}

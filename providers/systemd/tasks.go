@@ -495,6 +495,53 @@ func (p *Provider) Logs(ctx context.Context, inst providers.Instance, lines int)
 	} else {
 		args = append(args, "-n", "all")
 	}
+	return p.journal(ctx, inst, args)
+}
+
+var _ providers.LogStreamer = (*Provider)(nil)
+
+// StreamLogs implements providers.LogStreamer through journalctl: the last
+// req.Tail lines, since req.Since (-S), and with req.Follow (-f) what the
+// unit writes next, until ctx ends.
+func (p *Provider) StreamLogs(ctx context.Context, req providers.LogRequest) error {
+	inst := req.Instance
+	unit, err := unitName(p.managedByOf(inst.ManagedBy), inst.Server, inst.Replica)
+	if err != nil {
+		return err
+	}
+	args := []string{"-u", unit, "--no-pager", "-o", "cat", "-n", "all"}
+	if p.userMode {
+		args[0] = "--user-unit"
+	}
+	if req.Tail > 0 {
+		args[len(args)-1] = strconv.Itoa(req.Tail)
+	}
+	if !req.Since.IsZero() {
+		args = append(args, "-S", "@"+strconv.FormatInt(req.Since.Unix(), 10))
+	}
+	if !req.Follow {
+		out, err := p.journal(ctx, inst, args)
+		if err != nil {
+			return err
+		}
+		_, err = req.Out.Write(out)
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "journalctl", append(args, "-f")...)
+	var errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = req.Out, &errOut
+	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+		msg := strings.TrimSpace(errOut.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("logs of %s replica %d: journalctl: %s", inst.Server, inst.Replica, msg)
+	}
+	return nil
+}
+
+// journal runs journalctl with args and returns its output.
+func (p *Provider) journal(ctx context.Context, inst providers.Instance, args []string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "journalctl", args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
