@@ -76,6 +76,12 @@ type BackupMetrics interface {
 	ObserveDrill(server string, ok bool, at time.Time)
 }
 
+// UsageMetrics is what the loop reports of its resource samples, when its
+// Metrics has it: per server, millicores and bytes, summed over replicas.
+type UsageMetrics interface {
+	SetUsage(servers map[string][2]int64)
+}
+
 // ScaleMetrics is what the loop reports of autoscaling, when its Metrics
 // has it.
 type ScaleMetrics interface {
@@ -131,6 +137,12 @@ type Loop struct {
 	// (DefaultScaleInterval when zero).
 	Autoscaler    *Autoscaler
 	ScaleInterval time.Duration
+	// UsageInterval, when positive, is how often the loop samples what
+	// every running replica uses and records it per server, for tend
+	// capacity's average and peak; samples older than UsageKeep (when
+	// positive) are deleted.
+	UsageInterval time.Duration
+	UsageKeep     time.Duration
 
 	trigger chan string
 	jobs    chan job
@@ -243,6 +255,14 @@ func (l *Loop) Run(ctx context.Context) error {
 		go func() {
 			defer close(done)
 			l.autoscale(ctx)
+		}()
+	}
+	if l.UsageInterval > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			l.sampleUsage(ctx)
 		}()
 	}
 	l.Trigger("start")

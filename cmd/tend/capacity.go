@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -15,6 +16,7 @@ import (
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/capacity"
+	"github.com/tendhq/tend/reconcile/state"
 )
 
 // capacityReport is the JSON form of `tend capacity -o json`.
@@ -34,6 +36,7 @@ func newCapacityCmd() *cobra.Command {
 	var ef engineFlags
 	var output string
 	var sample bool
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "capacity [DIR]",
 		Short: "Show what each host can hold, what its servers ask for and use, and what would not fit",
@@ -47,6 +50,10 @@ take pods, summed), observes what runs, and prints for every host:
   requested at max  resources × max(replicas, scaling.max)
   used now          a live sample of every running replica (skip it with
                     --sample=false)
+  used (average)    the average and the peak of what tend run recorded over
+  used (peak)       the last --window (tend run samples every replica every
+                    --usage-interval, 1m by default); a host's peak is the
+                    sum of its servers' peaks, an upper bound
   headroom          capacity - requested at max (negative: short)
 
 and which servers would not fit at their max replicas. Servers are placed by
@@ -73,7 +80,7 @@ Exit status: 0 success, 1 errors.`,
 				return err
 			}
 			defer closeFn()
-			r := capacityReportOf(cmd.Context(), cmd.ErrOrStderr(), e, src, sample)
+			r := capacityReportOf(cmd.Context(), cmd.ErrOrStderr(), e, src, sample, window)
 			diags := r.Diagnostics()
 			files := sourceFiles(src)
 			if output == "json" {
@@ -95,6 +102,7 @@ Exit status: 0 success, 1 errors.`,
 	ef.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&sample, "sample", true, "sample what every running replica uses now (about 200 ms, replicas in parallel)")
+	cmd.Flags().DurationVar(&window, "window", time.Hour, "the span of recorded samples the average and peak are of (0: leave them out)")
 	return cmd
 }
 
@@ -102,7 +110,7 @@ Exit status: 0 success, 1 errors.`,
 // the observed replicas, a live sample of their use) and computes it. A
 // provider that cannot be observed is reported on warn, and the report
 // then says nothing of what is requested now.
-func capacityReportOf(ctx context.Context, warn io.Writer, e *reconcile.Engine, src *reconcile.Source, sample bool) *capacity.Report {
+func capacityReportOf(ctx context.Context, warn io.Writer, e *reconcile.Engine, src *reconcile.Source, sample bool, window time.Duration) *capacity.Report {
 	cfg := src.Config
 	get := providerGetter(e, src)
 	caps, errs := capacity.ReadCapacities(ctx, capacity.Keys(cfg, e.Host.Matches, false), get)
@@ -116,7 +124,38 @@ func capacityReportOf(ctx context.Context, warn io.Writer, e *reconcile.Engine, 
 	if sample {
 		in.Usage = capacity.SampleUsage(ctx, cfg, e.Host.Matches, observed, get, statsParallel)
 	}
-	return capacity.Compute(in)
+	recorded := false
+	if window > 0 {
+		sums, err := e.Store.UsageSince(time.Now().Add(-window))
+		if err != nil {
+			fmt.Fprintf(warn, "Warning: %v; the average and peak of recorded use are not shown.\n", err)
+		}
+		in.Usage, recorded = withRecorded(in.Usage, sums)
+	}
+	r := capacity.Compute(in)
+	if recorded {
+		r.UsageWindow = shortDuration(window)
+	}
+	return r
+}
+
+// withRecorded adds to usage the average and peak of each server's
+// recorded samples, and reports whether any server had one.
+func withRecorded(usage map[string]capacity.Usage, sums map[string]state.UsageSummary) (map[string]capacity.Usage, bool) {
+	if len(sums) == 0 {
+		return usage, false
+	}
+	if usage == nil {
+		usage = map[string]capacity.Usage{}
+	}
+	for name, s := range sums {
+		u := usage[name]
+		u.Avg = &capacity.Amount{MilliCPU: s.AvgMilliCPU, MemoryBytes: s.AvgMemoryBytes}
+		u.Peak = &capacity.Amount{MilliCPU: s.PeakMilliCPU, MemoryBytes: s.PeakMemoryBytes}
+		u.Samples = s.Samples
+		usage[name] = u
+	}
+	return usage, true
 }
 
 func providerGetter(e *reconcile.Engine, src *reconcile.Source) capacity.ProviderFunc {
@@ -181,7 +220,7 @@ func renderCapacity(w io.Writer, r *capacity.Report) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		if err := renderHost(w, h, r.OvercommitPercent); err != nil {
+		if err := renderHost(w, h, r.OvercommitPercent, r.UsageWindow); err != nil {
 			return err
 		}
 	}
@@ -194,7 +233,7 @@ func renderCapacity(w io.Writer, r *capacity.Report) error {
 	return nil
 }
 
-func renderHost(w io.Writer, h *capacity.Host, overcommit int) error {
+func renderHost(w io.Writer, h *capacity.Host, overcommit int, window string) error {
 	if h.Cluster {
 		fmt.Fprintf(w, "Cluster %s (%d schedulable %s; its capacity is the sum of their allocatable)\n", h.Name, h.Nodes, plural(h.Nodes, "node", "nodes"))
 	} else {
@@ -219,13 +258,28 @@ func renderHost(w io.Writer, h *capacity.Host, overcommit int) error {
 		line("requested now", capacity.FormatCPU(h.RequestedNow.MilliCPU), capacity.FormatBytes(h.RequestedNow.MemoryBytes), "")
 	}
 	line("requested at max", capacity.FormatCPU(h.RequestedAtMax.MilliCPU), capacity.FormatBytes(h.RequestedAtMax.MemoryBytes), "")
+	sampledNow, recorded := 0, 0
+	for _, s := range h.Servers {
+		if s.Used != nil && s.Used.Now != nil {
+			sampledNow++
+		}
+		if s.Used != nil && s.Used.Avg != nil {
+			recorded++
+		}
+	}
 	for _, u := range []struct {
 		label string
 		a     *capacity.Amount
-	}{{"used now", h.Used.Now}, {"used (average)", h.Used.Avg}, {"used (peak)", h.Used.Peak}} {
+		n     int
+		note  string
+	}{
+		{"used now", h.Used.Now, sampledNow, ""},
+		{"used (average)", h.Used.Avg, recorded, ", the last " + window},
+		{"used (peak)", h.Used.Peak, recorded, ", the last " + window + "; the sum of each server's peak"},
+	} {
 		if u.a != nil {
 			line(u.label, capacity.FormatCPU(u.a.MilliCPU), capacity.FormatBytes(u.a.MemoryBytes),
-				fmt.Sprintf("%d of %d %s", h.Sampled, len(h.Servers), plural(len(h.Servers), "server", "servers")))
+				fmt.Sprintf("%d of %d %s%s", u.n, len(h.Servers), plural(len(h.Servers), "server", "servers"), u.note))
 		}
 	}
 	row("headroom", h.Headroom, "")
@@ -238,7 +292,11 @@ func renderHost(w io.Writer, h *capacity.Host, overcommit int) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SERVER\tPER REPLICA\tREPLICAS\tMAX\tAT MAX\tUSED NOW\tFITS")
+	header := "  SERVER\tPER REPLICA\tREPLICAS\tMAX\tAT MAX\tUSED NOW"
+	if window != "" {
+		header += "\tAVG " + window + "\tPEAK " + window
+	}
+	fmt.Fprintln(tw, header+"\tFITS")
 	for _, s := range h.Servers {
 		per, atMax, fits := "unsized", "-", "-"
 		if s.PerReplica != nil {
@@ -254,6 +312,13 @@ func renderHost(w io.Writer, h *capacity.Host, overcommit int) error {
 		used := "-"
 		if s.Used != nil && s.Used.Now != nil {
 			used = amount(*s.Used.Now)
+		}
+		if window != "" {
+			avg, peak := "-", "-"
+			if s.Used != nil && s.Used.Avg != nil {
+				avg, peak = amount(*s.Used.Avg), amount(*s.Used.Peak)
+			}
+			used += "\t" + avg + "\t" + peak
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, per, replicasNow(now, s.Replicas), s.MaxReplicas, atMax, used, fits)
 	}
@@ -296,4 +361,17 @@ func known(v, capFigure int64, format func(int64) string) string {
 		return "?"
 	}
 	return format(v)
+}
+
+// shortDuration writes d as "1h", "90m" or "30s": time.Duration's form
+// without its zero minutes and seconds.
+func shortDuration(d time.Duration) string {
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return out
 }

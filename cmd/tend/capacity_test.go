@@ -6,12 +6,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/memory"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/capacity"
+	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -143,6 +145,54 @@ func TestRenderCapacity(t *testing.T) {
 	var empty bytes.Buffer
 	if err := renderCapacity(&empty, capacity.Compute(capacity.Input{})); err != nil || empty.String() != "No provider to report on.\n" {
 		t.Errorf("an empty report: %q, %v", empty.String(), err)
+	}
+}
+
+// The average and the peak of what tend run recorded: per server in two
+// columns, per host summed (the peak as an upper bound, and said so).
+func TestRenderCapacityRecorded(t *testing.T) {
+	cfg := capacitySource(t, "", `resources { cpu = "500m" }`).Config
+	cfg.Servers["db"] = &spec.Server{Name: "db", Provider: "process.local", Replicas: 1}
+	usage, recorded := withRecorded(
+		map[string]capacity.Usage{"web": {Now: &capacity.Amount{MilliCPU: 120, MemoryBytes: 30 << 20}, Replicas: 1}},
+		map[string]state.UsageSummary{
+			"web": {Server: "web", Samples: 60, AvgMilliCPU: 200, PeakMilliCPU: 900, AvgMemoryBytes: 40 << 20, PeakMemoryBytes: 64 << 20},
+			"db":  {Server: "db", Samples: 30, AvgMilliCPU: 50, PeakMilliCPU: 100, AvgMemoryBytes: 10 << 20, PeakMemoryBytes: 12 << 20},
+		})
+	if !recorded {
+		t.Fatal("withRecorded: nothing recorded")
+	}
+	r := capacity.Compute(capacity.Input{
+		Config:     cfg,
+		Capacities: map[string]providers.Capacity{"process.local": {Hosts: []providers.HostCapacity{{Name: "vm", MilliCPU: 2000, MemoryBytes: 4 << 30}}}},
+		Current:    map[string]int{"web": 1, "db": 1},
+		Usage:      usage,
+	})
+	r.UsageWindow = shortDuration(time.Hour)
+	var out bytes.Buffer
+	if err := renderCapacity(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"  used now          120m  30 MiB  1 of 2 servers\n",
+		"  used (average)    250m  50 MiB  2 of 2 servers, the last 1h\n",
+		"  used (peak)       1     76 MiB  2 of 2 servers, the last 1h; the sum of each server's peak\n",
+		"  SERVER  PER REPLICA  REPLICAS  MAX  AT MAX  USED NOW      AVG 1h        PEAK 1h       FITS\n",
+		"  db      unsized      1/1       1    -       -             50m, 10 MiB   100m, 12 MiB  -\n",
+		"  web     500m, -      1/1       8    4, -    120m, 30 MiB  200m, 40 MiB  900m, 64 MiB  4/8\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the report lacks %q:\n%s", want, got)
+		}
+	}
+	if h := r.Hosts[0]; h.Used.Samples != 90 || h.Servers[1].Used.Samples != 60 {
+		t.Errorf("recorded samples: host %d, web %d", h.Used.Samples, h.Servers[1].Used.Samples)
+	}
+	for d, want := range map[time.Duration]string{time.Hour: "1h", 90 * time.Minute: "1h30m", 30 * time.Second: "30s", 2*time.Minute + 5*time.Second: "2m5s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
 

@@ -253,7 +253,7 @@ func newRunCmd() *cobra.Command {
 	var bodyLimit string
 	var poll time.Duration
 	var allowPrune bool
-	var scaleEvery, scaleReady time.Duration
+	var scaleEvery, scaleReady, usageEvery, usageKeep time.Duration
 	cmd := &cobra.Command{
 		Use:   "run DIR | URL",
 		Short: "Keep the fleet in the desired state: the GitOps daemon",
@@ -329,6 +329,7 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 				loop.Autoscaler = &reconcile.Autoscaler{Engine: e, ReadyAfter: scaleReady}
 				loop.ScaleInterval = scaleEvery
 			}
+			loop.UsageInterval, loop.UsageKeep = usageEvery, usageKeep
 			host, _ := os.Hostname()
 			notifier := &loopNotifier{loop: loop, host: host}
 			defer notifier.close()
@@ -365,6 +366,8 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 	cmd.Flags().DurationVar(&poll, "poll", 0, "poll interval (default: tend { poll_interval })")
 	cmd.Flags().BoolVar(&allowPrune, "allow-prune", false, "let a commit delete every server, or more than max_prune_percent of them")
 	cmd.Flags().DurationVar(&scaleEvery, "autoscale-interval", reconcile.DefaultScaleInterval, "how often the autoscaler samples the replicas of servers with a scaling block (0: tend does not autoscale)")
+	cmd.Flags().DurationVar(&usageEvery, "usage-interval", reconcile.DefaultUsageInterval, "how often tend samples what every running replica uses and records it per server, for tend capacity's average and peak (0: never)")
+	cmd.Flags().DurationVar(&usageKeep, "usage-keep", reconcile.DefaultUsageKeep, "how long recorded usage samples are kept")
 	cmd.Flags().DurationVar(&scaleReady, "autoscale-ready-after", reconcile.DefaultReadyAfter, "how long a new replica runs before the autoscaler counts its samples")
 	return cmd
 }

@@ -75,6 +75,8 @@ type Metrics struct {
 	scaleRunning   *prometheus.GaugeVec
 	replicaUse     *prometheus.GaugeVec
 	scaleDecisions *prometheus.CounterVec
+	usageCPU       *prometheus.GaugeVec
+	usageMemory    *prometheus.GaugeVec
 }
 
 // NewMetrics creates tend's metrics and registers them on reg (a new
@@ -153,12 +155,14 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tend_autoscale_decisions_total",
 			Help: "Autoscaling decisions that changed a replica count, by server, direction (up, down) and outcome (applied, failed, held, interrupted).",
 		}, []string{"server", "direction", "outcome"}),
+		usageCPU:    serverGauge("tend_server_cpu_millicores", "CPU the server's running replicas used at tend run's last resource sample (--usage-interval), summed, in millicores."),
+		usageMemory: serverGauge("tend_server_memory_bytes", "Memory the server's running replicas used at tend run's last resource sample (--usage-interval), summed, in bytes."),
 	}
 	reg.MustRegister(m.passes, m.passDuration, m.fetchDuration, m.fetchErrors,
 		m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld,
 		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks,
 		m.backupLast, m.backupDuration, m.backupSize, m.backupFailures, m.drillLast, m.drillFailures,
-		m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.replicaUse, m.scaleDecisions)
+		m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.replicaUse, m.scaleDecisions, m.usageCPU, m.usageMemory)
 	for _, r := range PassResults {
 		m.passes.WithLabelValues(r)
 	}
@@ -331,6 +335,20 @@ func (m *Metrics) SetScale(server string, desired, replicas, running int, sample
 		for metric, v := range values {
 			m.replicaUse.WithLabelValues(server, strconv.Itoa(replica), metric).Set(v)
 		}
+	}
+}
+
+// SetUsage sets each server's use from one resource sample; a server not
+// in it (stopped, or gone) has no series until it is sampled again.
+func (m *Metrics) SetUsage(servers map[string][2]int64) {
+	if m == nil {
+		return
+	}
+	m.usageCPU.Reset()
+	m.usageMemory.Reset()
+	for name, u := range servers {
+		m.usageCPU.WithLabelValues(name).Set(float64(u[0]))
+		m.usageMemory.WithLabelValues(name).Set(float64(u[1]))
 	}
 }
 

@@ -166,3 +166,23 @@ func TestScaleMetrics(t *testing.T) {
 		t.Errorf("series remain after ForgetServer:\n%s", grepLines(out, "web"))
 	}
 }
+
+func TestUsageMetrics(t *testing.T) {
+	h := newHarness(t, allSecrets())
+	h.m.SetUsage(map[string][2]int64{"web": {250, 64 << 20}, "db": {10, 1 << 30}})
+	out := h.scrape(t)
+	for _, want := range []string{
+		`tend_server_cpu_millicores{server="web"} 250`,
+		`tend_server_memory_bytes{server="web"} 6.7108864e+07`,
+		`tend_server_cpu_millicores{server="db"} 10`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, grepLines(out, "tend_server_"))
+		}
+	}
+	// A server not in the next sample loses its series.
+	h.m.SetUsage(map[string][2]int64{"web": {300, 1}})
+	if out = h.scrape(t); strings.Contains(out, `server="db"} 10`) || !strings.Contains(out, `tend_server_cpu_millicores{server="web"} 300`) {
+		t.Errorf("after a second sample:\n%s", grepLines(out, "tend_server_"))
+	}
+}

@@ -34,9 +34,13 @@ type Usage struct {
 	// Now is a live sample; Replicas says of how many replicas.
 	Now      *Amount `json:"now,omitempty"`
 	Replicas int     `json:"sampled_replicas,omitempty"`
-	// Avg and Peak are the average and the peak of recent samples.
-	Avg  *Amount `json:"avg,omitempty"`
-	Peak *Amount `json:"peak,omitempty"`
+	// Avg and Peak are the average and the peak of recent samples (those
+	// tend run recorded); Samples says how many there were. A host's Peak
+	// is the sum of its servers' peaks, which need not have been at the
+	// same time: an upper bound.
+	Avg     *Amount `json:"avg,omitempty"`
+	Peak    *Amount `json:"peak,omitempty"`
+	Samples int     `json:"recorded_samples,omitempty"`
 }
 
 // IsZero reports whether no figure is known.
@@ -45,8 +49,11 @@ func (u Usage) IsZero() bool { return u.Now == nil && u.Avg == nil && u.Peak == 
 // Report is the capacity of every host and what its servers ask of it.
 type Report struct {
 	// OvercommitPercent is tend { overcommit_percent }; 0 when not set.
-	OvercommitPercent int     `json:"overcommit_percent,omitempty"`
-	Hosts             []*Host `json:"hosts"`
+	OvercommitPercent int `json:"overcommit_percent,omitempty"`
+	// UsageWindow is the span of recent samples Avg and Peak are of
+	// (when they are reported), such as "1h0m0s".
+	UsageWindow string  `json:"usage_window,omitempty"`
+	Hosts       []*Host `json:"hosts"`
 	// Unknown lists the providers whose capacity is not known, with the
 	// servers that could therefore not be checked.
 	Unknown []*Unknown `json:"unknown,omitempty"`

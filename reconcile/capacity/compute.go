@@ -211,7 +211,7 @@ func addUsage(a, b Usage) Usage {
 		s := x.Add(*y)
 		return &s
 	}
-	return Usage{Now: add(a.Now, b.Now), Replicas: a.Replicas + b.Replicas, Avg: add(a.Avg, b.Avg), Peak: add(a.Peak, b.Peak)}
+	return Usage{Now: add(a.Now, b.Now), Replicas: a.Replicas + b.Replicas, Avg: add(a.Avg, b.Avg), Peak: add(a.Peak, b.Peak), Samples: a.Samples + b.Samples}
 }
 
 // place puts the sized servers on a host of capacity limit, by name: first
