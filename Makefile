@@ -33,8 +33,11 @@ test: engines
 ## destination's tests start (about 4 minutes cold). They are cached in
 ## ~/.cache/tend. Without them, those tests skip, or fail with
 ## TEND_REQUIRE_DOCKER=1, TEND_REQUIRE_SYSTEMD=1, TEND_REQUIRE_KUBERNETES=1
-## or TEND_REQUIRE_S3=1.
+## or TEND_REQUIRE_S3=1. PostgreSQL (the PostgreSQL state store's tests
+## start a server from it in a temporary directory) is Debian's package,
+## installed when missing (hack/postgres.sh; TEND_REQUIRE_POSTGRES=1).
 engines:
+	./hack/postgres.sh install >/dev/null || [ "$$TEND_REQUIRE_POSTGRES" != 1 ]
 	./hack/docker-engine.sh up
 	./hack/systemd-image.sh >/dev/null || [ "$$TEND_REQUIRE_SYSTEMD" != 1 ]
 	./hack/k8s-cluster.sh build >/dev/null || [ "$$TEND_REQUIRE_KUBERNETES" != 1 ]

@@ -27,6 +27,7 @@ type engineFlags struct {
 	loadFlags
 	git         gitFlags
 	stateDir    string
+	store       string
 	managedBy   string
 	hostLabels  []string
 	parallelism int
@@ -46,6 +47,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	f.loadFlags.register(cmd)
 	f.git.register(cmd)
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where tend keeps its state, logs and processes (default $TEND_STATE_DIR, else ~/.local/state/tend)")
+	registerStoreFlag(cmd, &f.store)
 	cmd.Flags().StringVar(&f.managedBy, "managed-by", "", "this tend's identity on the objects it creates (default $TEND_MANAGED_BY, else \"tend\")")
 	cmd.Flags().StringArrayVar(&f.hostLabels, "host-label", nil, "a label of this host for server selectors: --host-label role=edge (repeatable)")
 	cmd.Flags().IntVar(&f.parallelism, "parallelism", 0, "how many servers change at once (default: tend { parallelism }, else 10)")
@@ -75,13 +77,53 @@ func (f *engineFlags) resolvedStateDir() (string, error) {
 	return filepath.Abs(dir)
 }
 
+// registerStoreFlag adds --store.
+func registerStoreFlag(cmd *cobra.Command, store *string) {
+	cmd.Flags().StringVar(store, "store", "", "the state store: a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (default $TEND_STORE, else the SQLite file STATE_DIR/state.db); give the password by PGPASSWORD or ~/.pgpass rather than in the URL")
+}
+
+// storePath is the store to open: --store, else $TEND_STORE, else the
+// SQLite file state.db in the state directory.
+func (f *engineFlags) storePath() (string, error) {
+	store := f.store
+	if store == "" {
+		store = getenv("TEND_STORE")
+	}
+	if store != "" {
+		if !state.IsPostgresURL(store) {
+			return "", fmt.Errorf("--store / $TEND_STORE: want a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE); without either, the store is STATE_DIR/state.db")
+		}
+		return store, nil
+	}
+	dir, err := f.resolvedStateDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "state.db"), nil
+}
+
+// storeWhere names the store for a message: "the state directory DIR", or
+// "the store URL" (without its password).
+func (f *engineFlags) storeWhere() string {
+	p, err := f.storePath()
+	if err == nil && state.IsPostgresURL(p) {
+		return "the store " + state.RedactURL(p)
+	}
+	dir, _ := f.resolvedStateDir()
+	return "the state directory " + dir
+}
+
 // newEngine opens the state store and wires the providers.
 func (f *engineFlags) newEngine(progress io.Writer, stderr io.Writer) (*reconcile.Engine, func(), error) {
 	dir, err := f.resolvedStateDir()
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := state.Open(filepath.Join(dir, "state.db"))
+	storePath, err := f.storePath()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := state.Open(storePath)
 	if err != nil {
 		return nil, nil, err
 	}

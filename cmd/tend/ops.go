@@ -121,18 +121,15 @@ func (f *engineFlags) knownServer(e *reconcile.Engine, server string) error {
 	if slices.Contains(names, server) {
 		return nil
 	}
-	dir, err := f.resolvedStateDir()
-	if err != nil {
-		return err
-	}
+	dir := f.storeWhere()
 	if len(names) == 0 {
-		return fmt.Errorf("no server %q is recorded: the state directory %s records no revision at all (is it the one tend apply used? see --state-dir and $TEND_STATE_DIR)", server, dir)
+		return fmt.Errorf("no server %q is recorded: %s records no revision at all (is it the one tend apply used? see --state-dir, $TEND_STATE_DIR, --store and $TEND_STORE)", server, dir)
 	}
 	listed := names
 	if len(listed) > 10 {
 		listed = append(listed[:10:10], fmt.Sprintf("and %d more", len(names)-10))
 	}
-	return fmt.Errorf("no server %q is recorded in the state directory %s.%s The servers recorded there: %s", server, dir, spec.DidYouMean(server, names), strings.Join(listed, ", "))
+	return fmt.Errorf("no server %q is recorded in %s.%s The servers recorded there: %s", server, dir, spec.DidYouMean(server, names), strings.Join(listed, ", "))
 }
 
 func newUnlockCmd() *cobra.Command {
@@ -216,11 +213,7 @@ func newHistoryCmd() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			if len(hist) == 0 {
-				dir, err := ef.resolvedStateDir()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "No revision is recorded yet in the state directory %s.\n", dir)
+				fmt.Fprintf(cmd.OutOrStdout(), "No revision is recorded yet in %s.\n", ef.storeWhere())
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -338,11 +331,7 @@ holds, and what the next apply would do.`,
 				return err
 			}
 			if !slices.ContainsFunc(sts, func(s reconcile.ServerStatus) bool { return s.LastRevision != nil }) {
-				dir, err := ef.resolvedStateDir()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(out, "\nNo revision is recorded yet in the state directory %s.\n", dir)
+				fmt.Fprintf(out, "\nNo revision is recorded yet in %s.\n", ef.storeWhere())
 			}
 			for _, s := range sts {
 				var notes []string

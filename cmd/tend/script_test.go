@@ -31,7 +31,7 @@ var updateScripts = flag.Bool("update", false, "rewrite the expected output in t
 // re-executed as "tend".
 func TestMain(m *testing.M) {
 	process.MaybeSupervise()
-	testscript.Main(m, map[string]func(){
+	testscript.Main(stopPostgresAfter{m}, map[string]func(){
 		"tend": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
 }
@@ -102,6 +102,12 @@ func TestScript(t *testing.T) {
 		Dir:                 "testdata/script",
 		UpdateScripts:       *updateScripts,
 		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			if cond == "postgres" {
+				return postgresCondition()
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			// The machine's settings must not leak into a script.
 			for _, k := range []string{"TEND_ENV", "TEND_SECRETS_DIR", "NO_COLOR", "TEND_MANAGED_BY"} {
@@ -143,6 +149,12 @@ func TestScript(t *testing.T) {
 			"wait-for": cmdWaitFor,
 			// webhook URL SECRET BODY: POST BODY signed like /hooks/generic.
 			"webhook": cmdWebhook,
+			// pg-store [-wrong-password]: a new, empty PostgreSQL database
+			// (internal/pgtest) as $TEND_STORE, and its password as
+			// $PG_PASSWORD; with -wrong-password, $TEND_STORE has the
+			// password "wrong-$PG_PASSWORD" instead. Skips without
+			// PostgreSQL (fails with TEND_REQUIRE_POSTGRES=1).
+			"pg-store": cmdPGStore,
 			// wait-for-file FILE SUBSTRING: wait up to 30s for FILE to contain SUBSTRING.
 			"wait-for-file": func(ts *testscript.TestScript, neg bool, args []string) {
 				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

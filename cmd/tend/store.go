@@ -48,11 +48,11 @@ or not the one state.id names.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: text or json", output)
 			}
-			dir, err := ef.resolvedStateDir()
+			path, err := ef.storePath()
 			if err != nil {
 				return err
 			}
-			r, err := state.Inspect(cmd.Context(), filepath.Join(dir, "state.db"))
+			r, err := state.Inspect(cmd.Context(), path)
 			if err != nil {
 				return err
 			}
@@ -72,6 +72,7 @@ or not the one state.id names.`,
 		},
 	}
 	cmd.Flags().StringVar(&ef.stateDir, "state-dir", "", "where tend keeps its state (default $TEND_STATE_DIR, else ~/.local/state/tend)")
+	registerStoreFlag(cmd, &ef.store)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -88,6 +89,9 @@ type storeCheckJSON struct {
 const maxFindings = 20
 
 func printStoreCheck(w io.Writer, r *state.Report) error {
+	if r.Backend == "postgres" {
+		return printPostgresCheck(w, r)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	marker := filepath.Base(r.MarkerPath)
 	if !r.Exists {
@@ -178,6 +182,46 @@ func printStoreCheck(w io.Writer, r *state.Report) error {
 		fmt.Fprintf(w, "\nThere is no store yet; tend creates it when a command first needs it.\n")
 	default:
 		fmt.Fprintf(w, "\nThe store is whole.\n")
+	}
+	return nil
+}
+
+// printPostgresCheck is tend store check of a PostgreSQL store: what tend
+// can see of it (the server checks its own pages).
+func printPostgresCheck(w io.Writer, r *state.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if !r.Exists {
+		fmt.Fprintf(tw, "Store\t%s (PostgreSQL): %s\n", r.Path, r.Absent)
+	} else {
+		fmt.Fprintf(tw, "Store\t%s (PostgreSQL)\n", r.Path)
+		if r.Identity != nil {
+			fmt.Fprintf(tw, "Identity\t%s\n", r.Identity)
+		}
+		fmt.Fprintf(tw, "Schema\tversion %d (this tend knows up to %d)\n", r.SchemaVersion, r.KnownSchema)
+		fmt.Fprintf(tw, "Integrity\tnot checked by tend: PostgreSQL looks after its own pages\n")
+		for _, e := range r.Errors {
+			fmt.Fprintf(tw, "\tPROBLEM: %s\n", e)
+		}
+		var rows []string
+		for _, t := range r.Tables {
+			if t.Error != "" {
+				rows = append(rows, fmt.Sprintf("%s (cannot be counted: %s)", t.Table, t.Error))
+			} else {
+				rows = append(rows, fmt.Sprintf("%s %d", t.Table, t.Rows))
+			}
+		}
+		fmt.Fprintf(tw, "Rows\t%s\n", strings.Join(rows, ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	switch {
+	case !r.Exists:
+		fmt.Fprintf(w, "\nThere is no store in this database yet; tend creates its tables when a command first needs them.\n")
+	case r.Damaged():
+		fmt.Fprintf(w, "\nSome of the store cannot be read (above).\n")
+	default:
+		fmt.Fprintf(w, "\nThe store's tables are all there and readable.\n")
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (s *Store) PutBackup(b Backup) error {
 	if b.RevisionID != 0 {
 		rev = b.RevisionID
 	}
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		_, err := tx.ExecContext(context.Background(), `INSERT INTO backups
 			(id, server, trigger, revision_id, source_revision, version, spec_hash, replica, destination, archive,
 			 size, sha256, encrypted, outcome, error, manifest, started_at, finished_at)
@@ -65,7 +65,7 @@ func (s *Store) PutBackup(b Backup) error {
 			ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, error = excluded.error,
 				destination = excluded.destination`,
 			b.ID, b.Server, b.Trigger, rev, b.SourceRevision, b.Version, b.SpecHash, b.Replica, b.Destination, b.Archive,
-			b.Size, b.SHA256, b.Encrypted, b.Outcome, b.Error, b.Manifest, formatTime(b.StartedAt), formatTime(b.FinishedAt))
+			b.Size, b.SHA256, boolInt(b.Encrypted), b.Outcome, b.Error, b.Manifest, formatTime(b.StartedAt), formatTime(b.FinishedAt))
 		return err
 	})
 	return s.wrapErr("put backup", err)
@@ -74,7 +74,7 @@ func (s *Store) PutBackup(b Backup) error {
 // SetBackupOutcome changes the outcome (and error) of a backup: a
 // verification found it damaged, or good again.
 func (s *Store) SetBackupOutcome(id, outcome, msg string) error {
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		res, err := tx.ExecContext(context.Background(), `UPDATE backups SET outcome = ?, error = ? WHERE id = ?`, outcome, msg, id)
 		if err != nil {
 			return err
@@ -89,7 +89,7 @@ func (s *Store) SetBackupOutcome(id, outcome, msg string) error {
 
 // DeleteBackup removes a backup from the catalog.
 func (s *Store) DeleteBackup(id string) error {
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		_, err := tx.ExecContext(context.Background(), `DELETE FROM backups WHERE id = ?`, id)
 		return err
 	})
@@ -102,11 +102,8 @@ const backupColumns = `id, server, trigger, revision_id, source_revision, versio
 // Backups lists the catalog, newest first: every server's when server is
 // "", at most limit rows (limit <= 0: all).
 func (s *Store) Backups(server string, limit int) ([]Backup, error) {
-	if limit <= 0 {
-		limit = -1
-	}
 	q := `SELECT ` + backupColumns + ` FROM backups WHERE (? = '' OR server = ?) ORDER BY started_at DESC, id DESC LIMIT ?`
-	out, err := s.queryBackups(q, server, server, limit)
+	out, err := s.queryBackups(q, server, server, s.limit(limit))
 	return out, s.wrapErr("backups", err)
 }
 
@@ -158,7 +155,7 @@ func (s *Store) PreUpgradeBackup(revisionID int64) (*Backup, error) {
 }
 
 func (s *Store) queryBackups(q string, args ...any) ([]Backup, error) {
-	rows, err := s.db.QueryContext(context.Background(), q, args...)
+	rows, err := s.queryContext(context.Background(), q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -204,13 +201,10 @@ const (
 // PutDrill records a drill and returns its ID.
 func (s *Store) PutDrill(d Drill) (int64, error) {
 	var id int64
-	err := s.write(func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(context.Background(), `INSERT INTO drills (server, backup_id, outcome, message, started_at, finished_at)
+	err := s.write(func(tx *txn) error {
+		var err error
+		id, err = tx.insertID(context.Background(), `INSERT INTO drills (server, backup_id, outcome, message, started_at, finished_at)
 			VALUES (?, ?, ?, ?, ?, ?)`, d.Server, d.BackupID, d.Outcome, d.Message, formatTime(d.StartedAt), formatTime(d.FinishedAt))
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
 		return err
 	})
 	return id, s.wrapErr("put drill", err)
@@ -218,7 +212,7 @@ func (s *Store) PutDrill(d Drill) (int64, error) {
 
 // LatestDrills returns every server's newest drill and newest passed drill.
 func (s *Store) LatestDrills() (last, passed map[string]*Drill, err error) {
-	rows, err := s.db.QueryContext(context.Background(),
+	rows, err := s.queryContext(context.Background(),
 		`SELECT id, server, backup_id, outcome, message, started_at, finished_at FROM drills ORDER BY id DESC`)
 	if err != nil {
 		return nil, nil, s.wrapErr("drills", err)
@@ -246,7 +240,7 @@ func (s *Store) LatestDrills() (last, passed map[string]*Drill, err error) {
 
 // MarkMigrated records that revision id ran its migrate hook.
 func (s *Store) MarkMigrated(id int64) error {
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		_, err := tx.ExecContext(context.Background(), `UPDATE revisions SET migrated = 1 WHERE id = ?`, id)
 		return err
 	})

@@ -61,6 +61,9 @@ func annotate(path string, err error) error {
 // would go on writing to the deleted file, and everything recorded from
 // then on would be lost without a word.
 func (s *Store) checkFile() error {
+	if s.pg != nil {
+		return nil
+	}
 	fi, err := os.Stat(s.abs)
 	if err == nil && os.SameFile(fi, s.file) {
 		return nil
@@ -91,7 +94,12 @@ func exists(path string) bool {
 // every page: about 0.5 s for a store of 100,000 revisions (200 MB), a few
 // milliseconds for a small one, so tend runs it when a command that writes
 // opens the store, not on every open.
+//
+// On a PostgreSQL store it does nothing: the server looks after its pages.
 func (s *Store) QuickCheck(ctx context.Context) error {
+	if s.pg != nil {
+		return nil
+	}
 	problems, err := pragmaList(ctx, s.db, `PRAGMA quick_check(5)`)
 	if err != nil {
 		if isCorrupt(err) {
@@ -144,8 +152,12 @@ func pragmaList(ctx context.Context, db *sql.DB, pragma string) ([]string, error
 
 // Report is what Inspect found.
 type Report struct {
-	Path   string `json:"path"`
-	Exists bool   `json:"exists"`
+	// Backend is "sqlite" or "postgres". A PostgreSQL store's Path is its
+	// URL without the password; its pages are the server's to check, so
+	// Integrity and ForeignKeys stay empty, and Size and WALSize 0.
+	Backend string `json:"backend"`
+	Path    string `json:"path"`
+	Exists  bool   `json:"exists"`
 	// Absent says why a store that does not exist does not: "missing", or
 	// "empty (0 bytes)".
 	Absent string `json:"absent,omitempty"`
@@ -196,7 +208,7 @@ func (r *Report) Damaged() bool {
 	if len(r.Errors) > 0 || len(r.ForeignKeys) > 0 {
 		return true
 	}
-	if !(len(r.Integrity) == 1 && r.Integrity[0] == "ok") {
+	if r.Backend != "postgres" && !(len(r.Integrity) == 1 && r.Integrity[0] == "ok") {
 		return true
 	}
 	for _, t := range r.Tables {
@@ -224,12 +236,15 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	if path == "" {
 		return nil, errors.New("state: empty store path")
 	}
+	if IsPostgresURL(path) {
+		return inspectPostgres(ctx, path)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	start := time.Now()
-	r := &Report{Path: abs, MarkerPath: MarkerPath(abs), KnownSchema: schemaVersion()}
+	r := &Report{Backend: "sqlite", Path: abs, MarkerPath: MarkerPath(abs), KnownSchema: schemaVersion()}
 	defer func() { r.Elapsed = time.Since(start) }()
 	mark, err := readMarker(r.MarkerPath)
 	if err != nil {

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -27,7 +26,7 @@ func (s *Store) PutContract(c Contract) error {
 	if c.RecordedAt.IsZero() {
 		c.RecordedAt = s.now()
 	}
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		_, err := tx.ExecContext(context.Background(), `INSERT INTO contracts (revision_id, server, version, contract, recorded_at)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (revision_id) DO UPDATE SET server = excluded.server, version = excluded.version,
@@ -71,7 +70,7 @@ func (s *Store) LastVerifiedContracts() (map[string]*Contract, error) {
 }
 
 func (s *Store) queryContracts(q string, args ...any) ([]Contract, error) {
-	rows, err := s.db.QueryContext(context.Background(), q, args...)
+	rows, err := s.queryContext(context.Background(), q, args...)
 	if err != nil {
 		return nil, err
 	}

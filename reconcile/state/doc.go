@@ -1,7 +1,10 @@
 // Package state is tend's durable record of what it did to each server.
 //
 // A Store is one SQLite file (modernc.org/sqlite, no cgo) per tend
-// installation. It keeps:
+// installation, or a PostgreSQL database (OpenPostgres, through pgx) that
+// several tends on several hosts share: the same tables, from the same
+// numbered migrations in PostgreSQL's types, behind the same methods. It
+// keeps:
 //
 //   - revisions: every revision tend applied to a server, with its source
 //     revision, spec hash, version, redacted spec, trigger and outcome, for

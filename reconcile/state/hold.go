@@ -33,7 +33,7 @@ func (s *Store) PutHold(h Hold) error {
 	if h.RevisionID != 0 {
 		revID = h.RevisionID
 	}
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		_, err := tx.ExecContext(context.Background(), `INSERT INTO holds
 			(server, spec_hash, source_revision, version, revision_id, reason, held_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -51,7 +51,7 @@ func (s *Store) PutHold(h Hold) error {
 
 // Holds returns every hold, by server and then by spec hash.
 func (s *Store) Holds() (map[string]map[string]Hold, error) {
-	rows, err := s.db.QueryContext(context.Background(), `SELECT
+	rows, err := s.queryContext(context.Background(), `SELECT
 		server, spec_hash, source_revision, version, revision_id, reason, held_at FROM holds`)
 	if err != nil {
 		return nil, s.wrapErr("holds", err)
@@ -86,7 +86,7 @@ func (s *Store) Holds() (map[string]map[string]Hold, error) {
 // empty), for `tend retry`, and returns how many it removed.
 func (s *Store) ClearHolds(server string) (int, error) {
 	var n int64
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		var (
 			res sql.Result
 			err error

@@ -189,7 +189,7 @@ func (s *Store) ensureIdentity(adopt *Identity) (Identity, error) {
 		return *id, nil
 	}
 	var out Identity
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		id, err := loadIdentity(ctx, tx)
 		if err != nil || id != nil {
 			if id != nil {

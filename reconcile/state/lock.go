@@ -101,7 +101,7 @@ func (s *Store) Lock(info LockInfo, ttl time.Duration) (*Lease, error) {
 	}
 	lease := &Lease{store: s, token: token}
 	ctx := context.Background()
-	err = s.write(func(tx *sql.Tx) error {
+	err = s.write(func(tx *txn) error {
 		now := s.now()
 		holder, err := readLock(ctx, tx)
 		if err != nil {
@@ -118,9 +118,12 @@ func (s *Store) Lock(info LockInfo, ttl time.Duration) (*Lease, error) {
 		}
 		info.AcquiredAt = now.UTC()
 		info.ExpiresAt = now.Add(ttl).UTC()
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO lock
+		_, err = tx.ExecContext(ctx, `INSERT INTO lock
 			(id, token, owner, operation, host, pid, acquired_at, expires_at)
-			VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (1, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET token = excluded.token, owner = excluded.owner,
+				operation = excluded.operation, host = excluded.host, pid = excluded.pid,
+				acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
 			token, info.Owner, info.Operation, info.Host, info.PID,
 			formatTime(info.AcquiredAt), formatTime(info.ExpiresAt))
 		return err
@@ -165,7 +168,7 @@ func (l *Lease) Refresh(ttl time.Duration) error {
 	s := l.store
 	ctx := context.Background()
 	var expires time.Time
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		expires = s.now().Add(ttl).UTC()
 		res, err := tx.ExecContext(ctx, `UPDATE lock SET expires_at = ? WHERE id = 1 AND token = ?`,
 			formatTime(expires), l.token)
@@ -196,7 +199,7 @@ func (l *Lease) Release() error {
 		return nil
 	}
 	ctx := context.Background()
-	err := l.store.write(func(tx *sql.Tx) error {
+	err := l.store.write(func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM lock WHERE id = 1 AND token = ?`, l.token)
 		if err != nil {
 			return err
@@ -223,7 +226,7 @@ func (l *Lease) Release() error {
 
 // lostError explains, inside the transaction that found the lease's row gone,
 // who holds the lock now.
-func lostError(ctx context.Context, tx *sql.Tx) error {
+func lostError(ctx context.Context, tx *txn) error {
 	h, err := readLock(ctx, tx)
 	if err != nil {
 		return err
@@ -238,7 +241,7 @@ func lostError(ctx context.Context, tx *sql.Tx) error {
 // LockHolder returns the lock as stored, expired or not, or nil when the lock
 // is free.
 func (s *Store) LockHolder() (*LockInfo, error) {
-	h, err := readLock(context.Background(), s.db)
+	h, err := readLock(context.Background(), s.q())
 	if err != nil || h == nil {
 		return nil, s.wrapErr("lock holder", err)
 	}
@@ -251,7 +254,7 @@ func (s *Store) LockHolder() (*LockInfo, error) {
 func (s *Store) ForceUnlock() (*LockInfo, error) {
 	ctx := context.Background()
 	var holder *storedLock
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		h, err := readLock(ctx, tx)
 		if err != nil || h == nil {
 			return err
@@ -311,5 +314,5 @@ func (s *Store) wrapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("state: %s: %w", op, annotate(s.abs, err))
+	return fmt.Errorf("state: %s: %w", op, s.annotate(err))
 }

@@ -56,16 +56,13 @@ func (s *Store) BeginRevision(r Revision) (int64, error) {
 		r.StartedAt = s.now()
 	}
 	var id int64
-	err := s.write(func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(context.Background(), `INSERT INTO revisions
+	err := s.write(func(tx *txn) error {
+		var err error
+		id, err = tx.insertID(context.Background(), `INSERT INTO revisions
 			(server, source_revision, spec_hash, version, spec, triggered_by, outcome, message, apply_id, started_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Server, r.SourceRevision, r.SpecHash, r.Version, r.Spec, r.Trigger,
 			string(OutcomePending), r.Message, r.ApplyID, formatTime(r.StartedAt))
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
 		return err
 	})
 	if err != nil {
@@ -85,7 +82,7 @@ func (s *Store) FinishRevision(id int64, o Outcome, msg string, at time.Time) er
 	if at.IsZero() {
 		at = s.now()
 	}
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		res, err := tx.ExecContext(context.Background(),
 			`UPDATE revisions SET outcome = ?, message = ?, finished_at = ? WHERE id = ?`,
 			string(o), msg, formatTime(at), id)
@@ -118,7 +115,7 @@ func (s *Store) MarkInterrupted(at time.Time) (int, error) {
 		at = s.now()
 	}
 	var n int64
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		res, err := tx.ExecContext(context.Background(), `UPDATE revisions
 			SET outcome = ?, finished_at = ?, message = CASE WHEN message = '' THEN ? ELSE message END
 			WHERE outcome = ?`,
@@ -141,11 +138,8 @@ const revisionColumns = `id, server, source_revision, spec_hash, version, spec, 
 // History returns the revisions of server, newest (highest ID) first, at most
 // limit of them. An empty server means every server; limit <= 0 means all.
 func (s *Store) History(server string, limit int) ([]Revision, error) {
-	if limit <= 0 {
-		limit = -1
-	}
 	q := `SELECT ` + revisionColumns + ` FROM revisions WHERE server = ? ORDER BY id DESC LIMIT ?`
-	args := []any{server, limit}
+	args := []any{server, s.limit(limit)}
 	if server == "" {
 		q = `SELECT ` + revisionColumns + ` FROM revisions ORDER BY id DESC LIMIT ?`
 		args = args[1:]
@@ -213,7 +207,7 @@ func (s *Store) queryRevisionMap(q string, args ...any) (map[string]*Revision, e
 }
 
 func (s *Store) queryRevisions(q string, args ...any) ([]Revision, error) {
-	rows, err := s.db.QueryContext(context.Background(), q, args...)
+	rows, err := s.queryContext(context.Background(), q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -57,16 +57,14 @@ func (s *Store) BeginScale(d ScaleDecision, t ScaleTarget) (int64, error) {
 		d.DecidedAt = s.now()
 	}
 	var id int64
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		ctx := context.Background()
-		res, err := tx.ExecContext(ctx, `INSERT INTO scale_decisions
+		var err error
+		id, err = tx.insertID(ctx, `INSERT INTO scale_decisions
 			(server, from_replicas, to_replicas, outcome, reason, message, inputs, decided_at)
 			VALUES (?, ?, ?, ?, ?, '', ?, ?)`,
 			d.Server, d.FromReplicas, d.ToReplicas, ScalePending, d.Reason, d.Inputs, formatTime(d.DecidedAt))
 		if err != nil {
-			return err
-		}
-		if id, err = res.LastInsertId(); err != nil {
 			return err
 		}
 		t.DecisionID = id
@@ -81,16 +79,13 @@ func (s *Store) RecordScale(d ScaleDecision) (int64, error) {
 		d.DecidedAt = s.now()
 	}
 	var id int64
-	err := s.write(func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(context.Background(), `INSERT INTO scale_decisions
+	err := s.write(func(tx *txn) error {
+		var err error
+		id, err = tx.insertID(context.Background(), `INSERT INTO scale_decisions
 			(server, from_replicas, to_replicas, outcome, reason, message, inputs, decided_at, finished_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.Server, d.FromReplicas, d.ToReplicas, d.Outcome, d.Reason, d.Message, d.Inputs,
 			formatTime(d.DecidedAt), formatTime(d.DecidedAt))
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
 		return err
 	})
 	return id, s.wrapErr("record scale", err)
@@ -100,7 +95,7 @@ func (s *Store) RecordScale(d ScaleDecision) (int64, error) {
 // the server's target back to replicas, its last good count (when
 // replicas >= 0).
 func (s *Store) FinishScale(id int64, outcome, msg string, revisionID int64, replicas int, at time.Time) error {
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		ctx := context.Background()
 		var rev any
 		if revisionID != 0 {
@@ -127,7 +122,7 @@ func (s *Store) FinishScale(id int64, outcome, msg string, revisionID int64, rep
 // stopped; their targets stay, so the next pass converges to them.
 func (s *Store) MarkScalesInterrupted(at time.Time) (int64, error) {
 	var n int64
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		res, err := tx.ExecContext(context.Background(), `UPDATE scale_decisions SET outcome = ?, finished_at = ?,
 			message = 'tend stopped before the scale ended; the next pass converges to this count' WHERE outcome = ?`,
 			ScaleInterrupted, formatTime(at), ScalePending)
@@ -140,7 +135,7 @@ func (s *Store) MarkScalesInterrupted(at time.Time) (int64, error) {
 	return n, s.wrapErr("mark scales interrupted", err)
 }
 
-func putScaleTarget(tx *sql.Tx, t ScaleTarget, at time.Time) error {
+func putScaleTarget(tx *txn, t ScaleTarget, at time.Time) error {
 	var dec any
 	if t.DecisionID != 0 {
 		dec = t.DecisionID
@@ -156,7 +151,7 @@ func putScaleTarget(tx *sql.Tx, t ScaleTarget, at time.Time) error {
 // DeleteScaleTarget forgets the autoscaled count of a server: its min or
 // max changed, it moved to another provider, or it was deleted.
 func (s *Store) DeleteScaleTarget(server string) error {
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		_, err := tx.ExecContext(context.Background(), `DELETE FROM scale_targets WHERE server = ?`, server)
 		return err
 	})
@@ -165,7 +160,7 @@ func (s *Store) DeleteScaleTarget(server string) error {
 
 // ScaleTargets returns every server's autoscaled count.
 func (s *Store) ScaleTargets() (map[string]ScaleTarget, error) {
-	rows, err := s.db.QueryContext(context.Background(),
+	rows, err := s.queryContext(context.Background(),
 		`SELECT server, provider, replicas, min, max, decision_id, updated_at FROM scale_targets`)
 	if err != nil {
 		return nil, s.wrapErr("scale targets", err)
@@ -221,7 +216,7 @@ func (s *Store) LatestScaleDecisions() (map[string]ScaleDecision, error) {
 }
 
 func (s *Store) queryScales(q string, args ...any) ([]ScaleDecision, error) {
-	rows, err := s.db.QueryContext(context.Background(), q, args...)
+	rows, err := s.queryContext(context.Background(), q, args...)
 	if err != nil {
 		return nil, s.wrapErr("scale decisions", err)
 	}

@@ -200,8 +200,11 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 func (s *Store) migrate() error {
 	ctx := context.Background()
 	var n int
-	if err := s.db.QueryRowContext(ctx,
-		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if s.pg != nil {
+		exists = `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+	}
+	if err := s.db.QueryRowContext(ctx, exists).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
@@ -217,7 +220,7 @@ func (s *Store) migrate() error {
 		}
 	}
 	for _, m := range migrations {
-		err := s.write(func(tx *sql.Tx) error {
+		err := s.write(func(tx *txn) error {
 			if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
 				return err
 			}
@@ -231,7 +234,11 @@ func (s *Store) migrate() error {
 			if slices.Contains(applied, m.version) {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			ddl := m.sql
+			if s.pg != nil {
+				ddl = pgDDL(ddl)
+			}
+			if _, err := tx.ExecContext(ctx, ddl); err != nil {
 				return err
 			}
 			_, err = tx.ExecContext(ctx,

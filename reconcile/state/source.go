@@ -49,7 +49,7 @@ func (s *Store) PutSource(rev string, files map[string][]byte) error {
 	// Check first, outside any write transaction, so that the common repeat
 	// does neither the compression nor a write.
 	var stored string
-	err = s.db.QueryRowContext(ctx, `SELECT sha256 FROM sources WHERE rev = ?`, rev).Scan(&stored)
+	err = s.queryRowContext(ctx, `SELECT sha256 FROM sources WHERE rev = ?`, rev).Scan(&stored)
 	switch {
 	case err == nil:
 		return sourceConflict(rev, stored, digest)
@@ -60,7 +60,7 @@ func (s *Store) PutSource(rev string, files map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("state: put source %s: %w", rev, err)
 	}
-	err = s.write(func(tx *sql.Tx) error {
+	err = s.write(func(tx *txn) error {
 		// Another tend may have stored rev since the check above.
 		err := tx.QueryRowContext(ctx, `SELECT sha256 FROM sources WHERE rev = ?`, rev).Scan(&stored)
 		if err == nil {
@@ -93,7 +93,7 @@ func (s *Store) GetSource(rev string) (map[string][]byte, error) {
 		encoding, digest string
 		data             []byte
 	)
-	err := s.db.QueryRowContext(context.Background(),
+	err := s.queryRowContext(context.Background(),
 		`SELECT encoding, sha256, data FROM sources WHERE rev = ?`, rev).Scan(&encoding, &digest, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("state: source %s: %w", rev, ErrNotFound)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -28,9 +30,15 @@ const busyTimeout = 5 * time.Second
 // Store is an open state store. It is safe for concurrent use by several
 // goroutines, and several processes may open the same file at once.
 type Store struct {
-	db   *sql.DB
-	path string
-	abs  string
+	db *sql.DB
+	// pg is set for a PostgreSQL store (OpenPostgres); the rest of this
+	// comment's fields are then unused.
+	pg *pgStore
+	// path is what the store was opened with (for PostgreSQL, the URL
+	// with its password); display is the same without a password.
+	path    string
+	display string
+	abs     string
 
 	// file is the database file as Open found it, to notice it removed or
 	// replaced under the open store; ident is the store's identity.
@@ -54,9 +62,15 @@ type Store struct {
 // (ErrStoreMismatch). A store older than identities is given one, and its
 // marker, without a word. A file SQLite finds malformed on open is refused
 // with an error wrapping ErrDamaged; QuickCheck looks at every page.
+//
+// A path that is a PostgreSQL URL (postgres://... or postgresql://...)
+// opens that database instead (OpenPostgres).
 func Open(path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("state: empty store path")
+	}
+	if IsPostgresURL(path) {
+		return OpenPostgres(path)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -91,7 +105,7 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, abs: abs, file: fi, now: time.Now}
+	s := &Store{db: db, path: path, display: path, abs: abs, file: fi, now: time.Now}
 	fail := func(err error) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("state: open %s: %w", path, annotate(abs, err))
@@ -160,25 +174,164 @@ func dsn(abs string) string {
 // released through it.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Path is the path the store was opened with.
-func (s *Store) Path() string { return s.path }
+// Path is the path the store was opened with; for a PostgreSQL store, its
+// URL without the password (safe to print).
+func (s *Store) Path() string { return s.display }
 
-// write runs fn in one short write transaction (BEGIN IMMEDIATE), after
-// checking that the store's file is still the one Open opened.
-func (s *Store) write(fn func(tx *sql.Tx) error) error {
+// Backend is "sqlite" or "postgres".
+func (s *Store) Backend() string {
+	if s.pg != nil {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// write runs fn in one short write transaction, after checking that the
+// store's file is still the one Open opened. SQLite's is BEGIN IMMEDIATE:
+// it takes the write lock up front. PostgreSQL's takes a transaction-scoped
+// advisory lock first (writeLockKey), so that writes are serialized as they
+// are on SQLite and what a transaction read stays true until it commits.
+func (s *Store) write(fn func(tx *txn) error) error {
 	if err := s.checkFile(); err != nil {
 		return err
 	}
 	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
+	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return annotate(s.abs, err)
+		return s.annotate(err)
+	}
+	tx := &txn{tx: sqlTx, pg: s.pg != nil}
+	if s.pg != nil {
+		if _, err := sqlTx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockClass, writeLockKey); err != nil {
+			_ = sqlTx.Rollback()
+			return s.annotate(err)
+		}
 	}
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return annotate(s.abs, err)
+		_ = sqlTx.Rollback()
+		return s.annotate(err)
 	}
-	return annotate(s.abs, tx.Commit())
+	return s.annotate(sqlTx.Commit())
+}
+
+// annotate turns a SQLite corruption error into one that names the file
+// and the way out, and takes a PostgreSQL store's password out of an error.
+func (s *Store) annotate(err error) error {
+	if s.pg != nil {
+		return s.pg.scrub(err)
+	}
+	return annotate(s.abs, err)
+}
+
+// txn is a write transaction. Its statements are written with ? for their
+// parameters, which PostgreSQL's get rewritten to $1, $2, ...
+type txn struct {
+	tx *sql.Tx
+	pg bool
+}
+
+func (t *txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, rebind(t.pg, q), args...)
+}
+
+func (t *txn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, rebind(t.pg, q), args...)
+}
+
+func (t *txn) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, rebind(t.pg, q), args...)
+}
+
+func (t *txn) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return t.tx.PrepareContext(ctx, rebind(t.pg, q))
+}
+
+// insertID runs an INSERT into a table whose key is id and returns the new
+// row's id: SQLite's last insert rowid, PostgreSQL's RETURNING id.
+func (t *txn) insertID(ctx context.Context, q string, args ...any) (int64, error) {
+	if !t.pg {
+		res, err := t.ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.LastInsertId()
+	}
+	var id int64
+	err := t.QueryRowContext(ctx, q+" RETURNING id", args...).Scan(&id)
+	return id, err
+}
+
+// dbq reads outside a transaction, rewriting ? as txn does.
+type dbq struct {
+	db *sql.DB
+	pg bool
+}
+
+func (q dbq) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.db.QueryContext(ctx, rebind(q.pg, query), args...)
+}
+
+func (q dbq) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.db.QueryRowContext(ctx, rebind(q.pg, query), args...)
+}
+
+func (s *Store) q() dbq { return dbq{db: s.db, pg: s.pg != nil} }
+
+func (s *Store) queryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.q().QueryContext(ctx, q, args...)
+}
+
+func (s *Store) queryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return s.q().QueryRowContext(ctx, q, args...)
+}
+
+// rebind rewrites the ? parameters of q as $1, $2, ... for PostgreSQL. A ?
+// inside a quoted string or identifier is left alone.
+func rebind(pg bool, q string) string {
+	if !pg || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// limit is the LIMIT argument for at most n rows, n <= 0 meaning all:
+// SQLite takes -1 for no limit, PostgreSQL NULL.
+func (s *Store) limit(n int) any {
+	if n > 0 {
+		return n
+	}
+	if s.pg != nil {
+		return nil
+	}
+	return -1
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // timeLayout is RFC 3339 with nanoseconds at a fixed width, so that stored

@@ -5,15 +5,40 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tendhq/tend/internal/pgtest"
 )
 
-// openStore opens a new store in a directory that does not exist yet.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// backends runs fn once on each backend of the store, as the subtests
+// sqlite and postgres: openStore opens a store of the backend its test's
+// name ends in. The postgres subtest skips when PostgreSQL is not installed
+// (and fails with TEND_REQUIRE_POSTGRES=1).
+func backends(t *testing.T, fn func(t *testing.T)) {
+	t.Run("sqlite", fn)
+	t.Run("postgres", fn)
+}
+
+// onPostgres reports whether t runs under backends' postgres subtest.
+func onPostgres(t testing.TB) bool {
+	return slices.Contains(strings.Split(t.Name(), "/"), "postgres")
+}
+
+// openStore opens a new store: a SQLite file in a directory that does not
+// exist yet, or, under backends' postgres subtest, a new, empty PostgreSQL
+// database.
 func openStore(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "var", "tend", "state.db"))
+	path := filepath.Join(t.TempDir(), "var", "tend", "state.db")
+	if onPostgres(t) {
+		path = pgtest.DSN(t)
+	}
+	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,9 +56,14 @@ func reopen(t testing.TB, path string) *Store {
 	return s
 }
 
-func tables(t *testing.T, db *sql.DB) []string {
+// tables lists the store's tables, by name.
+func tables(t *testing.T, s *Store) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if s.pg != nil {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`
+	}
+	rows, err := s.db.Query(q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,38 +89,44 @@ func migrationRows(t *testing.T, db *sql.DB) []int {
 }
 
 func TestOpenMigratesAndReopens(t *testing.T) {
-	s := openStore(t)
-	want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity usage_samples"
-	if got := strings.Join(tables(t, s.db), " "); got != want {
-		t.Fatalf("tables = %q, want %q", got, want)
-	}
-	if got := migrationRows(t, s.db); len(got) != len(migrations) || got[len(got)-1] != schemaVersion() {
-		t.Fatalf("schema_migrations = %v, want versions 1..%d", got, schemaVersion())
-	}
-	for _, idx := range []string{"revisions_server_id", "revisions_outcome_server_id"} {
-		var n int
-		if err := s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, idx).Scan(&n); err != nil || n != 1 {
-			t.Errorf("index %s: n=%d err=%v", idx, n, err)
+	backends(t, func(t *testing.T) {
+		s := openStore(t)
+		want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity usage_samples"
+		if got := strings.Join(tables(t, s), " "); got != want {
+			t.Fatalf("tables = %q, want %q", got, want)
 		}
-	}
+		if got := migrationRows(t, s.db); len(got) != len(migrations) || got[len(got)-1] != schemaVersion() {
+			t.Fatalf("schema_migrations = %v, want versions 1..%d", got, schemaVersion())
+		}
+		for _, idx := range []string{"revisions_server_id", "revisions_outcome_server_id"} {
+			var n int
+			q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`
+			if s.pg != nil {
+				q = `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1`
+			}
+			if err := s.db.QueryRow(q, idx).Scan(&n); err != nil || n != 1 {
+				t.Errorf("index %s: n=%d err=%v", idx, n, err)
+			}
+		}
 
-	// Data survives a reopen, and reopening applies nothing twice.
-	id, err := s.BeginRevision(Revision{Server: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := s.Path()
-	s.Close()
-	for range 3 {
-		s2 := reopen(t, path)
-		if got := migrationRows(t, s2.db); len(got) != len(migrations) {
-			t.Fatalf("after reopen schema_migrations = %v", got)
-		}
-		if _, err := s2.Revision(id); err != nil {
+		// Data survives a reopen, and reopening applies nothing twice.
+		id, err := s.BeginRevision(Revision{Server: "web"})
+		if err != nil {
 			t.Fatal(err)
 		}
-		s2.Close()
-	}
+		path := s.path
+		s.Close()
+		for range 3 {
+			s2 := reopen(t, path)
+			if got := migrationRows(t, s2.db); len(got) != len(migrations) {
+				t.Fatalf("after reopen schema_migrations = %v", got)
+			}
+			if _, err := s2.Revision(id); err != nil {
+				t.Fatal(err)
+			}
+			s2.Close()
+		}
+	})
 }
 
 func TestOpenPragmas(t *testing.T) {
@@ -126,27 +162,29 @@ func TestOpenPragmas(t *testing.T) {
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
-	s := openStore(t)
-	future := schemaVersion() + 1
-	if _, err := s.db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '2099-01-01T00:00:00Z')`, future); err != nil {
-		t.Fatal(err)
-	}
-	path := s.Path()
-	s.Close()
-	s2, err := Open(path)
-	if err == nil {
-		s2.Close()
-		t.Fatal("Open accepted a store with a newer schema")
-	}
-	if !errors.Is(err, ErrSchemaTooNew) {
-		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
-	}
-	for _, want := range []string{path, "newer tend", "upgrade tend"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
+	backends(t, func(t *testing.T) {
+		s := openStore(t)
+		future := schemaVersion() + 1
+		if _, err := s.db.Exec(rebind(s.pg != nil, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '2099-01-01T00:00:00Z')`), future); err != nil {
+			t.Fatal(err)
 		}
-	}
-	t.Log(err)
+		path := s.path
+		s.Close()
+		s2, err := Open(path)
+		if err == nil {
+			s2.Close()
+			t.Fatal("Open accepted a store with a newer schema")
+		}
+		if !errors.Is(err, ErrSchemaTooNew) {
+			t.Fatalf("err = %v, want ErrSchemaTooNew", err)
+		}
+		for _, want := range []string{s.Path(), "newer tend", "upgrade tend"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not mention %q", err, want)
+			}
+		}
+		t.Log(err)
+	})
 }
 
 func TestFileModes(t *testing.T) {

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 )
@@ -40,7 +39,7 @@ func (s *Store) RecordUsage(samples []UsageSample, keepSince time.Time) error {
 			return errors.New("state: record usage: every sample needs a server and a time")
 		}
 	}
-	err := s.write(func(tx *sql.Tx) error {
+	err := s.write(func(tx *txn) error {
 		ctx := context.Background()
 		if !keepSince.IsZero() {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM usage_samples WHERE at < ?`, keepSince.Unix()); err != nil {
@@ -68,8 +67,8 @@ func (s *Store) RecordUsage(samples []UsageSample, keepSince time.Time) error {
 // UsageSince summarises, per server, the samples taken at or after since.
 // A server with no sample in that span is absent.
 func (s *Store) UsageSince(since time.Time) (map[string]UsageSummary, error) {
-	rows, err := s.db.QueryContext(context.Background(), `SELECT server, count(*), min(at), max(at),
-		CAST(round(avg(milli_cpu)) AS INTEGER), max(milli_cpu), CAST(round(avg(memory_bytes)) AS INTEGER), max(memory_bytes)
+	rows, err := s.queryContext(context.Background(), `SELECT server, count(*), min(at), max(at),
+		CAST(round(avg(milli_cpu)) AS BIGINT), max(milli_cpu), CAST(round(avg(memory_bytes)) AS BIGINT), max(memory_bytes)
 		FROM usage_samples WHERE at >= ? GROUP BY server`, since.Unix())
 	if err != nil {
 		return nil, s.wrapErr("usage", err)
