@@ -207,6 +207,17 @@ func (s *Server) Fields() []Field {
 		l.values("hooks.post_deploy", h.PostDeploy, false)
 		l.add("hooks.timeout", dur(h.Timeout), false)
 	}
+	if rl := s.Reload; rl != nil {
+		switch {
+		case rl.Signal != "":
+			l.add("reload.signal", rl.Signal, false)
+		case len(rl.Command) > 0:
+			l.values("reload.command", rl.Command, false)
+		case rl.HTTPMethod != "":
+			l.add("reload.http", rl.HTTPMethod+" "+rl.Port+rl.HTTPPath, false)
+		}
+		l.add("reload.timeout", dur(rl.Timeout), false)
+	}
 	if sc := s.Scaling; sc != nil {
 		l.add("scaling.min", itoa(sc.Min), false)
 		l.add("scaling.max", itoa(sc.Max), false)

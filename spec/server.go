@@ -22,6 +22,7 @@ const (
 	DefaultCheckInterval    = 5 * time.Second
 	DefaultCheckTimeout     = 2 * time.Second
 	DefaultHookTimeout      = 10 * time.Minute
+	DefaultReloadTimeout    = 30 * time.Second
 	DefaultScaleDownWindow  = 5 * time.Minute
 )
 
@@ -38,10 +39,11 @@ var serverSchema = &hcl.BodySchema{
 		{Type: "resources"}, {Type: "volume", LabelNames: []string{"name"}},
 		{Type: "requires", LabelNames: []string{"server"}}, {Type: "check", LabelNames: []string{"name"}},
 		{Type: "rollout"}, {Type: "hooks"}, {Type: "scaling"}, {Type: "backup"}, {Type: "release"},
+		{Type: "reload"},
 	},
 }
 
-var singleBlocks = []string{"artifact", "resources", "rollout", "hooks", "scaling", "backup", "release"}
+var singleBlocks = []string{"artifact", "resources", "rollout", "hooks", "scaling", "backup", "release", "reload"}
 
 var (
 	artifactSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "url", Required: true}, {Name: "sha256", Required: true}, {Name: "extract"}}}
@@ -70,6 +72,9 @@ var (
 	rolloutSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "strategy"}, {Name: "max_unavailable"}, {Name: "max_surge"}, {Name: "canary_steps"},
 		{Name: "verify_for"}, {Name: "progress_deadline"}, {Name: "fail_after"}, {Name: "auto_rollback"}, {Name: "backup_before"},
+	}}
+	reloadSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "signal"}, {Name: "command"}, {Name: "http"}, {Name: "port"}, {Name: "timeout"},
 	}}
 	hooksSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "pre_deploy"}, {Name: "migrate"}, {Name: "post_deploy"}, {Name: "timeout"},
@@ -185,6 +190,8 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 			d.serverBackup(s, blk, r)
 		case "release":
 			d.serverRelease(s, blk, r)
+		case "reload":
+			d.serverReload(s, blk, r)
 		}
 	}
 	d.inferRelease(s, at, ctx)
@@ -192,6 +199,7 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	d.serverRollout(s, seen["rollout"], r)
 	d.checkBackupPaths(s)
 	d.checkMetricPorts(s)
+	d.checkReloadPort(s)
 	d.serverArtifactRules(s, at)
 	d.nullRules(s, content.Blocks)
 	sort.Strings(s.Unresolved)
@@ -490,6 +498,7 @@ var nullRefusals = map[string]string{
 	"check":   "A check probes a running replica, and a replica of the null provider is a record with no process or address: nothing would answer it, so no change could ever be verified. Remove the check; without checks a null replica is verified once it is recorded.",
 	"hooks":   "Hooks run a command beside the server, and the null provider runs nothing. Remove the hooks block.",
 	"scaling": "tend scales a server on what its replicas report (CPU, memory, a metric), and a replica of the null provider reports nothing. Remove the scaling block, or set replicas.",
+	"reload":  "A reload makes a running replica read its config files again, and a replica of the null provider is a record that runs nothing. Remove the reload block.",
 	"backup":  "A backup copies a replica's data out (or runs a backup command), and a replica of the null provider has no data and runs nothing. Remove the backup block.",
 }
 
@@ -1162,5 +1171,91 @@ func (d *decoder) backupKeep(bk *Backup, a *hcl.Attribute, r *reader) {
 			return
 		}
 		bk.KeepAge = dur
+	}
+}
+
+// reloadSignals are the signals a reload block may send: those servers
+// use to re-read their configuration (nginx, HAProxy, Caddy, PostgreSQL
+// use HUP; Apache USR1). A signal that ends a process is no reload.
+var reloadSignals = []string{"HUP", "USR1", "USR2"}
+
+// reloadMethods are the HTTP methods of a reload block's http.
+var reloadMethods = []string{"POST", "PUT", "GET"}
+
+func (d *decoder) serverReload(s *Server, b *hcl.Block, r *reader) {
+	c := d.blockContent(r, b.Body, reloadSchema)
+	at := c.Attributes
+	rl := &Reload{Timeout: DefaultReloadTimeout, DeclRange: b.DefRange}
+	var ways []string
+	for _, n := range []string{"signal", "command", "http"} {
+		if _, ok := at[n]; ok {
+			ways = append(ways, n)
+		}
+	}
+	switch {
+	case len(ways) == 0:
+		d.errorf(b.DefRange.Ptr(), "Missing reload method", "A reload block says how a replica re-reads its config files: signal = \"HUP\", command = [...] (run in or beside the replica), or http = \"POST /admin/reload\" (sent to the replica's port).")
+	case len(ways) > 1:
+		a := at[ways[1]]
+		d.errorf(a.NameRange.Ptr(), "Conflicting reload methods", "A reload block has one of signal, command and http; this one has %s.", strings.Join(ways, " and "))
+	}
+	if r.str(at, "signal", &rl.Signal) {
+		sig := strings.TrimPrefix(strings.ToUpper(rl.Signal), "SIG")
+		if !contains(reloadSignals, sig) {
+			d.errorf(at["signal"].Expr.Range().Ptr(), "Invalid reload signal", "signal must be one of %s (without SIG), not %q: a signal that stops the process is no reload.", strings.Join(reloadSignals, ", "), rl.Signal)
+		}
+		rl.Signal = sig
+	}
+	if r.values(at, "command", &rl.Command) && len(rl.Command) == 0 {
+		d.errorf(at["command"].Expr.Range().Ptr(), "Empty command", "command must name at least the program to run.")
+	}
+	var req string
+	if r.str(at, "http", &req) {
+		method, p, ok := strings.Cut(strings.TrimSpace(req), " ")
+		p = strings.TrimSpace(p)
+		if !ok || !contains(reloadMethods, method) || !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t") {
+			d.errorf(at["http"].Expr.Range().Ptr(), "Invalid reload request", "http is a method (%s) and a path, such as \"POST /admin/reload\", not %q.", strings.Join(reloadMethods, ", "), req)
+		} else {
+			rl.HTTPMethod, rl.HTTPPath = method, p
+		}
+	}
+	if a, ok := at["port"]; ok {
+		if _, isHTTP := at["http"]; !isHTTP {
+			d.errorf(a.NameRange.Ptr(), "Port without http", "port names the port a reload request is sent to; it means nothing without http.")
+		}
+		r.str(at, "port", &rl.Port)
+		rl.portRange = a.Expr.Range()
+	}
+	if r.duration(at, "timeout", &rl.Timeout) && rl.Timeout <= 0 {
+		d.errorf(at["timeout"].Expr.Range().Ptr(), "Invalid timeout", "timeout must be more than 0.")
+	}
+	if s.ProviderType == "kubernetes" {
+		d.errorf(b.DefRange.Ptr(), "Reload not supported on kubernetes", "On the kubernetes provider a config file is a key of a ConfigMap mounted into the pod, and the kubelet updates a mounted ConfigMap only after its sync period (a minute or more) and never one mounted with subPath, so tend cannot know when a replica could read the new file. A change of config files replaces the pods by the rollout strategy; remove the reload block.")
+	}
+	s.Reload = rl
+}
+
+// checkReloadPort checks the port a reload request goes to: a port of the
+// server, by default its first.
+func (d *decoder) checkReloadPort(s *Server) {
+	rl := s.Reload
+	if rl == nil || rl.HTTPMethod == "" || s.portsFailed {
+		return
+	}
+	if rl.Port == "" {
+		if len(s.Ports) == 0 {
+			d.errorf(rl.DeclRange.Ptr(), "Reload needs a port", "The reload request is sent over HTTP, but the server declares no port.")
+			return
+		}
+		rl.Port = s.Ports[0].Name
+		return
+	}
+	names := make([]string, 0, len(s.Ports))
+	for _, p := range s.Ports {
+		names = append(names, p.Name)
+	}
+	if !contains(names, rl.Port) {
+		rng := rl.portRange
+		d.errorf(&rng, "Unknown port", "The server has no port %q; its ports are %s.", rl.Port, strings.Join(names, ", "))
 	}
 }

@@ -209,6 +209,7 @@ type Server struct {
 	Checks   []*Check `json:"checks,omitempty"`
 	Rollout  Rollout  `json:"rollout"`
 	Hooks    *Hooks   `json:"hooks,omitempty"`
+	Reload   *Reload  `json:"reload,omitempty"`
 	Scaling  *Scaling `json:"scaling,omitempty"`
 	Backup   *Backup  `json:"backup,omitempty"`
 	Contract string   `json:"contract"`              // enforce | warn | off
@@ -263,6 +264,27 @@ type ConfigFile struct {
 	Mode    uint32 `json:"mode"`
 
 	DeclRange hcl.Range `json:"-"`
+}
+
+// Reload is a `reload {}` block: how a running replica re-reads its config
+// files. With it, a change of config files only is applied by writing
+// them and reloading each replica in turn (verifying after each), not by
+// replacing the replicas. Exactly one of Signal, Command and HTTPMethod is
+// set.
+type Reload struct {
+	// Signal is sent to the replica's main process: HUP, USR1 or USR2.
+	Signal string `json:"signal,omitempty"`
+	// Command runs in or beside the replica, as the provider runs tasks.
+	Command []Value `json:"command,omitempty"`
+	// HTTPMethod and HTTPPath are the request sent to the replica's Port.
+	HTTPMethod string `json:"http_method,omitempty"`
+	HTTPPath   string `json:"http_path,omitempty"`
+	Port       string `json:"port,omitempty"`
+	// Timeout bounds the command or the request.
+	Timeout time.Duration `json:"timeout"`
+
+	DeclRange hcl.Range `json:"-"`
+	portRange hcl.Range
 }
 
 // Resources are the limits of one replica.
