@@ -303,6 +303,28 @@ type LogRequest struct {
 // when it keeps no time for each line of output.
 var ErrNoLogTimes = errors.New("this provider keeps a replica's output without a time for each line, so it cannot select lines by time")
 
+// ConfigReloader is a provider that gives a running replica new config
+// files without replacing it, for servers with a reload block.
+type ConfigReloader interface {
+	// ReloadConfig writes the config files of req.Desired for the replica
+	// of req.Instance, records that replica as running req.Desired (its
+	// spec hash and revision: Observe reports them from then on), and,
+	// when req.Signal is set, sends that signal to the replica's main
+	// process. It refuses, changing nothing, when the replica is not
+	// running or when more than its config files would change (the
+	// environment, the command). The engine runs a reload command or
+	// request itself, after it.
+	ReloadConfig(ctx context.Context, req ReloadRequest) (Instance, error)
+}
+
+// ReloadRequest gives one replica the config files of Desired.
+type ReloadRequest struct {
+	Desired  *Desired
+	Instance Instance
+	// Signal is HUP, USR1 or USR2, or empty to send none.
+	Signal string
+}
+
 // DataCopier copies a replica's data paths out (backup) and in (restore),
 // as a tar stream.
 type DataCopier interface {

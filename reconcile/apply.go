@@ -216,7 +216,7 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 	})
 	// A heal or a scale runs the hooks again on the same data; only a
 	// change of what runs counts as a migration a rollback must cross.
-	migrated = migrated && (c.Action == ActionUpdate || c.Action == ActionReplace)
+	migrated = migrated && (c.Action == ActionUpdate || c.Action == ActionReplace || c.Action == ActionReload)
 	if migrated {
 		if merr := e.Store.MarkMigrated(id); merr != nil {
 			log.WithError(merr).Error("recording the migration failed")
@@ -232,6 +232,9 @@ func (e *Engine) applyChange(ctx context.Context, src *Source, c *ServerChange, 
 			}
 		}
 		msg := fmt.Sprintf("%s %s verified", describeDone(c), s.Version)
+		if c.fallback != "" {
+			msg = c.fallback + "; " + msg
+		}
 		if ferr := e.Store.FinishRevision(id, state.OutcomeVerified, msg, e.now()); ferr != nil {
 			return finish(ResultFailed, "recording the outcome: "+ferr.Error())
 		}
@@ -328,6 +331,8 @@ func describeStart(c *ServerChange) string {
 		return fmt.Sprintf("%s update %s, %s", c.Strategy, versionArrow(c), replicaCount(c))
 	case ActionReplace:
 		return fmt.Sprintf("replacing every replica: %s", versionArrow(c))
+	case ActionReload:
+		return fmt.Sprintf("reloading the config files of %s, one at a time", replicaNames(c.Start))
 	case ActionScale:
 		return fmt.Sprintf("scaling %d → %d", c.FromReplicas, c.ToReplicas)
 	case ActionHeal:
@@ -348,6 +353,11 @@ func describeDone(c *ServerChange) string {
 		return fmt.Sprintf("scaled from %d to %d %s of", c.FromReplicas, c.ToReplicas, replicaWord(c.ToReplicas))
 	case ActionVerify:
 		return "checked"
+	case ActionReload:
+		if c.fallback != "" {
+			return "restarted on the new config files of"
+		}
+		return fmt.Sprintf("reloaded the config files of %s (no restart) of", replicaNames(c.Start))
 	}
 	return "updated to"
 }
@@ -441,6 +451,30 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 		}
 		return nil
 	}
+	// rolling replaces replicas in batches of max_unavailable, each batch
+	// verified before the next goes down.
+	rolling := func(replicas []int) error {
+		batch := max(1, s.Rollout.MaxUnavailable.Of(s.Replicas))
+		for i := 0; i < len(replicas); i += batch {
+			part := replicas[i:min(i+batch, len(replicas))]
+			e.say(s.Name, "rolling: replicas %s of %d", joinInts(part), s.Replicas)
+			if err := start(part); err != nil {
+				return err
+			}
+			if i+batch < len(replicas) {
+				// Each batch must come up before the next goes down.
+				if err := e.verifyReplicas(ctx, prov, d, part, 0); err != nil {
+					return fmt.Errorf("%s failed verification: %w", replicaNames(part), err)
+				}
+				if i == 0 && first != nil {
+					if err := first(part, replicas[i+batch:]); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
 	if c.Rollout {
 		switch {
 		case c.Action == ActionReplace || c.Action == ActionCreate:
@@ -476,24 +510,23 @@ func (e *Engine) rollout(ctx context.Context, prov providers.Provider, d *provid
 				}
 			}
 		case c.Action == ActionUpdate:
-			batch := max(1, s.Rollout.MaxUnavailable.Of(s.Replicas))
-			for i := 0; i < len(c.Start); i += batch {
-				part := c.Start[i:min(i+batch, len(c.Start))]
-				e.say(s.Name, "rolling: replicas %s of %d", joinInts(part), s.Replicas)
-				if err := start(part); err != nil {
-					return err
-				}
-				if i+batch < len(c.Start) {
-					// Each batch must come up before the next goes down.
-					if err := e.verifyReplicas(ctx, prov, d, part, 0); err != nil {
-						return fmt.Errorf("%s failed verification: %w", replicaNames(part), err)
-					}
-					if i == 0 && first != nil {
-						if err := first(part, c.Start[i+batch:]); err != nil {
-							return err
-						}
-					}
-				}
+			if err := rolling(c.Start); err != nil {
+				return err
+			}
+		case c.Action == ActionReload:
+			why := e.reloadReplicas(ctx, prov, d, c)
+			if why == "" {
+				return nil // verified, replica by replica and then all
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Every replica restarts on the new config files, the way an
+			// update without a reload block would have.
+			c.fallback = why + "; fell back to a rolling restart"
+			e.say(s.Name, "%s", c.fallback)
+			if err := rolling(seq(s.Replicas)); err != nil {
+				return fmt.Errorf("%s, which failed: %w", c.fallback, err)
 			}
 		default: // scale, heal
 			if err := start(c.Start); err != nil {
@@ -878,7 +911,7 @@ func redact(s *spec.Server, msg string) string {
 // rollout's backup_before says always, or major and the major version
 // changes, and there are replicas whose data to keep.
 func needsBackupBefore(s *spec.Server, c *ServerChange) bool {
-	if s.Backup == nil || !c.Rollout || c.FromReplicas == 0 || c.Action == ActionHeal {
+	if s.Backup == nil || !c.Rollout || c.FromReplicas == 0 || c.Action == ActionHeal || c.Action == ActionReload {
 		return false
 	}
 	switch s.Rollout.BackupBefore {

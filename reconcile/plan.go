@@ -29,6 +29,7 @@ const (
 	ActionCreate  Action = "create"  // +   new replicas
 	ActionUpdate  Action = "update"  // ~   replicas replaced by the rollout strategy, or settings changed
 	ActionReplace Action = "replace" // -/+ every replica stopped, then started (recreate, or a move to another provider)
+	ActionReload  Action = "reload"  // ~   only config files changed: written, and each replica reloads them (reload block)
 	ActionScale   Action = "scale"   // ~   only the replica count changes
 	ActionHeal    Action = "heal"    // ~   replicas crashed or were changed by hand; the spec is unchanged
 	ActionVerify  Action = "verify"  // ?   the last apply was interrupted before verification ended
@@ -44,7 +45,7 @@ func (a Action) Symbol() string {
 	switch a {
 	case ActionCreate:
 		return "+"
-	case ActionUpdate, ActionScale, ActionHeal:
+	case ActionUpdate, ActionScale, ActionHeal, ActionReload:
 		return "~"
 	case ActionReplace:
 		return "-/+"
@@ -115,6 +116,9 @@ type ServerChange struct {
 	HealInWindow []int `json:"heal_in_window,omitempty"`
 
 	failed []int // replicas in a failed state, whatever spec they run
+	// fallback says why a reload fell back to a rolling restart, once the
+	// apply did (for the history and the apply's message).
+	fallback string
 }
 
 // Plan is what an apply will do, as data: printable, savable as JSON, and
@@ -453,6 +457,10 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 		}
 	}
 	switch {
+	case len(outdated) > 0 && reloadable(s, rec, c.Changes, byIndex, outdated) && len(missing)+len(broken)+len(c.Stop) == 0:
+		c.Action, c.Rollout = ActionReload, true
+		c.Start = outdated
+		c.Reasons = append([]string{"only config files changed: written, and each replica reloads them (" + describeReload(s.Reload) + "), no restart"}, changeReasons(c.Changes, true)...)
 	case len(outdated) > 0:
 		c.Action, c.Rollout = ActionUpdate, true
 		c.Start = sortedInts(append(append(append([]int(nil), outdated...), missing...), broken...))
@@ -504,6 +512,54 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 		c.Changes = nil
 	}
 	return c
+}
+
+// reloadable reports whether a change of the outdated replicas can be
+// applied by a reload: the server has a reload block, every runtime field
+// that changed is the content or mode of a config file that is still
+// declared (a removed one is applied by a restart), and the outdated
+// replicas run the recorded revision, whose fields the changes are
+// measured from.
+func reloadable(s *spec.Server, rec *Record, changes []spec.FieldChange, byIndex map[int]providers.Instance, outdated []int) bool {
+	if s.Reload == nil || rec == nil || len(changes) == 0 {
+		return false
+	}
+	runtime := 0
+	for _, ch := range changes {
+		if !ch.Runtime {
+			continue
+		}
+		runtime++
+		if !strings.HasPrefix(ch.Path, "config_files.") || ch.Removed {
+			return false
+		}
+	}
+	if runtime == 0 {
+		return false
+	}
+	was := spec.RuntimeHash(rec.fields())
+	for _, i := range outdated {
+		if byIndex[i].SpecHash != was {
+			return false
+		}
+	}
+	return true
+}
+
+// describeReload says how a server reloads: "SIGHUP", "the command
+// nginx -s reload", "POST /admin/reload on port http".
+func describeReload(rl *spec.Reload) string {
+	switch {
+	case rl.Signal != "":
+		return "SIG" + rl.Signal
+	case len(rl.Command) > 0:
+		argv := make([]string, len(rl.Command))
+		for i, v := range rl.Command {
+			argv[i] = v.String()
+		}
+		return "the command " + strings.Join(argv, " ")
+	}
+	return rl.HTTPMethod + " " + rl.HTTPPath + " on port " + rl.Port
 }
 
 func describeState(in providers.Instance) string {

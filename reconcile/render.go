@@ -20,7 +20,7 @@ func actionColor(a Action) string {
 	switch a {
 	case ActionCreate:
 		return colorGreen
-	case ActionUpdate, ActionScale, ActionHeal, ActionVerify:
+	case ActionUpdate, ActionScale, ActionHeal, ActionVerify, ActionReload:
 		return colorYellow
 	case ActionWaiting:
 		return colorCyan
@@ -80,10 +80,10 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 		}
 	}
 	var parts []string
-	for _, a := range []Action{ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionHeal, ActionVerify, ActionDelete, ActionHeld, ActionBlocked, ActionWaiting, ActionKept} {
+	for _, a := range []Action{ActionCreate, ActionUpdate, ActionReload, ActionReplace, ActionScale, ActionHeal, ActionVerify, ActionDelete, ActionHeld, ActionBlocked, ActionWaiting, ActionKept} {
 		if n := counts[a]; n > 0 {
 			verb := map[Action]string{
-				ActionCreate: "to create", ActionUpdate: "to update", ActionReplace: "to replace",
+				ActionCreate: "to create", ActionUpdate: "to update", ActionReload: "to reload", ActionReplace: "to replace",
 				ActionScale: "to scale", ActionHeal: "to heal", ActionVerify: "to verify",
 				ActionDelete: "to delete", ActionHeld: "held", ActionBlocked: "blocked",
 				ActionWaiting: "waiting for a change window", ActionKept: "kept (not pruned)",
@@ -111,6 +111,8 @@ func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, st
 		} else {
 			what = "update settings (no replica is restarted)"
 		}
+	case ActionReload:
+		what = fmt.Sprintf("reload %s, %d of %d %s, one at a time (no restart)", c.ToVersion, len(c.Start), c.ToReplicas, replicaWord(c.ToReplicas))
 	case ActionReplace:
 		what = fmt.Sprintf("replace %s, all %d %s", bumpArrow(c), c.ToReplicas, replicaWord(c.ToReplicas))
 	case ActionScale:

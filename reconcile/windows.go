@@ -184,7 +184,7 @@ func (g *windowGate) hold(c *ServerChange) {
 		return
 	}
 	switch c.Action {
-	case ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionDelete:
+	case ActionCreate, ActionUpdate, ActionReload, ActionReplace, ActionScale, ActionDelete:
 	default:
 		return
 	}

@@ -53,6 +53,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Run("ToolsMetricsRestartAndSIGTERM", func(t *testing.T) { t.Parallel(); testToolsAndRestart(t, bins) })
 	t.Run("RateLimit", func(t *testing.T) { t.Parallel(); testRateLimit(t, bins) })
+	t.Run("Reload", func(t *testing.T) { t.Parallel(); testReload(t, bins) })
 	t.Run("Precedence", func(t *testing.T) { t.Parallel(); testPrecedence(t, bins) })
 	t.Run("BadConfig", func(t *testing.T) { t.Parallel(); testBadConfig(t, bins) })
 	t.Run("FaultCrash", func(t *testing.T) { t.Parallel(); testFaultCrash(t, bins) })
@@ -763,4 +764,120 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// testReload: SIGHUP and POST /admin/reload apply rate limiting at once in
+// the same process; a change that needs a restart, or a config that does
+// not load, makes /health answer 503 with the reason, and the server keeps
+// serving; a good config clears it again.
+func testReload(t *testing.T, bins binaries) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("workers: 2\n")
+	p := startNotes(t, bins.good, nil, "--config", cfg, "--data-dir", t.TempDir())
+	if code, body := p.waitHealth(t); code != http.StatusOK {
+		t.Fatalf("/health: %d %s", code, body)
+	}
+	type health struct {
+		Status       string `json:"status"`
+		PID          int    `json:"pid"`
+		Reloads      int    `json:"reloads"`
+		RateLimiting string `json:"rate_limiting"`
+		Reason       string `json:"reason"`
+	}
+	healthNow := func() (int, health) {
+		t.Helper()
+		resp, body := get(t, p.url+"/health")
+		var h health
+		mustUnmarshal(t, body, &h)
+		return resp.StatusCode, h
+	}
+	waitReloads := func(n int) (int, health) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, h := healthNow()
+			if h.Reloads >= n || code != http.StatusOK || time.Now().After(deadline) {
+				return code, h
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	_, h0 := healthNow()
+	if h0.PID != p.cmd.Process.Pid || h0.Reloads != 0 || h0.RateLimiting != "off" {
+		t.Fatalf("/health at start = %+v, want pid %d, 0 reloads, rate limiting off", h0, p.cmd.Process.Pid)
+	}
+
+	write("workers: 2\nrate_limiting:\n  enabled: true\n  max_requests: 1\n  window: 60\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	code, h := waitReloads(1)
+	if code != http.StatusOK || h.Reloads != 1 || h.RateLimiting != "1 requests per 60s per client IP" || h.PID != h0.PID {
+		t.Fatalf("/health after SIGHUP = %d %+v", code, h)
+	}
+	get(t, p.url+"/mcp")
+	if resp, _ := get(t, p.url+"/mcp"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the reloaded rate limit is not in force: the second request got %d", resp.StatusCode)
+	}
+
+	// A setting taken only at start: 503 with the reason, over HTTP too.
+	write("workers: 3\n")
+	resp, body := post(t, p.url+"/admin/reload")
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "workers changed from 2 to 3: restart to apply it") {
+		t.Fatalf("POST /admin/reload of a workers change: %d %s", resp.StatusCode, body)
+	}
+	if code, h := healthNow(); code != http.StatusServiceUnavailable || !strings.Contains(h.Reason, "workers changed") {
+		t.Fatalf("/health after a change that needs a restart = %d %+v", code, h)
+	}
+
+	// A config that does not load: still serving, 503 with why.
+	write("workers: 0\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, h := healthNow()
+		if strings.Contains(h.Reason, "config reload failed") {
+			if code != http.StatusServiceUnavailable {
+				t.Fatalf("/health of a failed reload = %d", code)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health never reported the failed reload: %d %+v", code, h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(p.log(), "config reload failed") {
+		t.Errorf("the log does not say the reload failed:\n%s", p.log())
+	}
+
+	// Back to a good config: healthy again, rate limiting off, same process.
+	write("workers: 2\n")
+	resp, body = post(t, p.url+"/admin/reload")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /admin/reload of a good config: %d %s", resp.StatusCode, body)
+	}
+	if code, h := healthNow(); code != http.StatusOK || h.RateLimiting != "off" || h.PID != h0.PID || h.Reloads != 4 {
+		t.Fatalf("/health after the good reload = %d %+v", code, h)
+	}
+}
+
+func post(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }

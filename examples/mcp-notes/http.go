@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,11 @@ type app struct {
 	logger  *slog.Logger
 	metrics *metrics
 	mcp     *mcp.Server
-	limiter *rateLimiter // nil when rate limiting is off
+	limiter atomic.Pointer[rateLimiter] // nil when rate limiting is off
 	workers chan struct{}
+	// rateLimiting describes the rate limiting in force.
+	rateLimiting atomic.Value // string
+	reloader     *reloader    // nil when nothing can be reloaded (tests)
 
 	inFlight atomic.Int64 // requests holding or waiting for a worker
 }
@@ -41,8 +45,9 @@ func newApp(cfg Config, store *Store, logger *slog.Logger) *app {
 	a.metrics = newMetrics(time.Now(), store.Count, a.inFlight.Load)
 	a.mcp = newMCPServer(store, a.metrics, cfg.SamplingTool)
 	if cfg.RateLimiting.Enabled {
-		a.limiter = newRateLimiter(cfg.RateLimiting.MaxRequests, time.Duration(cfg.RateLimiting.Window)*time.Second)
+		a.limiter.Store(newRateLimiter(cfg.RateLimiting.MaxRequests, time.Duration(cfg.RateLimiting.Window)*time.Second))
 	}
+	a.rateLimiting.Store(cfg.RateLimiting.String())
 	return a
 }
 
@@ -53,6 +58,7 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("GET /health", a.serveHealth)
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
 	mux.HandleFunc("GET /work", a.serveWork)
+	mux.HandleFunc("POST /admin/reload", a.serveReload)
 	if fault == faultNoMCP {
 		mux.Handle("/mcp", http.NotFoundHandler())
 		mux.Handle("/sse", http.NotFoundHandler())
@@ -76,11 +82,19 @@ func (a *app) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failing", "version": version})
 		return
 	}
+	problem, reloads := a.reloader.state()
+	if problem != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failing", "version": version, "reason": problem})
+		return
+	}
 	writeJSON(w, http.StatusOK, struct {
-		Status  string `json:"status"`
-		Version string `json:"version"`
-		Notes   int    `json:"notes"`
-	}{"ok", version, a.store.Count()})
+		Status       string `json:"status"`
+		Version      string `json:"version"`
+		Notes        int    `json:"notes"`
+		PID          int    `json:"pid"`
+		Reloads      int    `json:"reloads"`
+		RateLimiting string `json:"rate_limiting"`
+	}{"ok", version, a.store.Count(), os.Getpid(), reloads, a.rateLimiting.Load().(string)})
 }
 
 func (a *app) serveMetrics(w http.ResponseWriter, _ *http.Request) {
@@ -153,20 +167,18 @@ func (a *app) logRequests(next http.Handler) http.Handler {
 // rateLimit answers 429 to a client IP over its budget. /health and /metrics
 // are exempt, so that probes and scrapes never fail because of it.
 func (a *app) rateLimit(next http.Handler) http.Handler {
-	if a.limiter == nil {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/health" || r.URL.Path == "/metrics" {
+		limiter := a.limiter.Load()
+		if limiter == nil || r.URL.Path == "/health" || r.URL.Path == "/metrics" || r.URL.Path == "/admin/reload" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ok, retry := a.limiter.allow(clientIP(r), time.Now())
+		ok, retry := limiter.allow(clientIP(r), time.Now())
 		if !ok {
 			secs := int(math.Ceil(retry.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			http.Error(w, fmt.Sprintf("rate limit exceeded: at most %d requests per %ds; retry in %ds",
-				a.limiter.max, int(a.limiter.window.Seconds()), max(secs, 1)), http.StatusTooManyRequests)
+				limiter.max, int(limiter.window.Seconds()), max(secs, 1)), http.StatusTooManyRequests)
 			return
 		}
 		next.ServeHTTP(w, r)

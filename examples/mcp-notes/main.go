@@ -138,6 +138,7 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 	}
 
 	a := newApp(cfg, store, logger)
+	a.reloader = &reloader{load: func() (Config, error) { return loadConfig(fl, lookupEnv) }}
 	srv := &http.Server{
 		Handler:           a.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -173,6 +174,16 @@ func run(args []string, stdout, stderr io.Writer, lookupEnv func(string) (string
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+
+	// SIGHUP reloads the config file (see reloader).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			_ = a.reload()
+		}
+	}()
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
