@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -57,6 +58,9 @@ type Provider struct {
 	cli       *client.Client
 	checkHost string
 	managedBy string
+	// stateDir is StateDir/providers/docker.NAME: what reloads changed
+	// (see reloadRecord). Empty when tend gave no state directory.
+	stateDir string
 
 	locks keylock.Map // by container name
 	netMu sync.Mutex  // one network creation at a time
@@ -97,8 +101,12 @@ func New(p *spec.Provider, env providers.Env) (*Provider, error) {
 	if managedBy == "" {
 		managedBy = providers.DefaultManagedBy
 	}
+	var stateDir string
+	if env.StateDir != "" {
+		stateDir = filepath.Join(env.StateDir, "providers", p.Key())
+	}
 	return &Provider{
-		key: p.Key(), set: set, cli: cli, checkHost: checkHost(set), managedBy: managedBy,
+		key: p.Key(), set: set, cli: cli, checkHost: checkHost(set), managedBy: managedBy, stateDir: stateDir,
 	}, nil
 }
 
@@ -308,6 +316,11 @@ func (p *Provider) instance(ctx context.Context, c container.InspectResponse) pr
 	}
 	var exp expect
 	expOK := json.Unmarshal([]byte(labels[LabelExpect]), &exp) == nil
+	if r := p.readReload(c.ID); r != nil {
+		// Reloaded since its creation: it runs what the reload gave it.
+		inst.SpecHash, inst.Revision, inst.Version = r.SpecHash, r.Revision, r.Version
+		exp, expOK = r.Expect, true
+	}
 	if expOK {
 		inst.Ports = map[string]int{}
 		for name, cport := range exp.Ports {
@@ -498,6 +511,7 @@ func (p *Provider) remove(ctx context.Context, id string, grace time.Duration) e
 		}
 		return p.engineErr("remove container "+shortID(id), err)
 	}
+	p.forgetReload(id)
 	return nil
 }
 

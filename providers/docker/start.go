@@ -310,6 +310,7 @@ func (p *Provider) startReplica(ctx context.Context, d *providers.Desired, repli
 		if err := p.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return providers.Instance{}, p.engineErr("remove the old container "+shortID(id), err)
 		}
+		p.forgetReload(id)
 	}
 	if err := p.cli.ContainerRename(ctx, created.ID, b.name); err != nil {
 		return providers.Instance{}, p.engineErr("rename "+next+" to "+b.name, err)
