@@ -31,7 +31,7 @@ func TestUsageAverageAndPeak(t *testing.T) {
 			t.Errorf("notes spans %v to %v", n.First, n.Last)
 		}
 		// db's 24 GiB is past 32 bits: the average is not cut to an int4.
-	if d := got["db"]; d.Samples != 3 || d.AvgMilliCPU != 50 || d.AvgMemoryBytes != 24<<30 || d.PeakMemoryBytes != 24<<30 {
+		if d := got["db"]; d.Samples != 3 || d.AvgMilliCPU != 50 || d.AvgMemoryBytes != 24<<30 || d.PeakMemoryBytes != 24<<30 {
 			t.Errorf("db = %+v", d)
 		}
 		// Writing with keepSince deletes what is older, for every server.
