@@ -17,7 +17,10 @@
 //     an old revision (PutSource, GetSource);
 //   - the apply lock, so that two applies never interleave, with takeover of
 //     expired locks and of locks whose holder process is gone (Lock, Lease,
-//     LockHolder, ForceUnlock).
+//     LockHolder, ForceUnlock). On PostgreSQL it is a session-scoped
+//     advisory lock held by the lease's own connection, so a tend that dies
+//     (kill -9, its host lost) frees it when its connection ends, on any
+//     host; the lock row beside it says who holds it.
 //
 // A store knows who it is: Open gives a new store a random identity, kept
 // in the database and in a marker file beside it (state.db, state.id), and

@@ -47,6 +47,9 @@ func (e *LockedError) Error() string {
 type Lease struct {
 	store *Store
 	token string
+	// conn is a PostgreSQL lease's own connection, whose session holds the
+	// advisory lock; nil on SQLite.
+	conn *sql.Conn
 
 	mu       sync.Mutex
 	released bool
@@ -72,7 +75,8 @@ var hostname = sync.OnceValue(func() string {
 	return h
 })
 
-// Lock takes the single apply lock for ttl.
+// Lock takes the single apply lock for ttl. (On PostgreSQL, see
+// lockPostgres: the lock is an advisory lock of the lease's session.)
 //
 // When the lock is held, Lock returns a *LockedError naming the holder, unless
 // the holder's lock has expired, or the holder ran on this host (its Host is
@@ -100,6 +104,12 @@ func (s *Store) Lock(info LockInfo, ttl time.Duration) (*Lease, error) {
 		return nil, err
 	}
 	lease := &Lease{store: s, token: token}
+	if s.pg != nil {
+		if err := s.lockPostgres(lease, info, ttl); err != nil {
+			return nil, err
+		}
+		return lease, nil
+	}
 	ctx := context.Background()
 	err = s.write(func(tx *txn) error {
 		now := s.now()
@@ -167,6 +177,11 @@ func (l *Lease) Refresh(ttl time.Duration) error {
 	}
 	s := l.store
 	ctx := context.Background()
+	if l.conn != nil {
+		if err := l.sessionAlive(ctx); err != nil {
+			return fmt.Errorf("state: refresh lock: %w", err)
+		}
+	}
 	var expires time.Time
 	err := s.write(func(tx *txn) error {
 		expires = s.now().Add(ttl).UTC()
@@ -199,6 +214,16 @@ func (l *Lease) Release() error {
 		return nil
 	}
 	ctx := context.Background()
+	if l.conn != nil {
+		err := l.releasePostgres(ctx)
+		if err == nil || errors.Is(err, ErrLockLost) {
+			l.released = true
+		}
+		if err != nil {
+			return fmt.Errorf("state: release lock: %w", err)
+		}
+		return nil
+	}
 	err := l.store.write(func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM lock WHERE id = 1 AND token = ?`, l.token)
 		if err != nil {
@@ -240,7 +265,17 @@ func lostError(ctx context.Context, tx *txn) error {
 
 // LockHolder returns the lock as stored, expired or not, or nil when the lock
 // is free.
+//
+// On PostgreSQL, a lock row whose holder's session has ended (the lock is
+// free: the tend that held it is gone) is not a holder: LockHolder returns
+// nil for it.
 func (s *Store) LockHolder() (*LockInfo, error) {
+	if s.pg != nil {
+		held, err := s.applyLockHeld(context.Background())
+		if err != nil || !held {
+			return nil, s.wrapErr("lock holder", err)
+		}
+	}
 	h, err := readLock(context.Background(), s.q())
 	if err != nil || h == nil {
 		return nil, s.wrapErr("lock holder", err)
@@ -251,8 +286,14 @@ func (s *Store) LockHolder() (*LockInfo, error) {
 // ForceUnlock removes the lock whoever holds it, for `tend unlock`, and
 // returns who held it (nil when it was free). The former holder's Refresh and
 // Release then fail with ErrLockLost.
+//
+// On PostgreSQL, ForceUnlock ends the database session that holds the
+// advisory lock (pg_terminate_backend), which frees it.
 func (s *Store) ForceUnlock() (*LockInfo, error) {
 	ctx := context.Background()
+	if s.pg != nil {
+		return s.forceUnlockPostgres(ctx)
+	}
 	var holder *storedLock
 	err := s.write(func(tx *txn) error {
 		h, err := readLock(ctx, tx)

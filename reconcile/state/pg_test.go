@@ -1,11 +1,18 @@
 package state
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/internal/pgtest"
 )
@@ -134,5 +141,124 @@ func TestRebind(t *testing.T) {
 		if got := rebind(false, in); got != in {
 			t.Errorf("rebind for SQLite changed %q to %q", in, got)
 		}
+	}
+}
+
+// lockHolderEnv makes the test binary the tend of
+// TestPostgresLockGoesWithSession: it takes the apply lock of the store
+// named, leaves a revision pending, says "locked" and waits to be killed.
+const lockHolderEnv = "TEND_TEST_PG_LOCK_HOLDER"
+
+func holdLock(dsn string) {
+	s, err := Open(dsn)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	if _, err := s.Lock(LockInfo{Owner: "tend run", Operation: "run", Host: "another-host.example"}, time.Hour); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	if _, err := s.BeginRevision(Revision{Server: "web"}); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("locked")
+	select {}
+}
+
+// The apply lock on PostgreSQL is the session's: a tend killed with -9
+// holds it until its connection goes, and the next tend takes it over at
+// once and sees what it left pending, though the lock was an hour from
+// expiry and its holder says it ran on another host (where no PID can be
+// checked: on SQLite it would stay locked for the hour).
+func TestPostgresLockGoesWithSession(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), lockHolderEnv+"="+dsn)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("the other tend said %q (%v)", line, err)
+	}
+	pid := cmd.Process.Pid
+
+	b, err := Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = b.Lock(applyInfo, time.Hour)
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.Holder.PID != pid || locked.Holder.Owner != "tend run" {
+		t.Fatalf("Lock while the other tend lives = %v, want *LockedError naming pid %d", err, pid)
+	}
+	if h, err := b.LockHolder(); err != nil || h == nil || h.PID != pid {
+		t.Fatalf("LockHolder = %+v, %v", h, err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed := time.Now()
+	var lease *Lease
+	for {
+		lease, err = b.Lock(applyInfo, time.Hour)
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &locked) || time.Since(killed) > 10*time.Second {
+			t.Fatalf("Lock after the holder was killed: %v (after %s)", err, time.Since(killed))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("taken over %s after kill -9: %s", time.Since(killed).Round(time.Millisecond), lease.TakeoverReason)
+	if lease.TookOverFrom == nil || lease.TookOverFrom.PID != pid || !strings.Contains(lease.TakeoverReason, "session ended") {
+		t.Errorf("TookOverFrom = %+v (%q), want pid %d whose session ended", lease.TookOverFrom, lease.TakeoverReason, pid)
+	}
+	if n, err := b.MarkInterrupted(time.Time{}); err != nil || n != 1 {
+		t.Errorf("MarkInterrupted = %d, %v; want the revision the killed tend left pending", n, err)
+	}
+	if err := lease.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := b.LockHolder(); err != nil || h != nil {
+		t.Errorf("LockHolder after Release = %+v, %v", h, err)
+	}
+}
+
+// The lock row a dead tend left behind is not a holder: LockHolder says
+// the lock is free, and ForceUnlock finds nothing to release.
+func TestPostgresStaleRowIsNoHolder(t *testing.T) {
+	a, err := Open(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	lease, err := a.Lock(applyInfo, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The session ends without a release: close the lease's connection
+	// under it.
+	if err := lease.conn.Raw(func(c any) error { return c.(interface{ Close() error }).Close() }); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := a.LockHolder(); err != nil || h != nil {
+		t.Errorf("LockHolder with only a stale row = %+v, %v", h, err)
+	}
+	if err := lease.Refresh(time.Hour); !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "connection") {
+		t.Errorf("Refresh after the session ended = %v, want ErrLockLost", err)
+	}
+	if h, err := a.ForceUnlock(); err != nil || h != nil {
+		t.Errorf("ForceUnlock of a stale row = %+v, %v", h, err)
 	}
 }

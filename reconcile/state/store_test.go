@@ -13,7 +13,13 @@ import (
 	"github.com/tendhq/tend/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if dsn := os.Getenv(lockHolderEnv); dsn != "" {
+		holdLock(dsn) // TestPostgresLockGoesWithSession's other tend
+		return
+	}
+	pgtest.Main(m)
+}
 
 // backends runs fn once on each backend of the store, as the subtests
 // sqlite and postgres: openStore opens a store of the backend its test's
