@@ -20,10 +20,14 @@ func newStoreCmd() *cobra.Command {
 		Long: `The state store (STATE_DIR/state.db, a SQLite file) is tend's record of every
 revision it applied, the holds and the snapshots rollbacks need. Beside it,
 state.id holds the store's identity: tend refuses a store that vanished or was
-swapped rather than start a new, empty one without a word.`,
+swapped rather than start a new, empty one without a word.
+
+--store or $TEND_STORE (postgres://USER@HOST:PORT/DATABASE) puts the store in a
+PostgreSQL database instead, which several tends on several hosts can share;
+tend store migrate --to copies a SQLite store there.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newStoreCheckCmd())
+	cmd.AddCommand(newStoreCheckCmd(), newStoreMigrateCmd())
 	return cmd
 }
 
@@ -224,4 +228,58 @@ func printPostgresCheck(w io.Writer, r *state.Report) error {
 		fmt.Fprintf(w, "\nThe store's tables are all there and readable.\n")
 	}
 	return nil
+}
+
+func newStoreMigrateCmd() *cobra.Command {
+	var ef engineFlags
+	var to string
+	cmd := &cobra.Command{
+		Use:   "migrate --to postgres://USER@HOST:PORT/DATABASE",
+		Short: "Copy the SQLite state store into an empty PostgreSQL database",
+		Long: `migrate copies every record of the SQLite store STATE_DIR/state.db into the
+PostgreSQL database --to names: the revisions (with their numbers), holds,
+source snapshots, contracts, the backup catalog and drills, scaling targets
+and decisions, usage samples and the store's identity, in one transaction.
+Then it counts the rows of each table on both sides, and fails if any
+differ. The database must be empty of tend's records; a store whose apply
+lock is held (tend is applying) is refused. The SQLite store is left as it
+was: run tend with --store or $TEND_STORE set to the same URL from then on.
+
+Give the password by PGPASSWORD or ~/.pgpass; one in the URL is never shown.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to == "" || !state.IsPostgresURL(to) {
+				return fmt.Errorf("--to: want a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)")
+			}
+			dir, err := ef.resolvedStateDir()
+			if err != nil {
+				return err
+			}
+			src, err := state.Open(filepath.Join(dir, "state.db"))
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			if err := src.QuickCheck(cmd.Context()); err != nil {
+				return err
+			}
+			r, err := src.CopyTo(cmd.Context(), to)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var rows []string
+			for _, t := range r.Tables {
+				rows = append(rows, fmt.Sprintf("%s %d", t.Table, t.Rows))
+			}
+			fmt.Fprintf(out, "Copied %s (%s) to %s in %s: %d rows, the same count in every table.\n",
+				r.From, r.Identity, r.To, r.Elapsed.Round(time.Millisecond), r.Rows)
+			fmt.Fprintf(out, "Rows: %s.\n", strings.Join(rows, ", "))
+			fmt.Fprintf(out, "The SQLite store is left as it was. From now on run tend with --store %s (or $TEND_STORE).\n", r.To)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ef.stateDir, "state-dir", "", "where tend keeps its state (default $TEND_STATE_DIR, else ~/.local/state/tend)")
+	cmd.Flags().StringVar(&to, "to", "", "the PostgreSQL database to copy the store into (postgres://USER@HOST:PORT/DATABASE)")
+	return cmd
 }
