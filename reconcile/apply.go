@@ -922,3 +922,16 @@ func needsBackupBefore(s *spec.Server, c *ServerChange) bool {
 	}
 	return false
 }
+
+// Redact replaces every sensitive value of every server of cfg in msg with
+// "(sensitive)": for text that leaves the engine without a server at hand
+// (the dashboard's event stream).
+func Redact(cfg *spec.Config, msg string) string {
+	if cfg == nil || msg == "" {
+		return msg
+	}
+	for _, s := range cfg.Servers {
+		msg = redact(s, msg)
+	}
+	return msg
+}

@@ -166,6 +166,8 @@ type Loop struct {
 	// loads keeps the servers of the files of the last revision loaded, so
 	// that loading the next one decodes only the files that changed.
 	loads *spec.Cache
+	// events fans notifications and pass results out to subscribers.
+	events events
 }
 
 func (l *Loop) init() {
@@ -275,7 +277,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		case reason := <-l.trigger:
 			l.runPass(ctx, reason)
 		case j := <-l.jobs:
-			l.runJob(ctx, j)
+			l.runQueued(ctx, j)
 		case <-timer.C:
 			l.runPass(ctx, "poll")
 		}
@@ -364,6 +366,7 @@ func (l *Loop) runPass(ctx context.Context, reason string) {
 		}
 	}
 	l.Log.WithFields(logrus.Fields{"trigger": reason, "result": result, "duration_ms": d.Milliseconds()}).Debug("pass done")
+	l.publish(LoopEvent{Kind: "pass", Message: result})
 }
 
 // pass is one reconcile: fetch, load, plan, filter, apply, report.
@@ -781,6 +784,7 @@ func (l *Loop) noteWaiting(src *Source, p *Plan) {
 }
 
 func (l *Loop) notify(kind, server, version, revision, message string) {
+	l.publish(LoopEvent{Kind: kind, Server: server, Version: version, Revision: revision, Message: message})
 	if l.Notify != nil {
 		l.Notify.Send(kind, server, version, revision, message)
 	}

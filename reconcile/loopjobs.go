@@ -21,6 +21,9 @@ const (
 type job struct {
 	kind, server string
 	scale        *ScaleStatus // the decision of a jobScale
+	// A job of Do: the revision to roll back to, and where the outcome goes.
+	to    int64
+	reply chan jobReply
 }
 
 // enqueue hands a job to the loop; when the queue is full (the loop is

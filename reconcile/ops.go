@@ -163,6 +163,10 @@ type ServerStatus struct {
 	Instances       []providers.Instance `json:"instances,omitempty"`
 	Backup          *BackupStatus        `json:"backup,omitempty"`
 	Scaling         *ScalingStatus       `json:"scaling,omitempty"`
+
+	// Waiting: the next change waits (for a change window); Pending says
+	// what for.
+	Waiting bool `json:"waiting,omitempty"`
 }
 
 // ScalingStatus says who scales a server and where its count stands.
@@ -254,6 +258,7 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 			st.Pending = strings.Join(c.Reasons, "; ")
 		case ActionWaiting:
 			st.Pending = string(c.Waits) + ", " + strings.Join(c.Reasons, "; ")
+			st.Waiting = true
 		default:
 			st.Pending = string(c.Action) + ": " + strings.Join(c.Reasons, "; ")
 		}

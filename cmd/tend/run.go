@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/reconcile"
 	"github.com/tendhq/tend/reconcile/api"
+	"github.com/tendhq/tend/reconcile/dashboard"
 	"github.com/tendhq/tend/reconcile/notify"
 	"github.com/tendhq/tend/reconcile/source"
 	"github.com/tendhq/tend/reconcile/state"
@@ -252,7 +253,7 @@ func newRunCmd() *cobra.Command {
 	var rateLimit int
 	var bodyLimit string
 	var poll time.Duration
-	var allowPrune bool
+	var allowPrune, noDashboard bool
 	var scaleEvery, scaleReady, usageEvery, usageKeep time.Duration
 	cmd := &cobra.Command{
 		Use:   "run DIR | URL",
@@ -279,7 +280,13 @@ they count). The kubernetes provider leaves scaling to its
 HorizontalPodAutoscaler.
 
 The HTTP side (--listen, loopback by default) serves /healthz, /readyz,
-/metrics, /hooks/{github,gitlab,gitea,generic} and /api/v1/{status,history,sync}.
+/metrics, /hooks/{github,gitlab,gitea,generic} and /api/v1/{status,history,sync},
+and the fleet dashboard at / (--no-dashboard turns it off): every server's
+versions, replicas, health, holds and waits, live, and per server its
+history, checks, contract, backups, scaling and next plan. It is read-only
+to anyone who reaches --listen; with TEND_API_TOKEN set, a person who signs
+in with the token may sync, retry a held revision, roll back to a verified
+revision and take a backup.
 Secrets come from the environment: TEND_API_TOKEN, TEND_GITHUB_SECRET,
 TEND_GITLAB_TOKEN, TEND_GITEA_SECRET, TEND_WEBHOOK_SECRET, TEND_GIT_TOKEN,
 TEND_GIT_USERNAME/TEND_GIT_PASSWORD.
@@ -334,11 +341,15 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 			notifier := &loopNotifier{loop: loop, host: host}
 			defer notifier.close()
 			loop.Notify = notifier
+			var ui http.Handler
+			if !noDashboard {
+				ui = dashboard.New(&dashboard.LoopData{Loop: loop, Engine: e}, dashboard.Options{Token: getenv("TEND_API_TOKEN"), Log: e.Log})
+			}
 			handler := api.NewServer(api.Config{
 				GitHubSecret: getenv("TEND_GITHUB_SECRET"), GitLabToken: getenv("TEND_GITLAB_TOKEN"),
 				GiteaSecret: getenv("TEND_GITEA_SECRET"), GenericSecret: getenv("TEND_WEBHOOK_SECRET"),
 				TrackedRef: trackedRef, APIToken: getenv("TEND_API_TOKEN"), Log: e.Log, RateLimit: rateLimit,
-				BodyLimit: maxBody,
+				BodyLimit: maxBody, Dashboard: ui,
 			}, &backend{loop: loop, eng: e}, metrics)
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -364,6 +375,7 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 	cmd.Flags().IntVar(&rateLimit, "rate-limit", 60, "webhook and API requests per minute per client address (negative: no limit)")
 	cmd.Flags().StringVar(&bodyLimit, "webhook-body-limit", "25MiB", "largest webhook body accepted; larger ones get 413 (GitHub sends push payloads of up to 25 MB)")
 	cmd.Flags().DurationVar(&poll, "poll", 0, "poll interval (default: tend { poll_interval })")
+	cmd.Flags().BoolVar(&noDashboard, "no-dashboard", false, "do not serve the fleet dashboard at / (the JSON API stays)")
 	cmd.Flags().BoolVar(&allowPrune, "allow-prune", false, "let a commit delete every server, or more than max_prune_percent of them")
 	cmd.Flags().DurationVar(&scaleEvery, "autoscale-interval", reconcile.DefaultScaleInterval, "how often the autoscaler samples the replicas of servers with a scaling block (0: tend does not autoscale)")
 	cmd.Flags().DurationVar(&usageEvery, "usage-interval", reconcile.DefaultUsageInterval, "how often tend samples what every running replica uses and records it per server, for tend capacity's average and peak (0: never)")

@@ -14,6 +14,7 @@
 //	GET  /api/v1/status       Backend.Status          (Authorization: Bearer)
 //	GET  /api/v1/history      Backend.History         (?server=&limit=)
 //	POST /api/v1/sync         Backend.Trigger("api")  202 {"accepted":true}
+//	     /                    Config.Dashboard, when set (its POSTs rate limited)
 //
 // A webhook endpoint whose secret is empty answers 404; the JSON API answers
 // 403 until an API token is set. Webhooks and the API are rate limited per

@@ -75,6 +75,10 @@ type Config struct {
 	// Log receives one line per refused webhook or API request and one per
 	// triggered sync; nil means logrus.StandardLogger().
 	Log *logrus.Logger
+	// Dashboard, when set, serves every path outside /api/ and /hooks/
+	// that no other route takes (the fleet dashboard at "/"). Its POSTs
+	// share the API's rate limit, per client.
+	Dashboard http.Handler
 }
 
 // server is the http.Handler NewServer returns.
@@ -144,9 +148,21 @@ func newServer(cfg Config, b Backend, m *Metrics, now func() time.Time) *server 
 		s.mux.HandleFunc("/api/v1/backups", s.list("backups", bl.Backups))
 	}
 	s.mux.HandleFunc("/api/v1/sync", s.sync)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
-	})
+	}
+	if d := cfg.Dashboard; d != nil {
+		s.mux.HandleFunc("/api/", notFound)
+		s.mux.HandleFunc("/hooks/", notFound)
+		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && !s.rateLimit(w, r, "api", s.remote(r)) {
+				return
+			}
+			d.ServeHTTP(w, r)
+		})
+	} else {
+		s.mux.HandleFunc("/", notFound)
+	}
 	return s
 }
 

@@ -89,3 +89,16 @@ func (s *Store) queryContracts(q string, args ...any) ([]Contract, error) {
 	}
 	return out, rows.Err()
 }
+
+// RecentContracts returns the contracts recorded for server's verified
+// revisions, newest first, at most limit of them (the dashboard compares
+// the two newest).
+func (s *Store) RecentContracts(server string, limit int) ([]Contract, error) {
+	cs, err := s.queryContracts(`SELECT c.revision_id, c.server, c.version, c.contract, c.recorded_at
+		FROM contracts c JOIN revisions r ON r.id = c.revision_id
+		WHERE c.server = ? AND r.outcome = ? ORDER BY c.revision_id DESC LIMIT ?`, server, string(OutcomeVerified), max(limit, 1))
+	if err != nil {
+		return nil, s.wrapErr("recent contracts", err)
+	}
+	return cs, nil
+}

@@ -44,3 +44,27 @@ func TestContracts(t *testing.T) {
 		}
 	})
 }
+
+func TestRecentContracts(t *testing.T) {
+	s := openStore(t)
+	var ids []int64
+	for i, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+		id := mustBegin(t, s, Revision{Server: "web", Version: v})
+		if i == 2 {
+			mustFinish(t, s, id, OutcomeRolledBack) // not verified: left out
+		} else {
+			mustFinish(t, s, id, OutcomeVerified)
+		}
+		if err := s.PutContract(Contract{RevisionID: id, Server: "web", Version: v, Contract: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	cs, err := s.RecentContracts("web", 5)
+	if err != nil || len(cs) != 2 || cs[0].RevisionID != ids[1] || cs[1].RevisionID != ids[0] {
+		t.Fatalf("recent contracts: %+v %v, want revisions %d then %d", cs, err, ids[1], ids[0])
+	}
+	if cs, _ := s.RecentContracts("web", 1); len(cs) != 1 {
+		t.Fatalf("limit 1: %d contracts", len(cs))
+	}
+}
