@@ -68,7 +68,7 @@ fuzz: fuzz-short
 
 ## bench: the performance targets; see the figures in the README.
 bench:
-	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/autoscale ./reconcile/state ./reconcile/source ./reconcile/backup ./reconcile/versions ./providers/docker ./providers/null -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
+	$(GO) test ./spec ./spec/diagtext ./reconcile ./reconcile/dashboard ./reconcile/autoscale ./reconcile/state ./reconcile/source ./reconcile/backup ./reconcile/versions ./providers/docker ./providers/null -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem
 	$(GO) test ./cmd/tend -run '^$$' -bench WebhookToApply -benchtime 20x
 	$(GO) test ./cmd/tend -run '^$$' -bench ProcessApply -benchtime 3x
 
