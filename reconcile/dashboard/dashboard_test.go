@@ -68,7 +68,9 @@ func (f *fakeData) Do(_ context.Context, kind, server string, to int64) (string,
 	return kind + " done", nil
 }
 
-func (f *fakeData) Redact(msg string) string { return strings.ReplaceAll(msg, "s3cr3t-value", "(sensitive)") }
+func (f *fakeData) Redact(msg string) string {
+	return strings.ReplaceAll(msg, "s3cr3t-value", "(sensitive)")
+}
 
 func (f *fakeData) calls() []string {
 	f.mu.Lock()
