@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/tendhq/tend/internal/fleetgen"
+	"github.com/tendhq/tend/internal/pgtest"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/memory"
 	"github.com/tendhq/tend/reconcile/state"
@@ -88,7 +89,14 @@ func BenchmarkNoopPlan(b *testing.B) {
 
 func benchEngine(b *testing.B) (*Engine, *memory.Provider) {
 	b.Helper()
-	st, err := state.Open(filepath.Join(b.TempDir(), "state.db"))
+	return benchEngineOn(b, filepath.Join(b.TempDir(), "state.db"))
+}
+
+// benchEngineOn is benchEngine on the store at path: a SQLite file or a
+// PostgreSQL URL.
+func benchEngineOn(b *testing.B, path string) (*Engine, *memory.Provider) {
+	b.Helper()
+	st, err := state.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -176,13 +184,26 @@ func mustJSON(v any) []byte {
 // revision, no drift) over 100 servers: read the source, find the revision
 // unchanged, take the lock, observe, read the store, plan. It reports the
 // CPU time of the process per pass (target: under 20 ms), with the
-// in-memory provider and the SQLite store.
+// in-memory provider, on the SQLite store and on a PostgreSQL store on
+// loopback; for PostgreSQL also the CPU time of the server's processes
+// (pg-cpu-ms/pass), which a shared database spends for every tend.
 func BenchmarkIdlePass(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		eng, mem := benchEngine(b)
+		benchIdlePass(b, eng, mem, nil)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		srv := pgtest.Start(b)
+		eng, mem := benchEngineOn(b, pgtest.DSN(b))
+		benchIdlePass(b, eng, mem, srv)
+	})
+}
+
+func benchIdlePass(b *testing.B, eng *Engine, mem *memory.Provider, pg *pgtest.Server) {
 	dir := b.TempDir()
 	if err := fleetgen.Write(dir, 100); err != nil {
 		b.Fatal(err)
 	}
-	eng, mem := benchEngine(b)
 	src, _, diags := LoadSource(dir, benchOpts())
 	if diags.HasErrors() {
 		b.Fatal(diags.Error())
@@ -195,6 +216,10 @@ func BenchmarkIdlePass(b *testing.B) {
 		b.Fatalf("first pass: %s", r)
 	}
 	cpu0 := cpuTime()
+	var pg0 time.Duration
+	if pg != nil {
+		pg0 = pg.CPUTime()
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		if r := loop.pass(ctx, "bench"); r != PassNoChange {
@@ -202,6 +227,9 @@ func BenchmarkIdlePass(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/pass")
+	if pg != nil {
+		b.ReportMetric(float64((pg.CPUTime()-pg0).Microseconds())/1000/float64(b.N), "pg-cpu-ms/pass")
+	}
 }
 
 // cpuTime is the user and system CPU time of this process so far.

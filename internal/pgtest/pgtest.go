@@ -405,3 +405,44 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// CPUTime is the user and system CPU time that the server's processes
+// (the postmaster and the live backends and workers it started) have used
+// so far, from /proc; a backend that has exited no longer counts, so take
+// the difference over a span in which the connections stay open.
+func (s *Server) CPUTime() time.Duration {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	root := s.cmd.Process.Pid
+	entries, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Past the command name in parentheses: state ppid ... utime(14) stime(15).
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if pid != root && ppid != root {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	// Linux reports these in clock ticks of 1/100 s (USER_HZ).
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
