@@ -24,6 +24,7 @@ var tendSchema = &hcl.BodySchema{
 		{Name: "schedule"}, {Name: "self_heal"}, {Name: "prune"}, {Name: "max_prune_percent"},
 		{Name: "overcommit_percent"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "update"}},
 }
 
 // decodeTend checks required_version first, before anything else can fail
@@ -81,6 +82,13 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 	r.boolean(content.Attributes, "prune", &t.Prune)
 	r.integer(content.Attributes, "max_prune_percent", &t.MaxPrunePercent, 0, 100)
 	r.integer(content.Attributes, "overcommit_percent", &t.OvercommitPercent, 100, 1000)
+	for i, b := range content.Blocks {
+		if i > 0 {
+			d.errorf(b.DefRange.Ptr(), "Duplicate update block", "The tend block has at most one update block; the first is at %s.", content.Blocks[0].DefRange.String())
+			continue
+		}
+		t.Update = d.decodeUpdate(b, r)
+	}
 }
 
 // ProviderTypes are the provider types the language knows.

@@ -39,11 +39,11 @@ var serverSchema = &hcl.BodySchema{
 		{Type: "resources"}, {Type: "volume", LabelNames: []string{"name"}},
 		{Type: "requires", LabelNames: []string{"server"}}, {Type: "check", LabelNames: []string{"name"}},
 		{Type: "rollout"}, {Type: "hooks"}, {Type: "scaling"}, {Type: "backup"}, {Type: "release"},
-		{Type: "reload"},
+		{Type: "reload"}, {Type: "update"},
 	},
 }
 
-var singleBlocks = []string{"artifact", "resources", "rollout", "hooks", "scaling", "backup", "release", "reload"}
+var singleBlocks = []string{"artifact", "resources", "rollout", "hooks", "scaling", "backup", "release", "reload", "update"}
 
 var (
 	artifactSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "url", Required: true}, {Name: "sha256", Required: true}, {Name: "extract"}}}
@@ -192,6 +192,8 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 			d.serverRelease(s, blk, r)
 		case "reload":
 			d.serverReload(s, blk, r)
+		case "update":
+			s.Update = d.decodeUpdate(blk, r)
 		}
 	}
 	d.inferRelease(s, at, ctx)

@@ -252,6 +252,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 	d.decodeWindows(st.blocks["window"])
 	d.decodeNotifies(st.blocks["notify"])
 	d.validate()
+	d.checkUpdates()
 	d.checkLockEntries()
 	var sites []secretSite
 	for _, s := range st.sites {

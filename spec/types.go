@@ -50,6 +50,10 @@ type Tend struct {
 	// lets them ask for one and a half times what it has. 0 (not set)
 	// never refuses; a host that is short is then only warned about.
 	OvercommitPercent int `json:"overcommit_percent,omitempty"`
+	// Update is the update block: the automatic updates every server with
+	// a version constraint takes unless its own update block says
+	// otherwise.
+	Update *Update `json:"update,omitempty"`
 
 	DeclRange hcl.Range `json:"-"`
 }
@@ -184,6 +188,9 @@ type Server struct {
 	// from: a release block, or inferred from image or command. Nil for a
 	// server with an exact version and no release block.
 	Release *Release `json:"release,omitempty"`
+	// Update is the server's update block as written; Config.UpdateOf
+	// gives the settings in effect (with the tend block's).
+	Update *Update `json:"update,omitempty"`
 
 	// Artifact: an image (docker, kubernetes), or a command and an optional
 	// downloadable artifact (process, systemd).
@@ -536,4 +543,4 @@ type Notify struct {
 }
 
 // Notification events.
-var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting", "scale"}
+var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting", "scale", "update"}

@@ -46,6 +46,7 @@ var kindStyle = map[string]struct{ emoji, verb, color string }{
 	"backup":   {":floppy_disk:", "was backed up", "good"},
 	"waiting":  {":hourglass:", "waits for a change window", "#439FE0"},
 	"scale":    {":chart_with_upwards_trend:", "was scaled", "#439FE0"},
+	"update":   {":arrow_up:", "has an update", "#439FE0"},
 }
 
 // maxSummary bounds the message's part of the one-line text, in runes.
