@@ -15,6 +15,15 @@
 // the annotated tag (tag and semver refs; a lightweight tag falls back to its
 // commit) must carry a valid OpenPGP signature by one of the keyring's keys.
 //
+// Commit writes files on top of a branch and pushes the commit (tend
+// run's automatic updates of the lock file): it builds the blobs, trees and
+// commit in the bare cache, signs the commit when given a key, and pushes
+// over the same transport and credentials, refusing to overwrite a branch
+// that moved since its fetch; a rejected push is tried once more after a
+// fresh fetch (*PushRejectedError when that fails too). A local remote is
+// pushed to in-process, object by object, with a compare-and-set of the
+// ref.
+//
 // Errors are typed so that the caller can keep serving the last good
 // revision: *UnreachableError (network, authentication, timeout),
 // *RefError (the ref does not exist), *SignatureError, *PathError and
