@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/robfig/cron/v3"
 	"github.com/sirupsen/logrus"
+	autoupdate "github.com/tendhq/tend/reconcile/update"
 	"github.com/tendhq/tend/spec"
 	"github.com/tendhq/tend/spec/diagtext"
 )
@@ -120,6 +121,9 @@ type LoopStatus struct {
 	PruneRefused string    `json:"prune_refused,omitempty"`
 	Drift        []string  `json:"drift,omitempty"` // drift seen and not healed (self_heal is off)
 	NextPass     time.Time `json:"next_pass"`
+	// Updates is what the last run of each server's update job found
+	// (automatic updates).
+	Updates []UpdateStatus `json:"updates,omitempty"`
 }
 
 // Loop is the daemon: it reconciles on triggers (poll, webhooks, cron
@@ -143,6 +147,9 @@ type Loop struct {
 	// positive) are deleted.
 	UsageInterval time.Duration
 	UsageKeep     time.Duration
+	// Updater, when set, runs the update jobs (tend run's automatic
+	// updates of the lock file) on their schedules.
+	Updater *autoupdate.Runner
 
 	trigger chan string
 	jobs    chan job
@@ -163,6 +170,10 @@ type Loop struct {
 	draining   bool
 	// scaleQueued holds the servers with a scale job in the queue.
 	scaleQueued map[string]bool
+	// updates is the last update run's finding per server; updateSent
+	// what the last update event of each job said.
+	updates    map[string]UpdateStatus
+	updateSent map[string]string
 	// loads keeps the servers of the files of the last revision loaded, so
 	// that loading the next one decodes only the files that changed.
 	loads *spec.Cache
@@ -227,6 +238,7 @@ func (l *Loop) Status() LoopStatus {
 	defer l.mu.Unlock()
 	st := l.st
 	st.Drift = append([]string(nil), l.st.Drift...)
+	st.Updates = l.updateStatusLocked()
 	return st
 }
 
@@ -485,6 +497,7 @@ func (l *Loop) schedule(cfg *spec.Config) {
 	for k := range specs {
 		keys = append(keys, k+"="+specs[k])
 	}
+	jobs = append(jobs, l.updateJobs(cfg)...)
 	keys = append(keys, jobs...)
 	sort.Strings(keys)
 	sig := strings.Join(keys, "\n")

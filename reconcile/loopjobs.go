@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -81,6 +82,10 @@ func (l *Loop) runJob(ctx context.Context, j job) error {
 		// A scale that has started finishes its step on shutdown, as the
 		// servers of an apply in flight do.
 		return l.scale(context.WithoutCancel(ctx), src, *j.scale)
+	case jobUpdate:
+		if rep := l.runUpdate(ctx, src, j.server); rep.Error != "" {
+			return fmt.Errorf("%s", rep.Error)
+		}
 	case jobDrill:
 		res, err := e.Drill(ctx, src.Config, RestoreRequest{Server: j.server, Drill: true})
 		if bm != nil {

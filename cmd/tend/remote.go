@@ -82,6 +82,21 @@ func remoteStatus(cmd *cobra.Command, remote, output string) error {
 			FetchError   string    `json:"fetch_error"`
 			PruneRefused string    `json:"prune_refused"`
 			Drift        []string  `json:"drift"`
+			Updates      []struct {
+				Server   string    `json:"server"`
+				Policy   string    `json:"policy"`
+				Locked   string    `json:"locked"`
+				To       string    `json:"to"`
+				Bump     string    `json:"bump"`
+				Allowed  string    `json:"allowed"`
+				HeldBack string    `json:"held_back"`
+				Error    string    `json:"error"`
+				At       time.Time `json:"at"`
+				Commit   bool      `json:"commit"`
+				Branch   string    `json:"branch"`
+				Pushed   string    `json:"pushed"`
+				Failed   string    `json:"failed"`
+			} `json:"updates"`
 		} `json:"daemon"`
 		Servers []struct {
 			Server          string   `json:"server"`
@@ -115,8 +130,35 @@ func remoteStatus(cmd *cobra.Command, remote, output string) error {
 	for _, dr := range d.Drift {
 		fmt.Fprintf(out, "drift: %s\n", dr)
 	}
+	for _, u := range d.Updates {
+		line := fmt.Sprintf("update: %s %s, policy %s, checked %s: ", u.Server, dash(u.Locked), u.Policy, ago(u.At))
+		switch {
+		case u.Error != "":
+			line += "cannot resolve: " + u.Error
+		case u.To != "" && u.To != u.Locked && u.Pushed != "":
+			line += fmt.Sprintf("%s (%s) committed %s to %s", u.To, u.Bump, short12(u.Pushed), u.Branch)
+		case u.To != "" && u.To != u.Locked:
+			line += fmt.Sprintf("%s (%s) available", u.To, u.Bump)
+		default:
+			line += "up to date"
+		}
+		if u.HeldBack != "" {
+			line += "; " + u.HeldBack
+		}
+		if u.Failed != "" {
+			line += "; the run failed: " + u.Failed
+		}
+		fmt.Fprintln(out, line)
+	}
 	for _, s := range doc.Servers {
 		fmt.Fprintf(out, "%-20s %-10s %-12s %d/%d %-9s %s\n", s.Server, dash(s.DesiredVersion), dash(strings.Join(s.LiveVersions, ",")), s.Running, s.DesiredReplicas, s.Health, s.Pending)
 	}
 	return nil
+}
+
+func short12(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/reconcile/notify"
 	"github.com/tendhq/tend/reconcile/source"
 	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/reconcile/update"
 	"github.com/tendhq/tend/spec"
 )
 
@@ -175,6 +176,9 @@ func gitRevision(s *source.Snapshot) string {
 	return s.Commit
 }
 
+// The daemon's metrics take the loop's update runs.
+var _ reconcile.UpdateMetrics = (*api.Metrics)(nil)
+
 // loopNotifier sends loop events to the notify blocks of the newest
 // desired state.
 type loopNotifier struct {
@@ -265,6 +269,14 @@ on webhooks from GitHub, GitLab, Gitea or Forgejo, or any HMAC-signing sender,
 on cron schedules (tend { schedule } and each server's drift_check), and on
 POST /api/v1/sync.
 
+Servers with update settings (an update block, in the server or in tend {})
+are resolved on the update schedule to the newest releases their
+constraints, pins and update policies allow; with commit = true tend run
+commits the upgraded tend.lock.hcl to the branch (the one it watches by
+default) and pushes it with the same credentials, so it is applied through
+git like any other change. Without commit it only reports: the log, an
+"update" notification, /metrics and the status.
+
 A revision that fails verification is rolled back and held, never retried in
 a loop; a revision that does not load stalls the daemon with its errors until
 the repository changes; an unreachable repository keeps the last good
@@ -311,6 +323,7 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 			e.Owner = "tend run"
 			var fetcher reconcile.Fetcher
 			trackedRef := ""
+			updater := &update.Runner{LoadOptions: e.LoadOptions}
 			if url, ok := repoURL(args[0]); ok {
 				g, err := ef.git.newGit(url, stateDir)
 				if err != nil {
@@ -321,16 +334,19 @@ no new change starts, then tend exits; a restarted tend resumes from the store.`
 					desc += ":" + ef.git.path
 				}
 				fetcher = &gitFetcher{git: g, desc: desc}
+				updater.Repo = g
 				if r, err := source.ParseRef(ef.git.ref); err == nil && r.Kind == "branch" {
 					trackedRef = "refs/heads/" + r.Name
+					updater.Watched = r.Name
 				}
 			} else {
 				fetcher = &reconcile.DirFetcher{Dir: args[0]}
 			}
+			updater.Describe = fetcher.Describe()
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			metrics := api.NewMetrics(reg)
-			loop := &reconcile.Loop{Engine: e, Fetcher: fetcher, Metrics: metrics, Log: e.Log, Poll: poll}
+			loop := &reconcile.Loop{Engine: e, Fetcher: fetcher, Metrics: metrics, Log: e.Log, Poll: poll, Updater: updater}
 			e.AllowPrune = allowPrune
 			if scaleEvery > 0 {
 				loop.Autoscaler = &reconcile.Autoscaler{Engine: e, ReadyAfter: scaleReady}

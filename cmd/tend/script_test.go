@@ -144,6 +144,10 @@ func TestScript(t *testing.T) {
 			"git-serve": cmdGitServe,
 			// git-stop: stop serving (the remote becomes unreachable).
 			"git-stop": cmdGitStop,
+			// pgp-key VAR PUBFILE: a new OpenPGP key, private in $VAR.
+			"pgp-key": cmdPGPKey,
+			// git-verify-signed REPO REF PUBFILE: REF's commit is signed by the key.
+			"git-verify-signed": cmdGitVerifySigned,
 			// wait-for URL SUBSTRING [TIMEOUT]: poll GET URL until its body
 			// contains SUBSTRING (with $TEND_API_TOKEN as bearer token).
 			"wait-for": cmdWaitFor,

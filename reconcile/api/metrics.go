@@ -77,6 +77,11 @@ type Metrics struct {
 	scaleDecisions *prometheus.CounterVec
 	usageCPU       *prometheus.GaugeVec
 	usageMemory    *prometheus.GaugeVec
+
+	updateAvailable *prometheus.GaugeVec
+	updateLastRun   prometheus.Gauge
+	updateFailures  prometheus.Counter
+	updateCommits   prometheus.Counter
 }
 
 // NewMetrics creates tend's metrics and registers them on reg (a new
@@ -155,14 +160,28 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tend_autoscale_decisions_total",
 			Help: "Autoscaling decisions that changed a replica count, by server, direction (up, down) and outcome (applied, failed, held, interrupted).",
 		}, []string{"server", "direction", "outcome"}),
-		usageCPU:    serverGauge("tend_server_cpu_millicores", "CPU the server's running replicas used at tend run's last resource sample (--usage-interval), summed, in millicores."),
-		usageMemory: serverGauge("tend_server_memory_bytes", "Memory the server's running replicas used at tend run's last resource sample (--usage-interval), summed, in bytes."),
+		usageCPU:        serverGauge("tend_server_cpu_millicores", "CPU the server's running replicas used at tend run's last resource sample (--usage-interval), summed, in millicores."),
+		usageMemory:     serverGauge("tend_server_memory_bytes", "Memory the server's running replicas used at tend run's last resource sample (--usage-interval), summed, in bytes."),
+		updateAvailable: serverGauge("tend_update_available", "1 when the last update run found a newer release the server's constraint, pins and update policy allow, and did not commit it (commit is off, or the commit failed)."),
+		updateLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tend_update_last_run_timestamp_seconds",
+			Help: "Unix time of the last run of an update job (automatic updates); 0 before the first.",
+		}),
+		updateFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tend_update_failures_total",
+			Help: "Update runs that failed (a source, the branch's desired state, or the push).",
+		}),
+		updateCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tend_update_commits_total",
+			Help: "Update commits pushed to the state repository.",
+		}),
 	}
 	reg.MustRegister(m.passes, m.passDuration, m.fetchDuration, m.fetchErrors,
 		m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld,
 		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks,
 		m.backupLast, m.backupDuration, m.backupSize, m.backupFailures, m.drillLast, m.drillFailures,
-		m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.replicaUse, m.scaleDecisions, m.usageCPU, m.usageMemory)
+		m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.replicaUse, m.scaleDecisions, m.usageCPU, m.usageMemory,
+		m.updateAvailable, m.updateLastRun, m.updateFailures, m.updateCommits)
 	for _, r := range PassResults {
 		m.passes.WithLabelValues(r)
 	}
@@ -242,7 +261,7 @@ func (m *Metrics) ForgetServer(name string) {
 	}
 	m.rollbacks.DeleteLabelValues(name)
 	m.applyDuration.DeleteLabelValues(name)
-	for _, v := range []*prometheus.GaugeVec{m.scaleDesired, m.scaleReplicas, m.scaleRunning} {
+	for _, v := range []*prometheus.GaugeVec{m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.updateAvailable} {
 		v.DeleteLabelValues(name)
 	}
 	m.replicaUse.DeletePartialMatch(prometheus.Labels{"server": name})
@@ -363,4 +382,23 @@ func (m *Metrics) ObserveScale(server string, up bool, outcome string) {
 		dir = "up"
 	}
 	m.scaleDecisions.WithLabelValues(server, dir, outcome).Inc()
+}
+
+// ObserveUpdate records a run of an update job: its time, a failure, a
+// commit pushed, and per server whether an update is available and not
+// committed.
+func (m *Metrics) ObserveUpdate(at time.Time, failed, pushed bool, available map[string]bool) {
+	if m == nil {
+		return
+	}
+	m.updateLastRun.Set(float64(at.UnixNano()) / 1e9)
+	if failed {
+		m.updateFailures.Inc()
+	}
+	if pushed {
+		m.updateCommits.Inc()
+	}
+	for server, a := range available {
+		m.updateAvailable.WithLabelValues(server).Set(b2f(a))
+	}
 }
