@@ -14,12 +14,16 @@ func newDocsCmd() *cobra.Command {
 	var live bool
 	cmd := &cobra.Command{
 		Use:   "docs [DIR]",
-		Short: "Write the fleet's documentation: servers, endpoints, configuration, tools",
+		Short: "Write the fleet's documentation: README, API, CONFIGURATION, CHANGELOG, TROUBLESHOOTING",
 		Long: `docs writes the documentation of the fleet in DIR (default: the current
-directory) into --out: for each server its version, endpoints and
-configuration, and the tools (with their input schemas), resources and prompts
-it exposes, in Markdown (an API reference and a configuration reference) and
-in JSON (fleet.json). Sensitive values show as (sensitive).
+directory) into --out: README.md (the servers, versions, providers),
+API.md and servers/NAME.md (the tools with their input schemas, resources
+and prompts each server exposes), CONFIGURATION.md (how each is run),
+CHANGELOG.md (each version tend verified, newest first: when, from which
+commit, what changed and what its API contract added, changed or removed),
+TROUBLESHOOTING.md (each server's checks and what their failures mean, the
+failures tend recorded, how to read logs, retry, roll back and restore) and
+fleet.json. Sensitive values show as (sensitive).
 
 What a server exposes is the API contract recorded when its last verified
 revision was verified by an mcp check; with --live it is asked of its running
@@ -44,7 +48,11 @@ are left alone.`,
 			for _, n := range notes {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", n)
 			}
-			files, err := fleetdocs.Generate(src.Config, contracts, fleetdocs.Options{})
+			history, err := e.DocsHistory(src.Config)
+			if err != nil {
+				return err
+			}
+			files, err := fleetdocs.Generate(src.Config, contracts, fleetdocs.Options{History: history})
 			if err != nil {
 				return err
 			}

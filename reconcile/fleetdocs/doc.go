@@ -2,11 +2,20 @@
 // state (a spec.Config) and from what the servers exposed when tend last
 // verified them (their recorded contracts), it generates
 //
-//	README.md          the index: servers, versions, providers, change windows
-//	servers/NAME.md    the API reference of each server: endpoints, tools with
-//	                   their parameters and input schemas, resources, prompts
-//	configuration.md   the configuration reference: how each server is run
-//	fleet.json         all of it, machine-readable
+//	README.md           the index: servers, versions, providers, change windows
+//	API.md              the API reference: what each server exposes
+//	servers/NAME.md     the API reference of each server in full: endpoints,
+//	                    tools with their parameters and input schemas,
+//	                    resources, prompts
+//	CONFIGURATION.md    the configuration reference: how each server is run
+//	CHANGELOG.md        what tend verified of each server, newest first, with
+//	                    what its API contract added, changed or removed
+//	TROUBLESHOOTING.md  each server's checks and what their failures mean,
+//	                    the failures recorded, logs, retry, roll back, restore
+//	fleet.json          the desired state and contracts, machine-readable
+//
+// CHANGELOG.md and TROUBLESHOOTING.md are written from a History the
+// engine reads from the state store (Options.History).
 //
 // Generate is pure and deterministic: the same inputs give the same bytes
 // (maps are sorted, nothing depends on the time or the machine), so that

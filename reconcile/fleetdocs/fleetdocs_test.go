@@ -134,7 +134,7 @@ func TestGenerateShowsNoSecret(t *testing.T) {
 			}
 		}
 	}
-	conf := string(files["configuration.md"])
+	conf := string(files["CONFIGURATION.md"])
 	for _, want := range []string{
 		"| `NOTES_TOKEN` | (sensitive) |",
 		"| `API_KEY` | (sensitive) |",
@@ -144,7 +144,7 @@ func TestGenerateShowsNoSecret(t *testing.T) {
 		"`/app/search migrate --key (sensitive)`",
 	} {
 		if !strings.Contains(conf, want) {
-			t.Errorf("configuration.md lacks %q", want)
+			t.Errorf("CONFIGURATION.md lacks %q", want)
 		}
 	}
 }
@@ -311,7 +311,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasSuffix(string(manifest), "\nREADME.md\nconfiguration.md\nfleet.json\nservers/notes.md\nservers/search.md\n") {
+	if !strings.HasSuffix(string(manifest), "\nAPI.md\nCHANGELOG.md\nCONFIGURATION.md\nREADME.md\nTROUBLESHOOTING.md\nfleet.json\nservers/notes.md\nservers/search.md\n") {
 		t.Errorf("manifest:\n%s", manifest)
 	}
 
@@ -358,7 +358,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"README.md", "configuration.md", "fleet.json", "servers/search.md"}; !slices.Equal(changed, want) {
+	if want := []string{"API.md", "CHANGELOG.md", "CONFIGURATION.md", "README.md", "TROUBLESHOOTING.md", "fleet.json", "servers/search.md"}; !slices.Equal(changed, want) {
 		t.Errorf("Write after removing a server changed %v, want %v", changed, want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "servers", "search.md")); !os.IsNotExist(err) {

@@ -25,6 +25,9 @@ func (f Files) Paths() []string { return sortedKeys(f) }
 type Options struct {
 	// Title heads the index; DefaultTitle when empty.
 	Title string
+	// History is what tend recorded of the servers, for CHANGELOG.md and
+	// TROUBLESHOOTING.md; nil writes them from the desired state alone.
+	History *History
 }
 
 // DefaultTitle is the title of the index when Options gives none.
@@ -53,7 +56,10 @@ func Generate(cfg *spec.Config, contracts map[string]*contract.Contract, opts Op
 	files := Files{}
 
 	files["README.md"] = []byte(renderIndex(f))
-	files["configuration.md"] = []byte(renderConfiguration(f))
+	files["API.md"] = []byte(renderAPI(f))
+	files["CONFIGURATION.md"] = []byte(renderConfiguration(f))
+	files["CHANGELOG.md"] = []byte(renderChangelog(f, opts.History))
+	files["TROUBLESHOOTING.md"] = []byte(renderTroubleshooting(f, opts.History))
 	for _, s := range f.Servers {
 		page, err := renderServer(s)
 		if err != nil {
@@ -83,9 +89,11 @@ func renderIndex(f *fleetDoc) string {
 	if f.Env != "" {
 		fmt.Fprintf(&b, " in the environment %s", code(f.Env))
 	}
-	b.WriteString(", their versions and what they expose. Each server has an API reference;\n" +
-		"the [configuration reference](configuration.md) says how each one is run, and\n" +
-		"[fleet.json](fleet.json) holds all of it, machine-readable.\n\n")
+	b.WriteString(", their versions and what they expose. [API.md](API.md) is the API reference\n" +
+		"(with a page for each server), [CONFIGURATION.md](CONFIGURATION.md) says how each one is run,\n" +
+		"[CHANGELOG.md](CHANGELOG.md) what tend verified of each, [TROUBLESHOOTING.md](TROUBLESHOOTING.md)\n" +
+		"what to do when a change fails, and [fleet.json](fleet.json) holds the desired state and the\n" +
+		"contracts, machine-readable.\n\n")
 
 	b.WriteString("## Servers\n\n")
 	if len(f.Servers) == 0 {
@@ -164,7 +172,7 @@ func modeText(mode string) string {
 func renderServer(s *serverDoc) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n%s\n\n", text(s.Name), generatedNote)
-	fmt.Fprintf(&b, "API reference of the server %s. How it is run: [configuration reference](../configuration.md#%s).\n\n",
+	fmt.Fprintf(&b, "API reference of the server %s. How it is run: [configuration reference](../CONFIGURATION.md#%s).\n\n",
 		code(s.Name), anchor(s.Name))
 
 	b.WriteString("| | |\n| --- | --- |\n")
@@ -317,7 +325,56 @@ func renderResources(b *strings.Builder, keyTitle string, rs []contract.Resource
 	b.WriteString("\n")
 }
 
-// renderConfiguration writes configuration.md.
+// renderAPI writes API.md: each server's endpoints and what it exposes,
+// with a link to its page for the parameters and schemas.
+func renderAPI(f *fleetDoc) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# API reference\n\n%s\n\n", generatedNote)
+	b.WriteString("What each server exposes, from the API contract tend recorded when it last verified it with\n" +
+		"an mcp check. Each server's page has the parameters and input schemas of its tools.\n\n")
+	for _, s := range f.Servers {
+		fmt.Fprintf(&b, "## %s\n\n", text(s.Name))
+		fmt.Fprintf(&b, "Version %s; details: [servers/%s.md](%s).\n\n", text(versionText(s)), text(s.Name), serverPage(s.Name))
+		for _, e := range s.Endpoints {
+			if e.Kind == "mcp" {
+				fmt.Fprintf(&b, "- MCP endpoint: %s on %s, %s\n", code(e.Path), portText(e.Port, e.PortNumber), text(e.Transport))
+			}
+		}
+		c := s.Contract
+		if c == nil {
+			b.WriteString("\n" + NoContract + "\n\n")
+			continue
+		}
+		fmt.Fprintf(&b, "- Contract recorded from version %s\n\n", text(orDefault(c.Version, "(none)")))
+		if len(c.Tools) > 0 {
+			b.WriteString("| Tool | Description |\n| --- | --- |\n")
+			for _, t := range c.Tools {
+				fmt.Fprintf(&b, "| [%s](%s#%s) | %s |\n", code(t.Name), serverPage(s.Name), anchor(t.Name), cell(firstSentence(t.Description)))
+			}
+			b.WriteString("\n")
+		}
+		if len(c.Resources) > 0 {
+			b.WriteString("| Resource | Description |\n| --- | --- |\n")
+			for _, r := range c.Resources {
+				fmt.Fprintf(&b, "| %s | %s |\n", code(r.Key()), cell(firstSentence(r.Description)))
+			}
+			b.WriteString("\n")
+		}
+		if len(c.Prompts) > 0 {
+			b.WriteString("| Prompt | Description |\n| --- | --- |\n")
+			for _, p := range c.Prompts {
+				fmt.Fprintf(&b, "| %s | %s |\n", code(p.Name), cell(firstSentence(p.Description)))
+			}
+			b.WriteString("\n")
+		}
+		if len(c.Tools)+len(c.Resources)+len(c.Prompts) == 0 {
+			b.WriteString("It exposes no tools, resources or prompts.\n\n")
+		}
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// renderConfiguration writes CONFIGURATION.md.
 func renderConfiguration(f *fleetDoc) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Configuration reference\n\n%s\n\n", generatedNote)

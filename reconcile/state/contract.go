@@ -102,3 +102,17 @@ func (s *Store) RecentContracts(server string, limit int) ([]Contract, error) {
 	}
 	return cs, nil
 }
+
+// ContractsOf returns every contract recorded for server, by revision.
+func (s *Store) ContractsOf(server string) (map[int64]*Contract, error) {
+	cs, err := s.queryContracts(`SELECT c.revision_id, c.server, c.version, c.contract, c.recorded_at
+		FROM contracts c WHERE c.server = ? ORDER BY c.revision_id`, server)
+	if err != nil {
+		return nil, fmt.Errorf("state: contracts of %s: %w", server, err)
+	}
+	out := make(map[int64]*Contract, len(cs))
+	for i := range cs {
+		out[cs[i].RevisionID] = &cs[i]
+	}
+	return out, nil
+}
