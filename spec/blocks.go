@@ -24,7 +24,7 @@ var tendSchema = &hcl.BodySchema{
 		{Name: "schedule"}, {Name: "self_heal"}, {Name: "prune"}, {Name: "max_prune_percent"},
 		{Name: "overcommit_percent"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "update"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "update"}, {Type: "approval"}, {Type: "promotion"}},
 }
 
 // decodeTend checks required_version first, before anything else can fail
@@ -82,13 +82,20 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 	r.boolean(content.Attributes, "prune", &t.Prune)
 	r.integer(content.Attributes, "max_prune_percent", &t.MaxPrunePercent, 0, 100)
 	r.integer(content.Attributes, "overcommit_percent", &t.OvercommitPercent, 100, 1000)
-	for i, b := range content.Blocks {
+	var updates []*hcl.Block
+	for _, b := range content.Blocks {
+		if b.Type == "update" {
+			updates = append(updates, b)
+		}
+	}
+	for i, b := range updates {
 		if i > 0 {
-			d.errorf(b.DefRange.Ptr(), "Duplicate update block", "The tend block has at most one update block; the first is at %s.", content.Blocks[0].DefRange.String())
+			d.errorf(b.DefRange.Ptr(), "Duplicate update block", "The tend block has at most one update block; the first is at %s.", updates[0].DefRange.String())
 			continue
 		}
 		t.Update = d.decodeUpdate(b, r)
 	}
+	t.Approval, t.Promotion = d.decodeGovernance(content.Blocks, r, "The tend block")
 }
 
 // ProviderTypes are the provider types the language knows.

@@ -39,7 +39,7 @@ var serverSchema = &hcl.BodySchema{
 		{Type: "resources"}, {Type: "volume", LabelNames: []string{"name"}},
 		{Type: "requires", LabelNames: []string{"server"}}, {Type: "check", LabelNames: []string{"name"}},
 		{Type: "rollout"}, {Type: "hooks"}, {Type: "scaling"}, {Type: "backup"}, {Type: "release"},
-		{Type: "reload"}, {Type: "update"},
+		{Type: "reload"}, {Type: "update"}, {Type: "approval"}, {Type: "promotion"},
 	},
 }
 
@@ -196,6 +196,7 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 			s.Update = d.decodeUpdate(blk, r)
 		}
 	}
+	s.Approval, s.Promotion = d.decodeGovernance(content.Blocks, r, "A server")
 	d.inferRelease(s, at, ctx)
 	d.constraintRules(s)
 	d.serverRollout(s, seen["rollout"], r)

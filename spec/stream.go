@@ -51,7 +51,7 @@ func readFailed(filename string) hcl.Diagnostics {
 }
 
 // otherBlockTypes are the top-level block types besides server.
-var otherBlockTypes = [][]byte{[]byte("tend"), []byte("variable"), []byte("locals"), []byte("provider"), []byte("window"), []byte("notify")}
+var otherBlockTypes = [][]byte{[]byte("tend"), []byte("variable"), []byte("locals"), []byte("provider"), []byte("window"), []byte("notify"), []byte("approval")}
 
 // mayDeclareOthers reports whether src may declare a top-level block other
 // than server: whether a line starts, after blanks, with one of their type
@@ -67,7 +67,7 @@ func mayDeclareOthers(src []byte) bool {
 			src = nil
 		}
 		line = bytes.TrimLeft(line, " \t")
-		if len(line) == 0 || !bytes.ContainsRune([]byte("tvlpwn"), rune(line[0])) {
+		if len(line) == 0 || !bytes.ContainsRune([]byte("tvlpwna"), rune(line[0])) {
 			continue
 		}
 		for _, t := range otherBlockTypes {
@@ -210,6 +210,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 			Servers:   map[string]*Server{},
 			Windows:   map[string]*Window{},
 			Notifies:  map[string]*Notify{},
+			Approvals: map[string]*Approval{},
 		},
 	}
 	d.ctx = &hcl.EvalContext{Functions: fe.functions(), Variables: map[string]cty.Value{}}
@@ -251,6 +252,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 	}
 	d.decodeWindows(st.blocks["window"])
 	d.decodeNotifies(st.blocks["notify"])
+	d.decodeTopApprovals(st.blocks["approval"])
 	d.validate()
 	d.checkUpdates()
 	d.checkLockEntries()

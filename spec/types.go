@@ -26,6 +26,8 @@ type Config struct {
 	Servers   map[string]*Server   `json:"servers,omitempty"`
 	Windows   map[string]*Window   `json:"windows,omitempty"`
 	Notifies  map[string]*Notify   `json:"notify,omitempty"`
+	// Approvals are the top-level approval "NAME" {} blocks.
+	Approvals map[string]*Approval `json:"approvals,omitempty"`
 
 	// Files lists the files that were read, relative to Dir, in load order.
 	Files []string `json:"files"`
@@ -54,6 +56,10 @@ type Tend struct {
 	// a version constraint takes unless its own update block says
 	// otherwise.
 	Update *Update `json:"update,omitempty"`
+	// Approval and Promotion are the fleet-wide rules (a server's own
+	// promotion block replaces Promotion; approval rules add up).
+	Approval  *Approval  `json:"approval,omitempty"`
+	Promotion *Promotion `json:"promotion,omitempty"`
 
 	DeclRange hcl.Range `json:"-"`
 }
@@ -222,6 +228,12 @@ type Server struct {
 	Contract string   `json:"contract"`              // enforce | warn | off
 	Drift    string   `json:"drift_check,omitempty"` // cron: an extra drift check schedule
 	SelfHeal *bool    `json:"self_heal,omitempty"`   // overrides tend.self_heal
+	// Approval and Promotion are the server's own rules (see
+	// Config.ApprovalRules and Config.PromotionRule). They govern changes
+	// and are not part of the server's fields: changing them changes no
+	// replica.
+	Approval  *Approval  `json:"approval,omitempty"`
+	Promotion *Promotion `json:"promotion,omitempty"`
 
 	// ContractCapabilities are the MCP client capabilities the contract
 	// read declares (ContractCapabilities, sorted), when the server sets
@@ -543,4 +555,4 @@ type Notify struct {
 }
 
 // Notification events.
-var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting", "scale", "update"}
+var NotifyEvents = []string{"apply", "failure", "rollback", "drift", "held", "backup", "waiting", "scale", "update", "approval"}

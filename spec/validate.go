@@ -57,6 +57,11 @@ func (d *decoder) validate() {
 			refCheck(ref, fmt.Sprintf("The window %q", wn))
 		}
 	}
+	for _, an := range sortedKeys(d.cfg.Approvals) {
+		for _, ref := range d.cfg.Approvals[an].Servers {
+			refCheck(ref, fmt.Sprintf("The approval block %q", an))
+		}
+	}
 	for _, nn := range sortedKeys(d.cfg.Notifies) {
 		for _, ref := range d.cfg.Notifies[nn].Servers {
 			refCheck(ref, fmt.Sprintf("The notify block %q", nn))
