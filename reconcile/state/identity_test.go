@@ -184,7 +184,7 @@ func TestOpenRefusesOtherStore(t *testing.T) {
 // marker.
 func makeOld(t *testing.T, s *Store) {
 	t.Helper()
-	for _, q := range []string{`DROP TABLE store_identity`, `DROP TABLE usage_samples`, `DELETE FROM schema_migrations WHERE version >= 5`} {
+	for _, q := range []string{`DROP TABLE store_identity`, `DROP TABLE usage_samples`, `DROP TABLE approvals`, `DELETE FROM schema_migrations WHERE version >= 5`} {
 		if _, err := s.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

@@ -182,6 +182,29 @@ CREATE TABLE usage_samples (
 CREATE INDEX usage_samples_at ON usage_samples (at);
 CREATE INDEX usage_samples_server_at ON usage_samples (server, at);
 `},
+	{7, "approvals", `
+-- Every approval and rejection of a planned change (tend approve, tend
+-- reject, POST /api/v1/approve), bound to the hash of that server's planned
+-- change: a different change needs a new decision. An approval is used once:
+-- the apply of the change sets used_at and the revision it recorded.
+CREATE TABLE approvals (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	server          TEXT NOT NULL,
+	change_hash     TEXT NOT NULL,
+	decision        TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+	decided_by      TEXT NOT NULL DEFAULT '',
+	note            TEXT NOT NULL DEFAULT '',
+	action          TEXT NOT NULL DEFAULT '',
+	source_revision TEXT NOT NULL DEFAULT '',
+	from_version    TEXT NOT NULL DEFAULT '',
+	to_version      TEXT NOT NULL DEFAULT '',
+	decided_at      TEXT NOT NULL,
+	used_at         TEXT,
+	revision_id     INTEGER
+);
+CREATE INDEX approvals_server_id ON approvals (server, id);
+CREATE INDEX approvals_revision ON approvals (revision_id);
+`},
 }
 
 // schemaVersion is the newest schema this code knows.

@@ -47,6 +47,8 @@ type Store struct {
 
 	// now is the store's clock; tests replace it.
 	now func() time.Time
+	// readOnly: opened by OpenReadOnly; every write is refused.
+	readOnly bool
 }
 
 // Open opens the store at path, creating the file (mode 0600) and its
@@ -192,6 +194,9 @@ func (s *Store) Backend() string {
 // advisory lock first (writeLockKey), so that writes are serialized as they
 // are on SQLite and what a transaction read stays true until it commits.
 func (s *Store) write(fn func(tx *txn) error) error {
+	if s.readOnly {
+		return fmt.Errorf("the store %s was opened read-only", s.display)
+	}
 	if err := s.checkFile(); err != nil {
 		return err
 	}

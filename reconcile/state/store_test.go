@@ -97,7 +97,7 @@ func migrationRows(t *testing.T, db *sql.DB) []int {
 func TestOpenMigratesAndReopens(t *testing.T) {
 	backends(t, func(t *testing.T) {
 		s := openStore(t)
-		want := "backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity usage_samples"
+		want := "approvals backups contracts drills holds lock revisions scale_decisions scale_targets schema_migrations sources store_identity usage_samples"
 		if got := strings.Join(tables(t, s), " "); got != want {
 			t.Fatalf("tables = %q, want %q", got, want)
 		}
