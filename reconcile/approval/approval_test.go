@@ -90,17 +90,17 @@ func TestDecide(t *testing.T) {
 		until   time.Time
 		contain string
 	}{
-		{name: "soaking", runs: []Run{run(3, "1.5.0", state.OutcomeVerified, ago(12 * time.Minute)), run(2, "1.4.2", state.OutcomeVerified, ago(48 * time.Hour))},
+		{name: "soaking", runs: []Run{run(3, "1.5.0", state.OutcomeVerified, ago(12*time.Minute)), run(2, "1.4.2", state.OutcomeVerified, ago(48*time.Hour))},
 			until: now.Add(48 * time.Minute), contain: "1.5.0 was verified in staging 12 min ago (revision 3); it may be promoted after 13:41:00 UTC"},
-		{name: "soaked", runs: []Run{run(3, "1.5.0", state.OutcomeVerified, ago(2 * time.Hour))}, ok: true, contain: "verified in staging 2h ago"},
+		{name: "soaked", runs: []Run{run(3, "1.5.0", state.OutcomeVerified, ago(2*time.Hour))}, ok: true, contain: "verified in staging 2h ago"},
 		{name: "soak counts from the first verified run", runs: []Run{
-			run(5, "1.5.0", state.OutcomeVerified, ago(5 * time.Minute)), run(4, "1.5.0", state.OutcomeVerified, ago(70 * time.Minute))}, ok: true, contain: "revision 4"},
-		{name: "failed", runs: []Run{run(4, "1.5.0", state.OutcomeRolledBack, ago(time.Minute)), run(3, "1.5.0", state.OutcomeVerified, ago(3 * time.Hour))},
+			run(5, "1.5.0", state.OutcomeVerified, ago(5*time.Minute)), run(4, "1.5.0", state.OutcomeVerified, ago(70*time.Minute))}, ok: true, contain: "revision 4"},
+		{name: "failed", runs: []Run{run(4, "1.5.0", state.OutcomeRolledBack, ago(time.Minute)), run(3, "1.5.0", state.OutcomeVerified, ago(3*time.Hour))},
 			failed: true, contain: "1.5.0 failed verification in staging (revision 4"},
 		{name: "verified again after a failure: the soak starts again", runs: []Run{
-			run(6, "1.5.0", state.OutcomeVerified, ago(10 * time.Minute)), run(5, "1.5.0", state.OutcomeFailed, ago(3 * time.Hour)), run(4, "1.5.0", state.OutcomeVerified, ago(5 * time.Hour))},
+			run(6, "1.5.0", state.OutcomeVerified, ago(10*time.Minute)), run(5, "1.5.0", state.OutcomeFailed, ago(3*time.Hour)), run(4, "1.5.0", state.OutcomeVerified, ago(5*time.Hour))},
 			until: now.Add(50 * time.Minute), contain: "revision 6"},
-		{name: "no record", runs: []Run{run(2, "1.4.2", state.OutcomeVerified, ago(48 * time.Hour))}, contain: "staging has no record of 1.5.0"},
+		{name: "no record", runs: []Run{run(2, "1.4.2", state.OutcomeVerified, ago(48*time.Hour))}, contain: "staging has no record of 1.5.0"},
 		{name: "pending", runs: []Run{{ID: 7, Version: "1.5.0", Outcome: state.OutcomePending, StartedAt: ago(time.Minute)}}, contain: "1.5.0 is being verified in staging"},
 		{name: "unreachable", err: errors.New("connection refused"), contain: "the history of staging cannot be read (connection refused); 1.5.0 is not promoted until it can"},
 	}
