@@ -158,7 +158,9 @@ func (e *Engine) Apply(ctx context.Context, src *Source, p *Plan) (*ApplyResult,
 			go func(c *ServerChange) {
 				defer wg.Done()
 				defer func() { <-sem }()
-				record(e.applyChange(ctx, src, c, res.ApplyID))
+				r := e.applyChange(ctx, src, c, res.ApplyID)
+				e.useApproval(c, r)
+				record(r)
 			}(c)
 		}
 		wg.Wait()

@@ -422,15 +422,17 @@ func (e *Engine) records() (map[string]*Record, map[string]map[string]state.Hold
 
 // Plan observes the fleet and plans the source.
 func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
-	return e.plan(ctx, src, e.Targets, e.IgnoreWindows)
+	return e.plan(ctx, src, e.Targets, e.IgnoreWindows, false)
 }
 
 // plan is Plan with its targets and window rule given, so that a caller
 // beside the engine's own (the autoscaler) never changes the fields that
 // other goroutines read.
-func (e *Engine) plan(ctx context.Context, src *Source, targets []string, ignoreWindows bool) (*Plan, error) {
+func (e *Engine) plan(ctx context.Context, src *Source, targets []string, ignoreWindows, ungated bool) (*Plan, error) {
+	var targeted map[string]bool
 	if len(targets) > 0 {
-		if _, err := TargetSet(src.Config, targets); err != nil {
+		var err error
+		if targeted, err = TargetSet(src.Config, targets); err != nil {
 			return nil, err
 		}
 	}
@@ -446,11 +448,18 @@ func (e *Engine) plan(ctx context.Context, src *Source, targets []string, ignore
 	if err != nil {
 		return nil, err
 	}
-	return BuildPlan(PlanInput{
+	in := PlanInput{
 		Config: src.Config, SourceRevision: src.Revision, ManagedBy: e.ManagedBy, Host: e.Host,
 		Observed: observed, Latest: latest, Holds: holds, Now: e.now(), Targets: targets, IgnoreWindows: ignoreWindows,
-		AllowPrune: e.AllowPrune,
-	})
+		AllowPrune: e.AllowPrune, Ungated: ungated,
+	}
+	if !ungated {
+		if in.Decisions, err = e.Store.OpenDecisions(); err != nil {
+			return nil, err
+		}
+		in.Promotions = e.promotions(ctx, src.Config, latest, targeted)
+	}
+	return BuildPlan(in)
 }
 
 // StalePlanError says why a saved plan cannot be applied any more.

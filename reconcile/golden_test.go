@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/approval"
 	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/spec"
 )
@@ -33,6 +34,11 @@ type goldenState struct {
 		Drift    []string `json:"drift"`
 		Remove   bool     `json:"remove"`
 	} `json:"tweaks"`
+	// Decisions are approvals and rejections of the changes the plan
+	// makes of these servers (bound to the hashes of those changes).
+	Decisions []state.Approval `json:"decisions"`
+	// Promotions are the verdicts of promotion rules, by server.
+	Promotions map[string]approval.Verdict `json:"promotions"`
 }
 
 func loadGoldenConfig(t *testing.T, dir, file string, vars map[string]string) *spec.Config {
@@ -113,7 +119,22 @@ func TestPlanGolden(t *testing.T) {
 				f := cfg.Servers[name].Fields()
 				holds[name] = map[string]state.Hold{spec.FieldsHash(f): {Server: name, SpecHash: spec.FieldsHash(f), Version: cfg.Servers[name].Version, RevisionID: 9, Reason: "replica 0 exited (exit code 1)", At: at}}
 			}
-			p, err := BuildPlan(PlanInput{Config: cfg, SourceRevision: "dir-golden", ManagedBy: "tend", Host: Host{Name: "h1"}, Observed: obs, Latest: latest, Holds: holds, Now: at})
+			in := PlanInput{Config: cfg, SourceRevision: "dir-golden", ManagedBy: "tend", Host: Host{Name: "h1"}, Observed: obs, Latest: latest, Holds: holds, Now: at, Promotions: gs.Promotions}
+			p, err := BuildPlan(in)
+			if len(gs.Decisions) > 0 && err == nil {
+				// Bind each decision to the change the plan makes, as
+				// tend approve does, and plan again.
+				in.Decisions = map[string]map[string]state.Approval{}
+				for i, d := range gs.Decisions {
+					c := p.Change(d.Server)
+					if c == nil || c.ChangeHash == "" {
+						t.Fatalf("decision on %s: the plan has no change of it that needs an approval", d.Server)
+					}
+					d.ID, d.ChangeHash, d.At = int64(i+1), c.ChangeHash, at.Add(-time.Hour)
+					in.Decisions[d.Server] = map[string]state.Approval{c.ChangeHash: d}
+				}
+				p, err = BuildPlan(in)
+			}
 			var txt bytes.Buffer
 			if err != nil {
 				txt.WriteString("Error: " + err.Error() + "\n")

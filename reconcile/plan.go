@@ -15,6 +15,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/reconcile/approval"
 	"github.com/tendhq/tend/reconcile/contract"
 	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/spec"
@@ -114,6 +115,20 @@ type ServerChange struct {
 	// HealInWindow lists the failed replicas of a waiting server that the
 	// apply heals meanwhile, on the last verified revision (what runs).
 	HealInWindow []int `json:"heal_in_window,omitempty"`
+	// WaitsFor says what a waiting change waits for: WaitWindow,
+	// WaitApproval, WaitPromotion (one or more).
+	WaitsFor []string `json:"waits_for,omitempty"`
+
+	// NeedsApproval lists the kinds of change (approval rules' words) that
+	// make this change need an approval; ChangeHash binds an approval to
+	// it (tend approve records it). Decision is the approval or rejection
+	// that decides it, when there is one.
+	NeedsApproval []string        `json:"needs_approval,omitempty"`
+	ChangeHash    string          `json:"change_hash,omitempty"`
+	Decision      *state.Approval `json:"decision,omitempty"`
+	// Promotion is the verdict of the server's promotion rule on the
+	// version this change brings, when it has one.
+	Promotion *approval.Verdict `json:"promotion,omitempty"`
 
 	failed []int // replicas in a failed state, whatever spec they run
 	// fallback says why a reload fell back to a rolling restart, once the
@@ -237,6 +252,15 @@ type PlanInput struct {
 	// max_prune_percent of them (--allow-prune). tend { prune = false }
 	// holds whatever it says.
 	AllowPrune bool
+	// Decisions are the approvals and rejections no apply used yet, by
+	// server and change hash (state.Store.OpenDecisions).
+	Decisions map[string]map[string]state.Approval
+	// Promotions are the verdicts of the promotion rules on the desired
+	// versions, by server (Engine.promotions).
+	Promotions map[string]approval.Verdict
+	// Ungated plans without approval and promotion rules: the autoscaler's
+	// plans, which change only the replica count tend decided.
+	Ungated bool
 }
 
 // TargetSet returns the servers a targeted plan covers: the targets and
@@ -319,6 +343,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 		c := planServer(s, fields, byServer[name], in.Latest[name], in.Holds[name])
 		c.DependsOn = s.Dependencies()
 		gate.hold(c)
+		govern(in, c, in.Latest[name])
 		p.Changes = append(p.Changes, c)
 	}
 	// Orphans: tend-owned instances of servers that are not desired here.
@@ -339,6 +364,7 @@ func BuildPlan(in PlanInput) (*Plan, error) {
 			c.Reasons = []string{"no longer in the desired state"}
 		}
 		gate.hold(c)
+		govern(in, c, in.Latest[name])
 		p.Changes = append(p.Changes, c)
 	}
 	p.PruneRefused = guardPrune(in.Config, p, len(desired), in.AllowPrune)

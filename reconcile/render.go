@@ -86,12 +86,27 @@ func RenderPlan(w io.Writer, p *Plan, color bool) {
 				ActionCreate: "to create", ActionUpdate: "to update", ActionReload: "to reload", ActionReplace: "to replace",
 				ActionScale: "to scale", ActionHeal: "to heal", ActionVerify: "to verify",
 				ActionDelete: "to delete", ActionHeld: "held", ActionBlocked: "blocked",
-				ActionWaiting: "waiting for a change window", ActionKept: "kept (not pruned)",
+				ActionWaiting: waitingWords(p), ActionKept: "kept (not pruned)",
 			}[a]
 			parts = append(parts, fmt.Sprintf("%d %s", n, verb))
 		}
 	}
 	fmt.Fprintf(w, "\nPlan: %s.\n", strings.Join(parts, ", "))
+}
+
+// waitingWords says what the waiting changes of a plan wait for.
+func waitingWords(p *Plan) string {
+	n := waitCounts(p)
+	var what []string
+	for _, w := range []string{WaitWindow, WaitApproval, WaitPromotion} {
+		if n[w] > 0 {
+			what = append(what, map[string]string{WaitWindow: "a change window", WaitApproval: "approval", WaitPromotion: "promotion"}[w])
+		}
+	}
+	if len(what) == 0 {
+		return "waiting"
+	}
+	return "waiting for " + strings.Join(what, " or ")
 }
 
 func renderChange(w io.Writer, c *ServerChange, width int, paint func(string, string) string) {

@@ -393,7 +393,7 @@ func (a *Autoscaler) Scale(ctx context.Context, src *Source, st ScaleStatus) (Sc
 	// Plan this server alone (its dependencies are planned, not changed).
 	// A scale is not a change of the desired state, so change windows do
 	// not keep it back.
-	p, err := e.plan(ctx, src, []string{s.Name}, true)
+	p, err := e.plan(ctx, src, []string{s.Name}, true, true)
 	if err != nil {
 		return finish(state.ScaleFailed, "planning the scale failed: "+err.Error(), 0, d.Current)
 	}

@@ -194,6 +194,7 @@ func (g *windowGate) hold(c *ServerChange) {
 	}
 	c.Waits, c.WaitUntil = c.Action, until.UTC()
 	c.Action = ActionWaiting
+	c.WaitsFor = []string{WaitWindow}
 	c.Reasons = append([]string{why + " (tend apply -ignore-windows applies it now)"}, c.Reasons...)
 	// Replicas that failed are not left down for the length of a window:
 	// they are healed on what runs (the last verified revision).

@@ -121,14 +121,14 @@ func runs(revs []state.Revision) []Run {
 
 // Verdict is what a promotion rule says of a version.
 type Verdict struct {
-	OK bool
+	OK bool `json:"ok"`
 	// Reason says why, in words, for the plan.
-	Reason string
+	Reason string `json:"reason"`
 	// Until is when the soak ends and the version may go (zero when no
 	// time will tell: it failed, or it is unknown).
-	Until time.Time
+	Until time.Time `json:"until,omitzero"`
 	// Failed: the version failed verification in the other environment.
-	Failed bool
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Decide says whether version may be promoted from the environment from,

@@ -1,0 +1,230 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/reconcile/approval"
+	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/spec"
+)
+
+// What a waiting change waits for (ServerChange.WaitsFor).
+const (
+	WaitWindow    = "window"
+	WaitApproval  = "approval"
+	WaitPromotion = "promotion"
+)
+
+// gateChange is the change as the approval gate sees it; rec is the
+// server's newest recorded revision (nil for none).
+func gateChange(c *ServerChange, rec *Record) approval.Change {
+	act := c.Action
+	if act == ActionWaiting {
+		act = c.Waits
+	}
+	ch := approval.Change{Server: c.Server, Action: string(act), ToVersion: c.ToVersion, ToState: c.FieldsHash}
+	if rec != nil && rec.Outcome != state.OutcomeDeleted {
+		ch.FromVersion, ch.FromState = rec.Version, rec.fieldsHash()
+	}
+	if act == ActionDelete {
+		ch.ToVersion, ch.ToState = "", ""
+		if ch.FromVersion == "" {
+			ch.FromVersion = c.FromVersion
+		}
+	}
+	return ch
+}
+
+// needsPromotion reports whether a change brings a version that a
+// promotion rule must have seen verified elsewhere first: a new server, or
+// a version other than the recorded one.
+func needsPromotion(ch approval.Change) bool {
+	return ch.Action != string(ActionDelete) && ch.ToVersion != "" && ch.ToVersion != ch.FromVersion
+}
+
+// govern applies the approval and promotion rules of the config to one
+// planned change: a change that needs an approval nobody gave, or a
+// version not proven in the environment it is promoted from, waits; a
+// rejected change is held. Heals, verifications and the autoscaler's plans
+// (in.Ungated) are not governed: they keep what was approved.
+func govern(in PlanInput, c *ServerChange, rec *Record) {
+	if in.Ungated {
+		return
+	}
+	act := c.Action
+	if act == ActionWaiting {
+		act = c.Waits
+	}
+	switch act {
+	case ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionDelete:
+	default:
+		return
+	}
+	cfg := in.Config
+	ch := gateChange(c, rec)
+	var waits []string
+	var until time.Time
+	if rule := cfg.PromotionRule(c.Server); rule != nil && needsPromotion(ch) {
+		v, ok := in.Promotions[c.Server]
+		switch {
+		case !ok:
+			waits = append(waits, fmt.Sprintf("waiting for promotion: whether %s was verified in %s was not checked", c.ToVersion, rule.From))
+		case !v.OK:
+			waits = append(waits, "waiting for promotion: "+v.Reason)
+			until = v.Until
+		default:
+			c.Reasons = append(c.Reasons, "promoted: "+v.Reason)
+		}
+		c.Promotion = &v
+		if !ok {
+			c.Promotion = nil
+		}
+	}
+	kinds := approval.Required(cfg.ApprovalRules(c.Server), ch)
+	if len(kinds) > 0 {
+		c.ChangeHash, c.NeedsApproval = ch.Hash(), kinds
+		d, decided := in.Decisions[c.Server][c.ChangeHash]
+		switch {
+		case decided && d.Decision == state.Rejected:
+			c.Decision = &d
+			c.Action, c.Waits, c.WaitUntil, c.WaitsFor, c.HealInWindow = ActionHeld, "", time.Time{}, nil, nil
+			c.Reasons = []string{rejectedReason(d, c.Server)}
+			return
+		case decided:
+			c.Decision = &d
+			c.Reasons = append(c.Reasons, approvedReason(d))
+		default:
+			waits = append(waits, fmt.Sprintf("waiting for approval: %s needs one (approval rules: %s); run `tend approve %s --revision %s`",
+				approval.Describe(kinds, ch), strings.Join(kinds, ", "), c.Server, in.SourceRevision))
+		}
+	}
+	if len(waits) == 0 {
+		return
+	}
+	if c.Action != ActionWaiting {
+		c.Waits, c.Action = c.Action, ActionWaiting
+		c.WaitUntil = time.Time{}
+		// Failed replicas are not left down while the change waits: they
+		// are healed on the last verified revision, as in a window.
+		if c.Waits != ActionCreate && c.Waits != ActionDelete && len(c.failed) > 0 {
+			c.HealInWindow = append([]int(nil), c.failed...)
+			c.Reasons = append(c.Reasons, fmt.Sprintf("meanwhile %s %s healed on the last verified revision", replicaNames(c.HealInWindow), verbOf(len(c.HealInWindow))))
+		}
+	}
+	for _, w := range waits {
+		switch {
+		case strings.HasPrefix(w, "waiting for promotion"):
+			c.WaitsFor = append(c.WaitsFor, WaitPromotion)
+		default:
+			c.WaitsFor = append(c.WaitsFor, WaitApproval)
+		}
+	}
+	c.Reasons = append(waits, c.Reasons...)
+	// The loop looks again when the soak ends; a window's opening or
+	// closing counts as well, whichever comes first.
+	if !until.IsZero() && (c.WaitUntil.IsZero() || until.Before(c.WaitUntil)) {
+		c.WaitUntil = until.UTC()
+	}
+}
+
+func verbOf(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+func rejectedReason(d state.Approval, server string) string {
+	by := d.By
+	if by == "" {
+		by = "someone"
+	}
+	return fmt.Sprintf("held: rejected by %s at %s: %s. Change the desired state, or approve this change after all: `tend approve %s`",
+		by, d.At.UTC().Format(time.RFC3339), d.Note, server)
+}
+
+func approvedReason(d state.Approval) string {
+	by := d.By
+	if by == "" {
+		by = "someone"
+	}
+	s := fmt.Sprintf("approved by %s at %s", by, d.At.UTC().Format(time.RFC3339))
+	if d.Note != "" {
+		s += " (" + d.Note + ")"
+	}
+	return s
+}
+
+// promotions reads, for every server of cfg on this host whose promotion
+// rule must judge its desired version, the history of the environment it
+// is promoted from, and judges the version. Each source of history is read
+// once per server; an unreachable one makes the change wait, with why.
+func (e *Engine) promotions(ctx context.Context, cfg *spec.Config, latest map[string]*Record, targets map[string]bool) map[string]approval.Verdict {
+	var out map[string]approval.Verdict
+	for _, name := range cfg.ServerNames() {
+		s := cfg.Servers[name]
+		rule := cfg.PromotionRule(name)
+		if rule == nil || !e.Host.Matches(s.Selector) || (targets != nil && !targets[name]) || s.Version == "" {
+			continue
+		}
+		from := ""
+		if rec := latest[name]; rec != nil && rec.Outcome != state.OutcomeDeleted {
+			from = rec.Version
+		}
+		if from == s.Version {
+			continue
+		}
+		runs, err := approval.NewHistory(rule, nil).Runs(ctx, name)
+		if err != nil {
+			where := rule.URL
+			if rule.Store != "" {
+				where = rule.Store
+			}
+			err = fmt.Errorf("%s: %w", where, err)
+		}
+		if out == nil {
+			out = map[string]approval.Verdict{}
+		}
+		out[name] = approval.Decide(rule.From, rule.Soak, s.Version, runs, err, e.now())
+	}
+	return out
+}
+
+// waitCounts counts a plan's waiting changes by what they wait for.
+func waitCounts(p *Plan) map[string]int {
+	n := map[string]int{}
+	for _, c := range p.Changes {
+		if c.Action != ActionWaiting {
+			continue
+		}
+		for _, w := range c.WaitsFor {
+			n[w]++
+		}
+	}
+	return n
+}
+
+// waitsFor reports whether a waiting change waits for w.
+func (c *ServerChange) waitsFor(w string) bool { return slices.Contains(c.WaitsFor, w) }
+
+// useApproval marks the approval a change went with as used, by the
+// revision the apply recorded: an approved change is applied once. A change
+// that recorded no revision (the backend was unreachable before anything
+// was done) keeps its approval for the next pass.
+func (e *Engine) useApproval(c *ServerChange, r ServerResult) {
+	d := c.Decision
+	if d == nil || d.Decision != state.Approved || r.RevisionID == 0 {
+		return
+	}
+	ok, err := e.Store.UseApproval(d.ID, r.RevisionID, e.now())
+	switch {
+	case err != nil:
+		e.log().WithError(err).WithField("server", c.Server).Error("cannot mark the approval used")
+	case !ok:
+		e.log().WithFields(map[string]any{"server": c.Server, "approval": d.ID}).Warn("the approval was used already")
+	}
+}
