@@ -23,7 +23,7 @@ const (
 // server's newest recorded revision (nil for none).
 func gateChange(c *ServerChange, rec *Record) approval.Change {
 	act := c.Action
-	if act == ActionWaiting {
+	if act == ActionWaiting || act == ActionHeld && c.Waits != "" {
 		act = c.Waits
 	}
 	ch := approval.Change{Server: c.Server, Action: string(act), ToVersion: c.ToVersion, ToState: c.FieldsHash}
@@ -91,7 +91,7 @@ func govern(in PlanInput, c *ServerChange, rec *Record) {
 		switch {
 		case decided && d.Decision == state.Rejected:
 			c.Decision = &d
-			c.Action, c.Waits, c.WaitUntil, c.WaitsFor, c.HealInWindow = ActionHeld, "", time.Time{}, nil, nil
+			c.Action, c.Waits, c.WaitUntil, c.WaitsFor, c.HealInWindow = ActionHeld, act, time.Time{}, nil, nil
 			c.Reasons = []string{rejectedReason(d, c.Server)}
 			return
 		case decided:
@@ -227,4 +227,61 @@ func (e *Engine) useApproval(c *ServerChange, r ServerResult) {
 	case !ok:
 		e.log().WithFields(map[string]any{"server": c.Server, "approval": d.ID}).Warn("the approval was used already")
 	}
+}
+
+// Decision is what tend approve and tend reject (and the API) record.
+type Decision struct {
+	Server string
+	// Revision, when set, is the source revision the person reviewed:
+	// the decision is refused when the plan is now for another one.
+	Revision string
+	By       string
+	Note     string
+	Reject   bool
+}
+
+// DecisionError says why a decision cannot be recorded; the CLI and the
+// API show it as it is.
+type DecisionError struct{ Msg string }
+
+func (e *DecisionError) Error() string { return e.Msg }
+
+// Decide plans src and records an approval or a rejection of the change
+// the plan makes of d.Server, bound to that change's hash: a different
+// change (another version, other settings, another revision recorded since)
+// needs a decision of its own. The change must be one that an approval rule
+// covers.
+func (e *Engine) Decide(ctx context.Context, src *Source, d Decision) (*state.Approval, *ServerChange, error) {
+	if d.Reject && strings.TrimSpace(d.Note) == "" {
+		return nil, nil, &DecisionError{"a rejection needs a reason (--reason): it is what the plan and the notifications say"}
+	}
+	if d.Revision != "" && d.Revision != src.Revision && d.Revision != src.Base && !strings.HasPrefix(src.Base, d.Revision) {
+		return nil, nil, &DecisionError{fmt.Sprintf("the desired state is now revision %s, not %s: review the plan of %s (tend plan) and approve that", src.Revision, d.Revision, src.Revision)}
+	}
+	p, err := e.plan(ctx, src, nil, false, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := p.Change(d.Server)
+	switch {
+	case c == nil:
+		return nil, nil, &DecisionError{fmt.Sprintf("%s has no change in the plan of revision %s", d.Server, src.Revision)}
+	case c.ChangeHash == "":
+		return nil, c, &DecisionError{fmt.Sprintf("%s's change (%s) needs no approval: no approval rule covers it", d.Server, c.Action)}
+	case c.Decision != nil && c.Decision.Decision == state.Approved && !d.Reject:
+		return c.Decision, c, &DecisionError{fmt.Sprintf("%s's change was approved already, by %s at %s", d.Server, c.Decision.By, c.Decision.At.UTC().Format(time.RFC3339))}
+	}
+	a := state.Approval{
+		Server: d.Server, ChangeHash: c.ChangeHash, Decision: state.Approved, By: d.By, Note: d.Note,
+		Action: string(gateChange(c, nil).Action), SourceRevision: src.Revision, FromVersion: c.FromVersion, ToVersion: c.ToVersion,
+		At: e.now(),
+	}
+	if d.Reject {
+		a.Decision = state.Rejected
+	}
+	if a.ID, err = e.Store.RecordApproval(a); err != nil {
+		return nil, c, err
+	}
+	e.log().WithFields(map[string]any{"server": a.Server, "decision": a.Decision, "by": a.By, "change": a.ChangeHash, "revision": a.SourceRevision}).Info("change decided")
+	return &a, c, nil
 }
