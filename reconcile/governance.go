@@ -285,3 +285,54 @@ func (e *Engine) Decide(ctx context.Context, src *Source, d Decision) (*state.Ap
 	e.log().WithFields(map[string]any{"server": a.Server, "decision": a.Decision, "by": a.By, "change": a.ChangeHash, "revision": a.SourceRevision}).Info("change decided")
 	return &a, c, nil
 }
+
+// DecisionMessage says a decision in one line, for notifications and the
+// CLI: "approved by alice: update 1.4.2 → 1.5.0 (CHG-1042)".
+func DecisionMessage(a *state.Approval) string {
+	by := a.By
+	if by == "" {
+		by = "someone"
+	}
+	what := a.Action
+	switch {
+	case a.FromVersion != "" && a.ToVersion != "" && a.FromVersion != a.ToVersion:
+		what += " " + a.FromVersion + " → " + a.ToVersion
+	case a.ToVersion != "":
+		what += " " + a.ToVersion
+	case a.FromVersion != "":
+		what += " " + a.FromVersion
+	}
+	msg := fmt.Sprintf("%s by %s: %s of revision %s", a.Decision, by, what, a.SourceRevision)
+	if a.Note != "" {
+		sep := " ("
+		if a.Decision == state.Rejected {
+			sep = ": "
+		}
+		msg += sep + a.Note
+		if sep == " (" {
+			msg += ")"
+		}
+	}
+	return msg
+}
+
+// Decide records an approval or a rejection of a change the newest
+// desired state plans (the API's POST /api/v1/approve and /reject), sends
+// it as an "approval" notification, and starts a pass for an approval, so
+// that the approved change is applied now.
+func (l *Loop) Decide(ctx context.Context, d Decision) (*state.Approval, error) {
+	l.init()
+	src := l.LastGood()
+	if src == nil {
+		return nil, &DecisionError{"the desired state has not loaded yet: nothing is planned"}
+	}
+	a, _, err := l.Engine.Decide(ctx, src, d)
+	if err != nil {
+		return nil, err
+	}
+	l.notify("approval", a.Server, a.ToVersion, a.SourceRevision, DecisionMessage(a))
+	if !d.Reject {
+		l.Trigger("approval")
+	}
+	return a, nil
+}

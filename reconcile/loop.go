@@ -70,6 +70,12 @@ type HeldMetrics interface {
 	SetHeld(server string, held bool)
 }
 
+// WaitMetrics is what the loop reports of waiting changes, when its Metrics
+// has it: for every server, what its change waits for (nil: nothing).
+type WaitMetrics interface {
+	SetWaiting(server string, waitsFor []string)
+}
+
 // BackupMetrics is what the loop reports of backups and drills, when its
 // Metrics has it.
 type BackupMetrics interface {
@@ -694,6 +700,13 @@ func (l *Loop) reportServers(p *Plan) {
 		}
 		up := c.FromReplicas > 0
 		l.Metrics.SetServer(c.Server, up, up && !drifted, drifted, c.Action == ActionHeld)
+		if wm, ok := l.Metrics.(WaitMetrics); ok {
+			var waits []string
+			if c.Action == ActionWaiting {
+				waits = c.WaitsFor
+			}
+			wm.SetWaiting(c.Server, waits)
+		}
 	}
 }
 
@@ -762,8 +775,9 @@ func selfHeal(cfg *spec.Config, server string) bool {
 	return cfg.Tend.SelfHeal
 }
 
-// noteWaiting sends a "waiting" event when a change starts waiting for a
-// window: once per change, not on every pass.
+// noteWaiting sends a "waiting" event when a change starts waiting (for a
+// window, an approval or a promotion): once per change and what it waits
+// for, not on every pass.
 func (l *Loop) noteWaiting(src *Source, p *Plan) {
 	l.mu.Lock()
 	if l.waiting == nil {
@@ -776,8 +790,11 @@ func (l *Loop) noteWaiting(src *Source, p *Plan) {
 			continue
 		}
 		now[c.Server] = true
-		if l.waiting[c.Server] != c.FieldsHash {
-			l.waiting[c.Server] = c.FieldsHash
+		// Once per change and what it waits for: a change that was
+		// promoted and now waits for an approval says so.
+		key := c.FieldsHash + "/" + strings.Join(c.WaitsFor, ",")
+		if l.waiting[c.Server] != key {
+			l.waiting[c.Server] = key
 			send = append(send, c)
 		}
 	}

@@ -148,21 +148,27 @@ func (e *Engine) Retry(server string) (int, error) {
 // ServerStatus answers "what is this server doing, and why is it not
 // updating?".
 type ServerStatus struct {
-	Server          string               `json:"server"`
-	Provider        string               `json:"provider"`
-	DesiredVersion  string               `json:"desired_version"`
-	LiveVersions    []string             `json:"live_versions"`
-	DesiredReplicas int                  `json:"desired_replicas"`
-	Replicas        int                  `json:"replicas"`
-	Running         int                  `json:"running"`
-	Health          string               `json:"health"` // healthy, degraded, down, missing
-	Drift           []string             `json:"drift,omitempty"`
-	LastRevision    *state.Revision      `json:"last_revision,omitempty"`
-	Held            []state.Hold         `json:"held,omitempty"`
-	Pending         string               `json:"pending,omitempty"` // what the next apply would do
-	Instances       []providers.Instance `json:"instances,omitempty"`
-	Backup          *BackupStatus        `json:"backup,omitempty"`
-	Scaling         *ScalingStatus       `json:"scaling,omitempty"`
+	Server          string          `json:"server"`
+	Provider        string          `json:"provider"`
+	DesiredVersion  string          `json:"desired_version"`
+	LiveVersions    []string        `json:"live_versions"`
+	DesiredReplicas int             `json:"desired_replicas"`
+	Replicas        int             `json:"replicas"`
+	Running         int             `json:"running"`
+	Health          string          `json:"health"` // healthy, degraded, down, missing
+	Drift           []string        `json:"drift,omitempty"`
+	LastRevision    *state.Revision `json:"last_revision,omitempty"`
+	Held            []state.Hold    `json:"held,omitempty"`
+	Pending         string          `json:"pending,omitempty"` // what the next apply would do
+	// WaitsFor says what a waiting change waits for (window, approval,
+	// promotion); WaitReasons say why, in words, with the command to run.
+	WaitsFor    []string `json:"waits_for,omitempty"`
+	WaitReasons []string `json:"wait_reasons,omitempty"`
+	// Decision is the approval or rejection of its planned change.
+	Decision  *state.Approval      `json:"decision,omitempty"`
+	Instances []providers.Instance `json:"instances,omitempty"`
+	Backup    *BackupStatus        `json:"backup,omitempty"`
+	Scaling   *ScalingStatus       `json:"scaling,omitempty"`
 
 	// Waiting: the next change waits (for a change window); Pending says
 	// what for.
@@ -259,9 +265,16 @@ func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error
 		case ActionWaiting:
 			st.Pending = string(c.Waits) + ", " + strings.Join(c.Reasons, "; ")
 			st.Waiting = true
+			st.WaitsFor = c.WaitsFor
+			for _, r := range c.Reasons {
+				if strings.HasPrefix(r, "waiting") {
+					st.WaitReasons = append(st.WaitReasons, r)
+				}
+			}
 		default:
 			st.Pending = string(c.Action) + ": " + strings.Join(c.Reasons, "; ")
 		}
+		st.Decision = c.Decision
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Server < out[j].Server })

@@ -68,6 +68,7 @@ and rolls back by itself when verification fails.`,
 	root.AddCommand(newStoreCmd())
 	root.AddCommand(newLockCmd(), newOutdatedCmd())
 	root.AddCommand(newLogsCmd())
+	root.AddCommand(newApproveCmd(), newRejectCmd())
 	return root
 }
 

@@ -167,7 +167,7 @@ func newHistoryCmd() *cobra.Command {
 	var ef engineFlags
 	var output string
 	var limit int
-	var scaling bool
+	var scaling, approvals bool
 	cmd := &cobra.Command{
 		Use:   "history [SERVER]",
 		Short: "List applied revisions, newest first",
@@ -185,6 +185,13 @@ func newHistoryCmd() *cobra.Command {
 			if scaling {
 				return printScaleHistory(cmd.OutOrStdout(), e, server, limit, output)
 			}
+			if approvals {
+				list, err := e.Store.Approvals(server, limit)
+				if err != nil {
+					return err
+				}
+				return printApprovals(cmd.OutOrStdout(), list, output)
+			}
 			if server != "" {
 				if err := ef.knownServer(e, server); err != nil {
 					return err
@@ -193,6 +200,14 @@ func newHistoryCmd() *cobra.Command {
 			hist, err := e.Store.History(server, limit)
 			if err != nil {
 				return err
+			}
+			approvedBy := map[int64]string{}
+			if list, err := e.Store.Approvals(server, 0); err == nil {
+				for _, a := range list {
+					if a.RevisionID != 0 {
+						approvedBy[a.RevisionID] = a.By
+					}
+				}
 			}
 			if output == "json" {
 				type row struct {
@@ -205,10 +220,11 @@ func newHistoryCmd() *cobra.Command {
 					Message        string    `json:"message"`
 					StartedAt      time.Time `json:"started_at"`
 					FinishedAt     time.Time `json:"finished_at"`
+					ApprovedBy     string    `json:"approved_by,omitempty"`
 				}
 				rows := make([]row, 0, len(hist))
 				for _, r := range hist {
-					rows = append(rows, row{r.ID, r.Server, r.SourceRevision, r.Version, string(r.Outcome), r.Trigger, r.Message, r.StartedAt, r.FinishedAt})
+					rows = append(rows, row{r.ID, r.Server, r.SourceRevision, r.Version, string(r.Outcome), r.Trigger, r.Message, r.StartedAt, r.FinishedAt, approvedBy[r.ID]})
 				}
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
@@ -217,14 +233,14 @@ func newHistoryCmd() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REVISION\tSERVER\tVERSION\tOUTCOME\tTRIGGER\tSOURCE\tSTARTED\tDURATION\tMESSAGE")
+			fmt.Fprintln(tw, "REVISION\tSERVER\tVERSION\tOUTCOME\tTRIGGER\tSOURCE\tSTARTED\tDURATION\tAPPROVED BY\tMESSAGE")
 			for _, r := range hist {
 				d := "-"
 				if !r.FinishedAt.IsZero() {
 					d = r.FinishedAt.Sub(r.StartedAt).Round(100 * time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Server, r.Version, r.Outcome, r.Trigger,
-					r.SourceRevision, r.StartedAt.Local().Format("2006-01-02 15:04:05"), d, oneLine(r.Message, 100))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Server, r.Version, r.Outcome, r.Trigger,
+					r.SourceRevision, r.StartedAt.Local().Format("2006-01-02 15:04:05"), d, dash(approvedBy[r.ID]), oneLine(r.Message, 100))
 			}
 			return tw.Flush()
 		},
@@ -232,6 +248,7 @@ func newHistoryCmd() *cobra.Command {
 	ef.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many revisions to show (0: all)")
+	cmd.Flags().BoolVar(&approvals, "approvals", false, "list the approvals and rejections of planned changes (tend approve, tend reject, the API) instead of revisions")
 	cmd.Flags().BoolVar(&scaling, "scaling", false, "list the autoscaler's decisions (with their samples in -o json) instead of revisions")
 	return cmd
 }

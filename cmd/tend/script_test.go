@@ -18,6 +18,7 @@ import (
 	"flag"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/providers/process"
+	"github.com/tendhq/tend/reconcile/state"
 	"github.com/tendhq/tend/spec"
 	"os"
 	"testing"
@@ -120,12 +121,18 @@ func TestScript(t *testing.T) {
 			}
 			env.Setenv("PORT_BASE", strconv.Itoa(port))
 			env.Setenv("PORT_BASE_1", strconv.Itoa(port+1))
+			env.Setenv("PORT_BASE_2", strconv.Itoa(port+2))
 			env.Setenv("PORT_BASE_3", strconv.Itoa(port+3))
 			// Every script's replicas are stopped when it ends, pass or fail;
 			// so are those whose state directory a script removed, by their
 			// supervisors (whose working directory is under $WORK).
 			env.Defer(func() {
 				stopAll(filepath.Join(env.WorkDir, ".state"))
+				// Scripts that run several tends give each a NAME.state.
+				others, _ := filepath.Glob(filepath.Join(env.WorkDir, "*.state"))
+				for _, dir := range others {
+					stopAll(dir)
+				}
 				termProcs("__tend-supervise", env.WorkDir, 15*time.Second)
 			})
 			return nil
@@ -186,6 +193,11 @@ func TestScript(t *testing.T) {
 			"wait-procs": cmdWaitProcs,
 			// term-procs SUBSTRING: SIGTERM what procs counts, wait until gone.
 			"term-procs": cmdTermProcs,
+			// promoted-after TO_STATE FROM_STATE SERVER VERSION SOAK: the
+			// first revision of SERVER at VERSION in the store of TO_STATE
+			// started at least SOAK after the first verified one in
+			// FROM_STATE finished.
+			"promoted-after": cmdPromotedAfter,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[0])
@@ -285,4 +297,37 @@ func findProcs(sub, dir string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+func cmdPromotedAfter(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 5 {
+		ts.Fatalf("usage: promoted-after TO_STATE FROM_STATE SERVER VERSION SOAK")
+	}
+	soak, err := time.ParseDuration(args[4])
+	ts.Check(err)
+	first := func(dir string, verified bool) time.Time {
+		st, err := state.OpenReadOnly(filepath.Join(ts.MkAbs(dir), "state.db"))
+		ts.Check(err)
+		defer st.Close()
+		hist, err := st.History(args[2], 0)
+		ts.Check(err)
+		var at time.Time
+		for _, r := range hist { // newest first: the last match is the first
+			if r.Version != args[3] || verified && r.Outcome != state.OutcomeVerified {
+				continue
+			}
+			at = r.StartedAt
+			if verified {
+				at = r.FinishedAt
+			}
+		}
+		if at.IsZero() {
+			ts.Fatalf("%s records no revision of %s at %s", dir, args[2], args[3])
+		}
+		return at
+	}
+	verified, applied := first(args[1], true), first(args[0], false)
+	if gap := applied.Sub(verified); (gap >= soak) == neg {
+		ts.Fatalf("%s %s started in %s %s after it was verified in %s (soak %s)", args[2], args[3], args[0], gap, args[1], soak)
+	}
 }

@@ -82,7 +82,12 @@ type Metrics struct {
 	updateLastRun   prometheus.Gauge
 	updateFailures  prometheus.Counter
 	updateCommits   prometheus.Counter
+	serverWaiting   *prometheus.GaugeVec
+	decisions       *prometheus.CounterVec
 }
+
+// WaitReasons are the values of the "for" label of tend_server_waiting.
+var WaitReasons = []string{"window", "approval", "promotion"}
 
 // NewMetrics creates tend's metrics and registers them on reg (a new
 // registry when reg is nil), never on the global one. It panics when a
@@ -175,13 +180,22 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "tend_update_commits_total",
 			Help: "Update commits pushed to the state repository.",
 		}),
+		serverWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tend_server_waiting",
+			Help: "1 when the server has a change that waits, by what it waits for: a change window, an approval (tend approve), or a promotion (verified long enough in the environment it is promoted from).",
+		}, []string{"server", "for"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_approval_decisions_total",
+			Help: "Approvals and rejections of planned changes recorded through this tend's API, by server and decision (approved, rejected).",
+		}, []string{"server", "decision"}),
 	}
 	reg.MustRegister(m.passes, m.passDuration, m.fetchDuration, m.fetchErrors,
 		m.serverUp, m.serverHealthy, m.serverDrifted, m.serverHeld,
 		m.rollbacks, m.applyDuration, m.lastSuccess, m.webhooks,
 		m.backupLast, m.backupDuration, m.backupSize, m.backupFailures, m.drillLast, m.drillFailures,
 		m.scaleDesired, m.scaleReplicas, m.scaleRunning, m.replicaUse, m.scaleDecisions, m.usageCPU, m.usageMemory,
-		m.updateAvailable, m.updateLastRun, m.updateFailures, m.updateCommits)
+		m.updateAvailable, m.updateLastRun, m.updateFailures, m.updateCommits,
+		m.serverWaiting, m.decisions)
 	for _, r := range PassResults {
 		m.passes.WithLabelValues(r)
 	}
@@ -265,6 +279,32 @@ func (m *Metrics) ForgetServer(name string) {
 		v.DeleteLabelValues(name)
 	}
 	m.replicaUse.DeletePartialMatch(prometheus.Labels{"server": name})
+	m.serverWaiting.DeletePartialMatch(prometheus.Labels{"server": name})
+}
+
+// SetWaiting sets tend_server_waiting of one server: 1 for each of what
+// its change waits for, 0 for the others.
+func (m *Metrics) SetWaiting(name string, waitsFor []string) {
+	if m == nil {
+		return
+	}
+	for _, w := range WaitReasons {
+		v := 0.0
+		for _, x := range waitsFor {
+			if x == w {
+				v = 1
+			}
+		}
+		m.serverWaiting.WithLabelValues(name, w).Set(v)
+	}
+}
+
+// IncDecision counts one approval or rejection.
+func (m *Metrics) IncDecision(server, decision string) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(server, decision).Inc()
 }
 
 // IncRollback counts one rollback of server.

@@ -148,6 +148,9 @@ func newServer(cfg Config, b Backend, m *Metrics, now func() time.Time) *server 
 		s.mux.HandleFunc("/api/v1/backups", s.list("backups", bl.Backups))
 	}
 	s.mux.HandleFunc("/api/v1/sync", s.sync)
+	s.mux.HandleFunc("/api/v1/approve", s.decide(false))
+	s.mux.HandleFunc("/api/v1/reject", s.decide(true))
+	s.mux.HandleFunc("/api/v1/approvals", s.approvals)
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	}

@@ -44,7 +44,8 @@ var kindStyle = map[string]struct{ emoji, verb, color string }{
 	"drift":    {":warning:", "has drifted", "warning"},
 	"held":     {":pause_button:", "is held", "warning"},
 	"backup":   {":floppy_disk:", "was backed up", "good"},
-	"waiting":  {":hourglass:", "waits for a change window", "#439FE0"},
+	"waiting":  {":hourglass:", "has a change that waits", "#439FE0"},
+	"approval": {":ballot_box_with_check:", "had a change decided", "#439FE0"},
 	"scale":    {":chart_with_upwards_trend:", "was scaled", "#439FE0"},
 	"update":   {":arrow_up:", "has an update", "#439FE0"},
 }
