@@ -60,7 +60,7 @@ func govern(in PlanInput, c *ServerChange, rec *Record) {
 		act = c.Waits
 	}
 	switch act {
-	case ActionCreate, ActionUpdate, ActionReplace, ActionScale, ActionDelete:
+	case ActionCreate, ActionUpdate, ActionReload, ActionReplace, ActionScale, ActionDelete:
 	default:
 		return
 	}

@@ -64,6 +64,7 @@ func TestRequired(t *testing.T) {
 		{"create", rule("create"), Change{Server: "s", Action: "create", ToVersion: "1.0.0", ToState: "b"}, "create"},
 		{"all on a heal (recorded state put back)", rule("all"), Change{Server: "s", Action: "create", FromVersion: "1.0.0", ToVersion: "1.0.0", FromState: "a", ToState: "a"}, ""},
 		{"all on verify", rule("all"), Change{Server: "s", Action: "verify", FromState: "a", ToState: "b"}, ""},
+		{"all on a config reload", rule("all"), Change{Server: "s", Action: "reload", FromVersion: "1.0.0", ToVersion: "1.0.0", FromState: "a", ToState: "b"}, "all"},
 		{"two rules add up", []*spec.Approval{{Changes: []string{"delete"}}, {Changes: []string{"version", "major"}}}, upd("1.0.0", "2.0.0"), "version,major"},
 	}
 	for _, tc := range cases {

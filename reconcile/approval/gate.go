@@ -13,7 +13,7 @@ import (
 // Change is a planned change of one server, as the gates see it.
 type Change struct {
 	Server string
-	// Action is the plan's action: create, update, replace, scale, delete.
+	// Action is the plan's action: create, update, reload, replace, scale, delete.
 	Action      string
 	FromVersion string
 	ToVersion   string
@@ -47,7 +47,7 @@ func (c Change) changesRevision() bool {
 		return true
 	}
 	switch c.Action {
-	case "create", "update", "replace", "scale":
+	case "create", "update", "reload", "replace", "scale":
 		return c.FromState != c.ToState
 	}
 	return false
