@@ -86,7 +86,10 @@ func (e *Engine) triggerReload(ctx context.Context, prov providers.Provider, d *
 			return fmt.Errorf("the reload command: %w", r.Err)
 		}
 		if r.ExitCode != 0 {
-			return fmt.Errorf("the reload command exited with code %d: %s", r.ExitCode, lastBytes(out.String(), 300))
+			if tail := lastBytes(out.String(), 300); tail != "" {
+				return fmt.Errorf("the reload command exited with code %d: %s", r.ExitCode, tail)
+			}
+			return fmt.Errorf("the reload command exited with code %d", r.ExitCode)
 		}
 		return nil
 	}

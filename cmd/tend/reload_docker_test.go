@@ -23,8 +23,9 @@ import (
 // TestDockerReload: on a real Docker Engine, a change of config files only
 // reloads each container with SIGHUP (docker kill --signal): the same
 // containers run on, and mcp-notes counts the reload; a config that breaks
-// the server falls back to a rolling restart, which fails too, and the last
-// verified revision comes back, in new containers.
+// the server's checks falls back to a rolling restart, which fails too, and the last
+// verified revision comes back, in new containers. tend logs reads the
+// containers' output (--since, --tail, one replica or both).
 func TestDockerReload(t *testing.T) {
 	cli := dockertest.Engine(t)
 	const image = "tend-e2e/notes-reload:1.0.0"
@@ -61,7 +62,8 @@ server "notes" {
   }
   check "health" {
     http {
-      path = "/health"
+      path       = "/health"
+      body_regex = "\"rate_limiting\":\"(off|5 requests per 60s per client IP)\""
     }
     interval = "300ms"
     timeout  = "300ms"
@@ -148,8 +150,24 @@ server "notes" {
 		t.Fatalf("after the reload, the plan is not empty (the containers do not report the new spec):\n%s", out)
 	}
 
-	// A config mcp-notes refuses: fallback, failure, rollback.
-	out = tend(1, "apply", "--var", "limit=5", "--var", "workers=0")
+	// tend logs through the Engine's container logs: --since, --tail, headers.
+	logs := tend(0, "logs", "notes", "--replica", "0", "--since", "10m", "--tail", "0")
+	if !strings.Contains(logs, "mcp-notes starting") || !strings.Contains(logs, "config reloaded") || strings.Contains(logs, "==>") {
+		t.Errorf("tend logs --replica 0 --since 10m:\n%s", logs)
+	}
+	if logs := tend(0, "logs", "notes", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); strings.Contains(logs, "mcp-notes") {
+		t.Errorf("tend logs --since an hour ahead shows lines:\n%s", logs)
+	}
+	if logs := tend(0, "logs", "notes", "--tail", "1"); !strings.Contains(logs, "==> replica 0 <==") || !strings.Contains(logs, "==> replica 1 <==") {
+		t.Errorf("tend logs of two replicas:\n%s", logs)
+	}
+
+	// A config the checks refuse (mcp-notes takes it, the body_regex does
+	// not): fallback, failure, rollback. (A config mcp-notes refuses at
+	// start is the process and systemd tests' case: here its containers
+	// would crash-loop, which races the provider's rename of a new
+	// container.)
+	out = tend(1, "apply", "--var", "limit=9")
 	for _, want := range []string{"replica 0 failed its checks after the reload", "fell back to a rolling restart, which failed", "rolled back to revision", "Apply complete: 0 verified, 1 rolled back"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the broken reload does not say %q:\n%s", want, out)
