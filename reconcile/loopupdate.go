@@ -51,22 +51,6 @@ func (l *Loop) updateJobs(cfg *spec.Config) []string {
 	return out
 }
 
-// RunUpdate runs the update job of server now, as its schedule would;
-// tests and the API use it.
-func (l *Loop) RunUpdate(ctx context.Context, server string) (autoupdate.Report, error) {
-	l.init()
-	src := l.LastGood()
-	if src == nil {
-		return autoupdate.Report{}, ErrStalled
-	}
-	for _, j := range autoupdate.Jobs(src.Config) {
-		if _, ok := j.Policies[server]; ok {
-			return l.runUpdate(ctx, src, j.Key), nil
-		}
-	}
-	return autoupdate.Report{}, fmt.Errorf("server %q has no update settings in effect", server)
-}
-
 // runUpdate runs the update job key of src (a job whose settings changed
 // since it was scheduled is not found and does nothing), then reports.
 func (l *Loop) runUpdate(ctx context.Context, src *Source, key string) autoupdate.Report {
