@@ -51,6 +51,14 @@ server "notes" {
     path = "/var/lib/mcp-notes"
   }
 
+  # mcp-notes re-reads its config file on SIGHUP: a change of the config file
+  # alone is applied without a restart (the plan says "reload"). A setting it
+  # reads only at start (workers, host, port, data_dir) makes its /health fail
+  # after the reload, and tend restarts the replicas instead.
+  reload {
+    signal = "HUP"
+  }
+
   check "health" {
     http {
       path          = "/health"
