@@ -21,7 +21,8 @@ const docsSecret = "tok-s3cr3t-notes-42"
 // TestDocsHistoryGolden records a history in a real SQLite store through
 // the state API (notes: 1.3.0 verified with a contract; 1.4.0 failed and
 // rolled back; 1.4.0 verified again with a contract that added and removed
-// tools; a heal; a failure whose message holds the secret), reads it back
+// tools, approved by alice; a heal; a failure whose message holds the
+// secret), reads it back
 // with DocsHistory, and compares the CHANGELOG.md and TROUBLESHOOTING.md
 // fleetdocs writes with testdata/docs.
 func TestDocsHistoryGolden(t *testing.T) {
@@ -87,7 +88,16 @@ func TestDocsHistoryGolden(t *testing.T) {
 	record(60, "1.4.0", "b2c3d4e5f6a1", "apply", state.OutcomeRolledBack,
 		"replica 0 failed verification: check health: GET /health: status 503, want 200 (3 times in a row); the output of replica 0 ends: token "+docsSecret+" refused; rolled back to revision 1 (1.3.0), verified as revision 3", nil)
 	record(62, "1.3.0", "a1b2c3d4e5f6", "auto-rollback", state.OutcomeVerified, "restored revision 1 (1.3.0)", &older)
-	record(120, "1.4.0", "c3d4e5f6a1b2", "retry", state.OutcomeVerified, "rolling update to 1.4.0 verified", &full)
+	approved := record(120, "1.4.0", "c3d4e5f6a1b2", "retry", state.OutcomeVerified, "rolling update to 1.4.0 verified", &full)
+	// 1.4.0 needed an approval: alice gave it, and revision 4 carried it out.
+	aid, err := st.RecordApproval(state.Approval{Server: "notes", ChangeHash: "h-1.4.0", Decision: state.Approved, By: "alice",
+		Action: "update", SourceRevision: "c3d4e5f6a1b2", FromVersion: "1.3.0", ToVersion: "1.4.0", At: base.Add(119 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.UseApproval(aid, approved, base.Add(121*time.Minute)); err != nil || !ok {
+		t.Fatalf("use approval: %v %v", ok, err)
+	}
 	record(180, "1.4.0", "c3d4e5f6a1b2", "drift", state.OutcomeVerified, "healed 1.4.0 verified", &full)
 	record(240, "1.5.0", "d4e5f6a1b2c3", "apply", state.OutcomeFailed, "the pre_deploy hook failed, so no replica was changed: exit code 1: connection refused", nil)
 

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 
 	"github.com/tendhq/tend/reconcile/contract"
@@ -55,7 +56,11 @@ func (e *Engine) DocsHistory(cfg *spec.Config) (*fleetdocs.History, error) {
 						d.Contract = &c
 					}
 				}
-				d.ApprovedBy = e.approvedBy(r.ID)
+				by, err := e.approvedBy(r.ID)
+				if err != nil {
+					return nil, err
+				}
+				d.ApprovedBy = by
 				sh.Verified = append(sh.Verified, d)
 			case state.OutcomeFailed, state.OutcomeRolledBack:
 				sh.Failures = append(sh.Failures, d)
@@ -66,6 +71,17 @@ func (e *Engine) DocsHistory(cfg *spec.Config) (*fleetdocs.History, error) {
 	return h, nil
 }
 
-// approvedBy says who approved the change of a revision. The store records
-// no approvals yet, so it says nobody.
-func (e *Engine) approvedBy(revisionID int64) string { return "" }
+// approvedBy says who approved the change a revision carried out: empty
+// when it needed no approval (or was applied before approvals existed).
+func (e *Engine) approvedBy(revisionID int64) (string, error) {
+	a, err := e.Store.ApprovalOf(revisionID)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", err
+	case a.Decision != state.Approved:
+		return "", nil
+	}
+	return a.By, nil
+}
