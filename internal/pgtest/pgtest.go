@@ -282,7 +282,13 @@ func start(bin string) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "tend-pg-")
+	// As root, the server's user must be able to pass through every
+	// directory above its own: $TMPDIR may be under root's home.
+	base := os.TempDir()
+	if cred != nil && !searchable(base) {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "tend-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +386,26 @@ func (s *Server) stop() {
 		}
 	}
 	_ = os.RemoveAll(s.Dir)
+}
+
+// searchable reports whether anyone may pass through dir and every
+// directory above it (the x bit for others).
+func searchable(dir string) bool {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	for {
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return true
+		}
+		dir = parent
+	}
 }
 
 func tail(path string, n int) string {
