@@ -36,7 +36,7 @@ type Approval struct {
 	Name    string   `json:"name,omitempty"` // top-level blocks only
 	Changes []string `json:"changes"`
 	// Environments, when set, limit the rule to a tend that runs with one
-	// of these environments (--env, TEND_ENV).
+	// of these environments (--env, TEND_ENV); an empty list, to none.
 	Environments []string  `json:"environments,omitempty"`
 	Servers      []Ref     `json:"servers,omitempty"` // top-level blocks only; nil: every server
 	DeclRange    hcl.Range `json:"-"`
@@ -44,7 +44,7 @@ type Approval struct {
 
 // InEnv reports whether the rule is in force for a tend running with env.
 func (a *Approval) InEnv(env string) bool {
-	return len(a.Environments) == 0 || slices.Contains(a.Environments, env)
+	return a.Environments == nil || slices.Contains(a.Environments, env)
 }
 
 // Covers reports whether a top-level rule selects server.
@@ -64,14 +64,14 @@ type Promotion struct {
 	Token Value         `json:"token"`
 	Store string        `json:"store,omitempty"`
 	// Environments, when set, limit the rule to a tend that runs with one
-	// of these environments.
+	// of these environments; an empty list, to none.
 	Environments []string  `json:"environments,omitempty"`
 	DeclRange    hcl.Range `json:"-"`
 }
 
 // InEnv reports whether the rule is in force for a tend running with env.
 func (p *Promotion) InEnv(env string) bool {
-	return len(p.Environments) == 0 || slices.Contains(p.Environments, env)
+	return p.Environments == nil || slices.Contains(p.Environments, env)
 }
 
 // ApprovalRules returns the approval rules in force for server in cfg's

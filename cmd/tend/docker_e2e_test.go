@@ -93,9 +93,11 @@ func TestDockerFleet(t *testing.T) {
 
 	// The example's change windows (business hours for the data tier, a
 	// year-end freeze) are not what this test is about: it runs at any
-	// hour of the year.
+	// hour of the year. Nor is its promotion rule (production takes what
+	// staging verified): there is no staging here.
 	tend := func(out io.Writer, searchVersion string, cmd ...string) int {
 		args := append(cmd, "-ignore-windows", "--state-dir", stateDir, "--managed-by", managedBy, "--env", "production",
+			"--var", "promotion_environments=[]",
 			"--var", "registry="+registry, "--var", "postgres_image="+postgres,
 			"--var", "search_version="+searchVersion, "-target", "search", "../../examples/mcp-fleet")
 		return run(args, out, out)

@@ -14,4 +14,28 @@ tend {
   schedule          = "*/15 * * * *"
   self_heal         = true
   max_prune_percent = 25
+
+  # Production takes a version only after staging verified it, an hour ago
+  # or more; a version that failed in staging never reaches production, and
+  # while staging's tend cannot be reached, production waits.
+  promotion {
+    from         = "staging"
+    soak         = "1h"
+    url          = var.staging_tend_url
+    token        = secret("staging_api_token")
+    environments = var.promotion_environments
+  }
+
+  # In production, major versions and deletes wait for `tend approve`.
+  approval {
+    changes      = ["major", "delete"]
+    environments = ["production"]
+  }
+}
+
+# A new version of the database, or its removal, waits for an approval in
+# every environment.
+approval "data-tier" {
+  changes = ["version", "delete"]
+  servers = [server.postgres]
 }

@@ -45,6 +45,18 @@ variable "notes_release_sha256" {
   default     = "3f2a94c1d0b2e6b7a81f5c3e9d4b6a7c8e9f0a1b2c3d4e5f60718293a4b5c6d7"
 }
 
+variable "staging_tend_url" {
+  type        = string
+  default     = "https://tend-staging.example.com:8440"
+  description = "The tend run of staging (its --listen), whose history production's promotion rule reads."
+}
+
+variable "promotion_environments" {
+  type        = list(string)
+  default     = ["production"]
+  description = "The environments that take a version only after staging verified it; [] turns the rule off."
+}
+
 variable "alert_webhook" {
   type        = string
   sensitive   = true
