@@ -396,3 +396,20 @@ func TestStaticFilesAndUnknownPages(t *testing.T) {
 		}
 	}
 }
+
+func TestShorten(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"first line\nsecond", 40, "first line…"},
+		{"ééééé", 3, "ééé…"},
+		{"a long message", 0, "a long message"},
+	} {
+		if got := shorten(c.in, c.limit); got != c.want {
+			t.Errorf("shorten(%q, %d) = %q, want %q", c.in, c.limit, got, c.want)
+		}
+	}
+}

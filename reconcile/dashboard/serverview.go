@@ -92,7 +92,7 @@ func outcomeClass(o string) string {
 func newServerView(name string, d *Detail, redact func(string) string, now time.Time) *serverView {
 	v := &serverView{Name: name, Plan: d.Plan, PlanError: d.PlanError, Scaling: scalingOf(d.Status)}
 	if d.Status != nil {
-		v.Row = newRow(d.Status, redact, now)
+		v.Row = newRow(d.Status, redact, now, 0)
 		v.Held = v.Row.Held
 		for _, in := range d.Status.Instances {
 			ir := instRow{Replica: in.Replica, ID: in.ID, State: string(in.State), Class: instanceClass(in), Version: in.Version,

@@ -111,7 +111,7 @@ func newFleetView(f *Fleet, flt filter, redact func(string) string, now time.Tim
 	v := &fleetView{Filter: flt, States: stateNames, Daemon: f.Daemon, Total: len(f.Servers)}
 	provs, hosts, byState := map[string]bool{}, map[string]bool{}, map[string]int{}
 	for i := range f.Servers {
-		r := newRow(&f.Servers[i], redact, now)
+		r := newRow(&f.Servers[i], redact, now, rowText)
 		provs[r.Provider] = true
 		for _, h := range strings.Split(r.Hosts, ", ") {
 			if h != "" {
@@ -143,12 +143,13 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-func newRow(s *reconcile.ServerStatus, redact func(string) string, now time.Time) *row {
+func newRow(s *reconcile.ServerStatus, redact func(string) string, now time.Time, limit int) *row {
+	cut := func(msg string) string { return shorten(redact(msg), limit) }
 	r := &row{
 		Name: s.Server, Link: "/servers/" + url.PathEscape(s.Server), Provider: s.Provider,
 		Desired: orDash(s.DesiredVersion), Live: orDash(strings.Join(s.LiveVersions, ", ")),
 		Replicas: fmt.Sprintf("%d/%d", s.Running, s.DesiredReplicas), Health: s.Health,
-		Pending: redact(s.Pending),
+		Pending: cut(s.Pending),
 	}
 	r.States = append(r.States, s.Health)
 	hosts := map[string]bool{}
@@ -164,27 +165,31 @@ func newRow(s *reconcile.ServerStatus, redact func(string) string, now time.Time
 		}
 	}
 	for _, d := range s.Drift {
-		r.Drift = append(r.Drift, redact(d))
+		r.Drift = append(r.Drift, cut(d))
 	}
 	if len(r.Drift) > 0 {
 		r.States = append(r.States, "drifted")
 	}
 	for _, h := range s.Held {
-		r.Held = append(r.Held, fmt.Sprintf("%s held: %s", orDash(h.Version), redact(h.Reason)))
+		r.Held = append(r.Held, cut(fmt.Sprintf("%s held: %s", orDash(h.Version), h.Reason)))
 	}
 	if len(r.Held) > 0 {
 		r.States = append(r.States, "held")
+		if limit > 0 && strings.HasPrefix(s.Pending, "held") {
+			r.Pending = "" // the holds say it; the server page has both
+		}
 	}
 	if s.Pending != "" {
-		if s.Waiting {
+		switch {
+		case s.Waiting:
 			r.Waiting = true
 			r.States = append(r.States, "waiting")
-		} else {
+		case !strings.HasPrefix(s.Pending, "held"):
 			r.States = append(r.States, "pending")
 		}
 	}
 	if lr := s.LastRevision; lr != nil {
-		r.LastOutcome, r.LastTrigger, r.LastMessage = string(lr.Outcome), lr.Trigger, redact(lr.Message)
+		r.LastOutcome, r.LastTrigger, r.LastMessage = string(lr.Outcome), lr.Trigger, cut(lr.Message)
 		at := lr.FinishedAt
 		if at.IsZero() {
 			at = lr.StartedAt
@@ -226,6 +231,28 @@ func instanceTitle(in providers.Instance) string {
 		t += fmt.Sprintf(", %d restarts", in.Restarts)
 	}
 	return t
+}
+
+// rowText bounds each message of a fleet row, in runes; the server page
+// shows them whole.
+const rowText = 160
+
+// shorten cuts s to its first line and at most limit runes (0: no limit).
+func shorten(s string, limit int) string {
+	if limit <= 0 {
+		return s
+	}
+	cut := false
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s, cut = s[:i], true
+	}
+	if r := []rune(s); len(r) > limit {
+		s, cut = string(r[:limit]), true
+	}
+	if cut {
+		s = strings.TrimRight(s, " ") + "…"
+	}
+	return s
 }
 
 func orDash(s string) string {
