@@ -35,13 +35,16 @@ test: engines
 ## TEND_REQUIRE_DOCKER=1, TEND_REQUIRE_SYSTEMD=1, TEND_REQUIRE_KUBERNETES=1
 ## or TEND_REQUIRE_S3=1. PostgreSQL (the PostgreSQL state store's tests
 ## start a server from it in a temporary directory) is Debian's package,
-## installed when missing (hack/postgres.sh; TEND_REQUIRE_POSTGRES=1).
+## installed when missing (hack/postgres.sh; TEND_REQUIRE_POSTGRES=1). So
+## is chromium, the browser the dashboard's test drives (hack/chromium.sh;
+## TEND_REQUIRE_CHROMIUM=1).
 engines:
 	./hack/postgres.sh install >/dev/null || [ "$$TEND_REQUIRE_POSTGRES" != 1 ]
 	./hack/docker-engine.sh up
 	./hack/systemd-image.sh >/dev/null || [ "$$TEND_REQUIRE_SYSTEMD" != 1 ]
 	./hack/k8s-cluster.sh build >/dev/null || [ "$$TEND_REQUIRE_KUBERNETES" != 1 ]
 	./hack/s3-server.sh build >/dev/null || [ "$$TEND_REQUIRE_S3" != 1 ]
+	./hack/chromium.sh
 
 ## TestDockerFleet restarts dockerd, which would cut the other packages'
 ## containers (the systemd tests run in one), so it runs alone, after them.
