@@ -28,14 +28,14 @@ type CopyReport struct {
 // copyOrder is the order CopyTo copies tables in: revisions before the
 // tables whose rows refer to them.
 var copyOrder = []string{"revisions", "holds", "contracts", "sources", "backups", "drills",
-	"scale_targets", "scale_decisions", "usage_samples", "store_identity"}
+	"scale_targets", "scale_decisions", "usage_samples", "approvals", "store_identity"}
 
 // CopyTo copies every record of this store (a SQLite one) into the
 // PostgreSQL store at dsn, for tend store migrate: revisions (with their
 // IDs), holds, source snapshots, contracts, the backup catalog and drills,
-// scaling targets and decisions, usage samples and the store's identity,
-// all in one transaction; then it counts the rows of each table on both
-// sides and fails if any differ. The apply lock is not copied, and a store
+// scaling targets and decisions, usage samples, approvals and the store's
+// identity, all in one transaction; then it counts the rows of each table
+// on both sides and fails if any differ. The apply lock is not copied, and a store
 // whose lock is held (an apply is running) is refused. The target must be
 // empty: no table but schema_migrations and store_identity may hold a row
 // (ErrTargetNotEmpty). The target's identity becomes the source's, so that
@@ -97,7 +97,7 @@ func (s *Store) CopyTo(ctx context.Context, dsn string) (*CopyReport, error) {
 			}
 		}
 		// The next IDs follow the copied ones.
-		for _, table := range []string{"revisions", "drills", "scale_decisions"} {
+		for _, table := range []string{"revisions", "drills", "scale_decisions", "approvals"} {
 			if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'),
 				(SELECT coalesce(max(id), 0) + 1 FROM `+table+`), false)`); err != nil {
 				return fmt.Errorf("%s: %w", table, err)

@@ -36,6 +36,10 @@ func fillEveryTable(t *testing.T, s *Store) {
 	if _, err := s.PutDrill(Drill{Server: "web", BackupID: "b1", Outcome: DrillPassed, StartedAt: at, FinishedAt: at}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.RecordApproval(Approval{Server: "web", ChangeHash: "c1", Decision: "approved", By: "ana", Action: "update",
+		SourceRevision: "git-abc", FromVersion: "1.2.0", ToVersion: "1.3.0", At: at}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.BeginScale(ScaleDecision{Server: "web", FromReplicas: 2, ToReplicas: 3, Reason: "cpu", Inputs: []byte(`{}`), DecidedAt: at},
 		ScaleTarget{Server: "web", Provider: "process.local", Replicas: 3, Min: 1, Max: 5}); err != nil {
 		t.Fatal(err)
