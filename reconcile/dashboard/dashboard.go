@@ -332,6 +332,17 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		}
 		kind := map[string]string{"retry": reconcile.JobRetry, "backup": reconcile.JobBackup, "rollback": reconcile.JobRollback}[act]
 		msg, err = h.data.Do(ctx, kind, server, to)
+	case "approve", "reject":
+		note := strings.TrimSpace(r.PostFormValue("note"))
+		if server == "" || len(server) > 256 || len(note) > 1000 {
+			h.fail(w, r, http.StatusBadRequest, "Which server? The form names none, or its note is over 1,000 bytes.")
+			return
+		}
+		if act == "reject" && note == "" {
+			h.fail(w, r, http.StatusBadRequest, "A rejection needs a reason: write it in the note.")
+			return
+		}
+		msg, err = h.data.Decide(ctx, server, clip(r.PostFormValue("revision")), "dashboard ("+r.RemoteAddr+")", note, act == "reject")
 	default:
 		h.fail(w, r, http.StatusNotFound, "There is no such action.")
 		return

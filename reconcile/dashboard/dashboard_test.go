@@ -42,7 +42,7 @@ func (f *fakeData) Server(_ context.Context, name string) (*Detail, error) {
 	for i := range f.fleet.Servers {
 		if f.fleet.Servers[i].Server == name {
 			st := f.fleet.Servers[i]
-			return &Detail{Status: &st, History: []state.Revision{
+			return &Detail{Status: &st, Revision: f.fleet.Revision, History: []state.Revision{
 				{ID: 2, Server: name, Version: "1.1.0", SpecHash: "b", Outcome: state.OutcomeRolledBack, Message: "failed: token s3cr3t-value refused"},
 				{ID: 1, Server: name, Version: "1.0.0", SpecHash: "a", Outcome: state.OutcomeVerified},
 			}, Plan: "~ " + name}, nil
@@ -66,6 +66,13 @@ func (f *fakeData) Do(_ context.Context, kind, server string, to int64) (string,
 	defer f.mu.Unlock()
 	f.did = append(f.did, fmt.Sprintf("%s %s %d", kind, server, to))
 	return kind + " done", nil
+}
+
+func (f *fakeData) Decide(_ context.Context, server, revision, by, note string, reject bool) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.did = append(f.did, fmt.Sprintf("decide %s %s reject=%v note=%q by-dashboard=%v", server, revision, reject, note, strings.HasPrefix(by, "dashboard (")))
+	return "decided", nil
 }
 
 func (f *fakeData) Redact(msg string) string {
@@ -96,7 +103,7 @@ func newTestDashboard(t *testing.T, token string) (*fakeData, *httptest.Server) 
 	evil.Pending = `update: "><img src=x onerror=alert(1)> s3cr3t-value`
 	evil.Held = []state.Hold{{Version: "1.1.0", Reason: "verification failed"}}
 	f := &fakeData{
-		fleet:  Fleet{Servers: []reconcile.ServerStatus{status("notes", "process.local", "healthy"), evil}},
+		fleet:  Fleet{Revision: "rev-1", Servers: []reconcile.ServerStatus{status("notes", "process.local", "healthy"), evil}},
 		events: make(chan reconcile.LoopEvent, 8),
 	}
 	log := logrus.New()
@@ -348,6 +355,27 @@ func TestActionsNeedASessionItsCSRFTokenAndTheSameOrigin(t *testing.T) {
 	}
 	if !strings.Contains(body, `data-revision="1"`) || strings.Contains(body, `data-revision="2"`) {
 		t.Fatal("rollback is offered for other than the verified, older revision")
+	}
+	// A change that waits for an approval offers approve and reject, bound
+	// to the revision shown; a rejection needs a reason.
+	f.mu.Lock()
+	f.fleet.Servers[0].WaitsFor = []string{"approval"}
+	f.fleet.Servers[0].Waiting = true
+	f.fleet.Servers[0].Pending = "update, waiting for an approval: tend approve notes"
+	f.mu.Unlock()
+	_, body = get(t, b.c, srv.URL+"/servers/notes")
+	if !strings.Contains(body, `id="approve"`) || !strings.Contains(body, `name="revision" value="rev-1"`) || !strings.Contains(body, "waits for approval") {
+		t.Fatalf("no approve form for a change that waits for one:\n%s", body)
+	}
+	if res := b.post("/actions/reject", form, srv.URL); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a rejection without a reason: %d", res.StatusCode)
+	}
+	approve := url.Values{"csrf": {csrf}, "server": {"notes"}, "revision": {"rev-1"}, "note": {"looks good"}}
+	if res := b.post("/actions/approve", approve, srv.URL); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approve: %d", res.StatusCode)
+	}
+	if c := f.calls(); c[len(c)-1] != `decide notes rev-1 reject=false note="looks good" by-dashboard=true` {
+		t.Fatalf("approve ran %q", c[len(c)-1])
 	}
 	if res := b.post("/logout", url.Values{"csrf": {csrf}}, srv.URL); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out: %d", res.StatusCode)

@@ -27,6 +27,9 @@ type Data interface {
 	// Trigger asks for a pass; Do runs a job through the loop's queue.
 	Trigger(reason string)
 	Do(ctx context.Context, kind, server string, to int64) (string, error)
+	// Decide approves or rejects the change of server that the plan of
+	// revision makes (see reconcile.Loop.Decide).
+	Decide(ctx context.Context, server, revision, by, note string, reject bool) (string, error)
 	// Redact hides every secret of the desired state in msg.
 	Redact(msg string) string
 }
@@ -36,16 +39,19 @@ var ErrUnknownServer = errors.New("no such server")
 
 // Fleet is what the fleet page shows.
 type Fleet struct {
-	Daemon  reconcile.LoopStatus
-	Servers []reconcile.ServerStatus
+	Daemon reconcile.LoopStatus
+	// Revision is the desired revision the statuses are planned from.
+	Revision string
+	Servers  []reconcile.ServerStatus
 }
 
 // Detail is what a server page shows beyond its status.
 type Detail struct {
-	Status  *reconcile.ServerStatus
-	Daemon  reconcile.LoopStatus
-	Server  *spec.Server // nil when the desired state no longer has it
-	History []state.Revision
+	Status   *reconcile.ServerStatus
+	Revision string // the desired revision, as in Fleet
+	Daemon   reconcile.LoopStatus
+	Server   *spec.Server // nil when the desired state no longer has it
+	History  []state.Revision
 	// Plan is the next apply of this server, as `tend plan` prints it;
 	// PlanError says why there is none.
 	Plan, PlanError string
@@ -110,6 +116,7 @@ func (d *LoopData) Fleet(ctx context.Context) (*Fleet, error) {
 	}
 	f := &Fleet{Daemon: daemon}
 	if src != nil {
+		f.Revision = src.Revision
 		ctx, cancel := context.WithTimeout(ctx, readLimit)
 		defer cancel()
 		sts, err := d.Engine.Status(ctx, src)
@@ -145,7 +152,7 @@ func (d *LoopData) Server(ctx context.Context, name string) (*Detail, error) {
 	if err != nil {
 		return nil, err
 	}
-	det := &Detail{Daemon: f.Daemon}
+	det := &Detail{Daemon: f.Daemon, Revision: f.Revision}
 	for i := range f.Servers {
 		if f.Servers[i].Server == name {
 			det.Status = &f.Servers[i]
@@ -239,6 +246,18 @@ func (d *LoopData) Do(ctx context.Context, kind, server string, to int64) (strin
 	d.fleet = nil // the next page shows what the job did
 	d.mu.Unlock()
 	return msg, err
+}
+
+// Decide implements Data.
+func (d *LoopData) Decide(ctx context.Context, server, revision, by, note string, reject bool) (string, error) {
+	a, err := d.Loop.Decide(ctx, reconcile.Decision{Server: server, Revision: revision, By: by, Note: note, Reject: reject})
+	d.mu.Lock()
+	d.fleet = nil
+	d.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	return reconcile.DecisionMessage(a), nil
 }
 
 // Redact implements Data.

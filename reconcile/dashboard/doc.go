@@ -12,8 +12,9 @@
 //	GET  /events                server-sent events: the loop's events
 //	GET  /ui/...                the script, the style sheet, the icon
 //	POST /login, /logout        the API token, entered once, for a session
-//	POST /actions/ACTION        sync, retry, rollback, backup (a session,
-//	                            its CSRF token and a same-origin request)
+//	POST /actions/ACTION        sync, retry, rollback, backup, approve,
+//	                            reject (a session, its CSRF token and a
+//	                            same-origin request)
 //
 // What this package must not do:
 //
@@ -22,8 +23,9 @@
 //     reconcile.Redact; the API token is never stored or echoed: a session
 //     cookie holds a random id and its HMAC, not the token.
 //   - Change the fleet on its own or beside the loop: every action goes
-//     through the loop (Trigger, or Loop.Do, which runs the job between
-//     passes under the apply lock, as scheduled backups run).
+//     through the loop (Trigger; Loop.Do, which runs the job between
+//     passes under the apply lock, as scheduled backups run; Loop.Decide,
+//     which records an approval that the next pass carries out).
 //   - Run inline script or load anything from elsewhere: the
 //     Content-Security-Policy is default-src 'self', and the pages keep it.
 //   - Block the loop: events reach the browser through a bounded buffer per

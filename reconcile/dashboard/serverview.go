@@ -15,7 +15,8 @@ import (
 // serverView is a server page's data, every message redacted.
 type serverView struct {
 	Name       string
-	Row        *row // nil: no status (the desired state no longer has it)
+	Revision   string // the desired revision an approval is for
+	Row        *row   // nil: no status (the desired state no longer has it)
 	Instances  []instRow
 	Held       []string
 	Plan       string
@@ -90,7 +91,7 @@ func outcomeClass(o string) string {
 }
 
 func newServerView(name string, d *Detail, redact func(string) string, now time.Time) *serverView {
-	v := &serverView{Name: name, Plan: d.Plan, PlanError: d.PlanError, Scaling: scalingOf(d.Status)}
+	v := &serverView{Name: name, Revision: d.Revision, Plan: d.Plan, PlanError: d.PlanError, Scaling: scalingOf(d.Status)}
 	if d.Status != nil {
 		v.Row = newRow(d.Status, redact, now, 0)
 		v.Held = v.Row.Held

@@ -26,6 +26,8 @@ type row struct {
 	Held             []string
 	Pending          string
 	Waiting          bool
+	WaitsFor         []string // window, approval, promotion
+	WaitsApproval    bool
 	LastOutcome      string
 	LastWhen         string
 	LastAt           string
@@ -180,8 +182,14 @@ func newRow(s *reconcile.ServerStatus, redact func(string) string, now time.Time
 		}
 	}
 	if s.Pending != "" {
+		r.WaitsFor = s.WaitsFor
+		for _, w := range s.WaitsFor {
+			if w == reconcile.WaitApproval {
+				r.WaitsApproval = true
+			}
+		}
 		switch {
-		case s.Waiting:
+		case s.Waiting || len(s.WaitsFor) > 0:
 			r.Waiting = true
 			r.States = append(r.States, "waiting")
 		case !strings.HasPrefix(s.Pending, "held"):
