@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/reconcile/state"
+	"github.com/tendhq/tend/reconcile/versions"
 	"github.com/tendhq/tend/spec"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -420,9 +421,17 @@ func (e *Engine) records() (map[string]*Record, map[string]map[string]state.Hold
 	return recs, holds, nil
 }
 
-// Plan observes the fleet and plans the source.
+// Plan observes the fleet and plans the source, and checks what the plan
+// would deploy (vetReleases).
 func (e *Engine) Plan(ctx context.Context, src *Source) (*Plan, error) {
-	return e.plan(ctx, src, e.Targets, e.IgnoreWindows, false)
+	p, err := e.plan(ctx, src, e.Targets, e.IgnoreWindows, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.vetReleases(ctx, src.Config, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // plan is Plan with its targets and window rule given, so that a caller
@@ -460,6 +469,55 @@ func (e *Engine) plan(ctx context.Context, src *Source, targets []string, ignore
 		in.Promotions = e.promotions(ctx, src.Config, latest, targeted)
 	}
 	return BuildPlan(in)
+}
+
+// vetReleases checks what the plan would deploy (versions.Vet): the
+// locked digests of the servers it starts anew, and the advisories. Its
+// errors refuse the plan; its warnings go with it.
+func (e *Engine) vetReleases(ctx context.Context, cfg *spec.Config, p *Plan) error {
+	var names []string
+	for _, c := range p.Changes {
+		if deploys(c) {
+			names = append(names, c.Server)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	diags := versions.Vet(ctx, versions.VetInput{Config: cfg, Servers: names})
+	if diags.HasErrors() {
+		return &ReleaseError{Diags: diags}
+	}
+	p.Diagnostics = diags
+	for _, d := range diags {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s: %s: %s", d.Subject, d.Summary, d.Detail))
+	}
+	return nil
+}
+
+// deploys reports whether a change starts replicas of a new desired state
+// (not a scale or a heal of what runs).
+func deploys(c *ServerChange) bool {
+	switch c.Action {
+	case ActionCreate, ActionUpdate, ActionReplace:
+		return c.Rollout && len(c.Start) > 0
+	}
+	return false
+}
+
+// ReleaseError refuses a plan that would deploy a release that is not the
+// locked one, or (block_vulnerable) a vulnerable one. Diags says which,
+// each at its server's version attribute.
+type ReleaseError struct{ Diags hcl.Diagnostics }
+
+func (e *ReleaseError) Error() string {
+	var parts []string
+	for _, d := range e.Diags {
+		if d.Severity == hcl.DiagError {
+			parts = append(parts, fmt.Sprintf("%s: %s", d.Summary, d.Detail))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // StalePlanError says why a saved plan cannot be applied any more.

@@ -559,6 +559,9 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 		l.mu.Unlock()
 		return PassFailed
 	}
+	for _, w := range p.Warnings {
+		l.Log.WithFields(logrus.Fields{"revision": src.Revision, "warning": w}).Warn("the plan deploys a release with a warning")
+	}
 	l.filter(src, p)
 	l.reportServers(p)
 	var wake time.Time

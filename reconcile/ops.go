@@ -191,7 +191,7 @@ type ScalingStatus struct {
 
 // Status reports every desired or running server.
 func (e *Engine) Status(ctx context.Context, src *Source) ([]ServerStatus, error) {
-	p, err := e.Plan(ctx, src)
+	p, err := e.plan(ctx, src, e.Targets, e.IgnoreWindows, false) // what it would do, without asking the release sources
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/tendhq/tend/providers"
 	"github.com/tendhq/tend/reconcile/approval"
 	"github.com/tendhq/tend/reconcile/contract"
@@ -154,6 +155,11 @@ type Plan struct {
 	// PruneRefused says why the deletes of this plan are kept (tend {
 	// prune = false }, or more than max_prune_percent of the servers).
 	PruneRefused string `json:"prune_refused,omitempty"`
+	// Warnings are what the releases it would deploy were found to be
+	// (a vulnerable version, versions.Vet), with their positions;
+	// Diagnostics the same, for printing with snippets.
+	Warnings    []string        `json:"warnings,omitempty"`
+	Diagnostics hcl.Diagnostics `json:"-"`
 }
 
 // PlanFormatVersion is the version of the plan's JSON form.

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 	_ "time/tzdata" // window timezones must not depend on the host's zoneinfo
@@ -22,10 +23,12 @@ var tendSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "required_version"}, {Name: "poll_interval"}, {Name: "parallelism"},
 		{Name: "schedule"}, {Name: "self_heal"}, {Name: "prune"}, {Name: "max_prune_percent"},
-		{Name: "overcommit_percent"},
+		{Name: "overcommit_percent"}, {Name: "block_vulnerable"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "update"}, {Type: "approval"}, {Type: "promotion"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "update"}, {Type: "approval"}, {Type: "promotion"}, {Type: "advisories"}},
 }
+
+var advisoriesSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "source", Required: true}}}
 
 // decodeTend checks required_version first, before anything else can fail
 // in confusing ways on a repository written for a newer tend.
@@ -95,7 +98,54 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 		}
 		t.Update = d.decodeUpdate(b, r)
 	}
+	r.boolean(content.Attributes, "block_vulnerable", &t.BlockVulnerable)
+	var advisories []*hcl.Block
+	for _, b := range content.Blocks {
+		if b.Type == "advisories" {
+			advisories = append(advisories, b)
+		}
+	}
+	for i, b := range advisories {
+		if i > 0 {
+			d.errorf(b.DefRange.Ptr(), "Duplicate advisories block", "The tend block has at most one advisories block; the first is at %s.", advisories[0].DefRange.String())
+			continue
+		}
+		d.decodeAdvisories(b, r)
+	}
 	t.Approval, t.Promotion = d.decodeGovernance(content.Blocks, r, "The tend block")
+	if t.BlockVulnerable && t.Advisories == nil {
+		d.errorf(content.Attributes["block_vulnerable"].Expr.Range().Ptr(), "No advisories",
+			"block_vulnerable = true refuses plans that would deploy a version with a known vulnerability, and the tend block names no advisories: add advisories { source = \"DIR or URL\" }.")
+	}
+}
+
+// decodeAdvisories decodes tend { advisories { source = "…" } }: a folder
+// of OSV .json files, or an http(s) URL of a JSON array of OSV records.
+func (d *decoder) decodeAdvisories(b *hcl.Block, r *reader) {
+	c := d.blockContent(r, b.Body, advisoriesSchema)
+	var src string
+	if !r.str(c.Attributes, "source", &src) {
+		return
+	}
+	rng := c.Attributes["source"].Expr.Range()
+	if strings.TrimSpace(src) == "" {
+		d.errorf(rng.Ptr(), "Invalid advisories source", "The source is a folder of OSV .json files, or an http:// or https:// URL of a JSON array of OSV records; it is empty.")
+		return
+	}
+	if strings.Contains(src, "://") && !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		d.errorf(rng.Ptr(), "Invalid advisories source", "%q: the source is a folder of OSV .json files, or an http:// or https:// URL.", redactURL(src))
+		return
+	}
+	d.cfg.Tend.Advisories = &Advisories{Source: src, Range: rng}
+}
+
+// redactURL drops the user information of a URL (https://user:token@host/).
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	return s
 }
 
 // ProviderTypes are the provider types the language knows.

@@ -87,6 +87,9 @@ func (s *Server) Fields() []Field {
 		l.add("image", s.Image, true)
 	}
 	l.values("command", s.Command, true)
+	if s.BuildDigest != "" {
+		l.add("build_digest", s.BuildDigest, true)
+	}
 	l.values("args", s.Args, true)
 	if a := s.Artifact; a != nil {
 		l.add("artifact.url", a.URL, true)

@@ -168,7 +168,7 @@ func TestLoadLocked(t *testing.T) {
 					t.Fatal(diags)
 				}
 				s := cfg.Servers["search"]
-				if s.Version != tc.version || s.Image != "registry.example.com/mcp/search:"+tc.version || s.Release.String() != "registry:registry.example.com/mcp/search" {
+				if s.Version != tc.version || s.Image != "registry.example.com/mcp/search:"+tc.version+"@"+l.Lock().Servers["search"].Digest || s.Release.String() != "registry:registry.example.com/mcp/search" {
 					t.Fatalf("search: version %q image %q release %v", s.Version, s.Image, s.Release)
 				}
 				if l.Lock() == nil || l.Lock().Servers["search"].Version != tc.version {
@@ -261,7 +261,7 @@ func TestCacheReadsLock(t *testing.T) {
 	files[spec.LockFileName] = lockFor("~> 1.4=1.6.0")
 	cfg = sameLoad(t, l, files, opts)
 	wantStats(t, l, 2, 1)
-	if s := cfg.Servers["search"]; s.Version != "1.6.0" || s.Image != "registry.example.com/mcp/search:1.6.0" {
+	if s := cfg.Servers["search"]; s.Version != "1.6.0" || !strings.HasPrefix(s.Image, "registry.example.com/mcp/search:1.6.0@sha256:") {
 		t.Fatalf("after the lock moved, search is at %s (%s)", s.Version, s.Image)
 	}
 	files["search.hcl"] = []byte("server \"search\" {\n  version = \"1.6.0\"\n  image   = \"registry.example.com/mcp/search:${version}\"\n}\n")

@@ -37,11 +37,11 @@ type Release struct {
 func (r *Release) String() string { return r.Kind + ":" + r.Location }
 
 var releaseSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: ReleaseRegistry}, {Name: ReleaseGit}, {Name: ReleasePath}, {Name: ReleaseIndex},
+	{Name: ReleaseRegistry}, {Name: ReleaseGit}, {Name: ReleasePath}, {Name: ReleaseIndex}, {Name: "package"},
 }}
 
-// serverRelease decodes a server's release block: exactly one of
-// registry, git, path and index.
+// serverRelease decodes a server's release block: at most one of
+// registry, git, path and index, and the package; one of them at least.
 func (d *decoder) serverRelease(s *Server, b *hcl.Block, r *reader) {
 	c := d.blockContent(r, b.Body, releaseSchema)
 	var set []*hcl.Attribute
@@ -50,9 +50,16 @@ func (d *decoder) serverRelease(s *Server, b *hcl.Block, r *reader) {
 			set = append(set, a)
 		}
 	}
+	_, hasPackage := c.Attributes["package"]
+	if hasPackage {
+		d.releasePackage(s, c.Attributes, r)
+	}
+	if len(set) == 0 && hasPackage {
+		return
+	}
 	if len(set) != 1 {
 		d.errorf(b.DefRange.Ptr(), "Invalid release block",
-			"A release block names one source: registry = \"HOST/REPOSITORY\", git = \"URL\", path = \"DIR/NAME-{version}\" or index = \"URL\"; this one names %d.", len(set))
+			"A release block names one source: registry = \"HOST/REPOSITORY\", git = \"URL\", path = \"DIR/NAME-{version}\" or index = \"URL\" (and may name the package); this one names %d.", len(set))
 		return
 	}
 	a := set[0]
@@ -138,4 +145,64 @@ func evalString(e hcl.Expression, ctx *hcl.EvalContext) (string, bool) {
 		return "", false
 	}
 	return v.AsString(), true
+}
+
+// releasePackage decodes release { package = "pkg:…" }.
+func (d *decoder) releasePackage(s *Server, at hcl.Attributes, r *reader) {
+	var p string
+	if !r.str(at, "package", &p) {
+		return
+	}
+	rng := at["package"].Expr.Range()
+	pu, err := ParsePURL(p)
+	if err != nil {
+		d.errorf(rng.Ptr(), "Invalid package", "%s.", err.Error())
+		return
+	}
+	if pu.Version != "" {
+		d.errorf(rng.Ptr(), "Invalid package", "%q names a version: write the package without @VERSION; tend compares the server's version.", p)
+		return
+	}
+	s.Package, s.PackageRange = p, rng
+}
+
+// inferPackage names the package of a server with an image and no
+// release { package }: pkg:oci/NAME?repository_url=REPOSITORY.
+func (d *decoder) inferPackage(s *Server) {
+	if s.Package != "" || s.Image == "" {
+		return
+	}
+	if p, ok := ImagePURL(s.Image); ok {
+		s.Package = p.String()
+	}
+}
+
+// pinLocked pins a server whose version comes from the lock file to the
+// locked digest: an image of the locked repository gets @sha256:… (the
+// docker and kubernetes providers then run exactly the locked manifest,
+// whatever the tag points to now), and a command that starts the locked
+// build gets BuildDigest (the process and systemd providers check the
+// build's sha256 before they start it).
+func (d *decoder) pinLocked(s *Server) {
+	ls := d.lockedFrom(s)
+	if ls == nil || s.Release == nil || ls.Source != s.Release.String() || !strings.HasPrefix(ls.Digest, "sha256:") {
+		return
+	}
+	s.Locked = ls
+	switch s.Release.Kind {
+	case ReleaseRegistry:
+		if s.Image != "" && !strings.Contains(s.Image, "@") && ImageRepository(s.Image) == s.Release.Location {
+			s.Image += "@" + ls.Digest
+		}
+	case ReleasePath:
+		if len(s.Command) == 0 || s.Command[0].IsSensitive() || !s.Command[0].IsKnown() {
+			return
+		}
+		prog := s.Command[0].Reveal()
+		for _, tag := range []string{ls.Version, "v" + ls.Version} {
+			if prog == strings.Replace(s.Release.Location, VersionPlaceholder, tag, 1) {
+				s.BuildDigest = ls.Digest
+			}
+		}
+	}
 }

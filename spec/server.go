@@ -32,7 +32,7 @@ var serverSchema = &hcl.BodySchema{
 		{Name: "image"}, {Name: "command"}, {Name: "args"}, {Name: "work_dir"}, {Name: "user"},
 		{Name: "replicas"}, {Name: "port"}, {Name: "ports"}, {Name: "env"},
 		{Name: "labels"}, {Name: "selector"}, {Name: "depends_on"},
-		{Name: "contract"}, {Name: "contract_capabilities"}, {Name: "drift_check"}, {Name: "self_heal"},
+		{Name: "contract"}, {Name: "contract_capabilities"}, {Name: "drift_check"}, {Name: "self_heal"}, {Name: "block_vulnerable"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "artifact"}, {Type: "config_file", LabelNames: []string{"path"}},
@@ -158,6 +158,10 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	if r.boolean(at, "self_heal", &selfHeal) {
 		s.SelfHeal = &selfHeal
 	}
+	var blockVuln bool
+	if r.boolean(at, "block_vulnerable", &blockVuln) {
+		s.BlockVulnerable = &blockVuln
+	}
 
 	seen := map[string]*hcl.Block{}
 	for _, blk := range content.Blocks {
@@ -199,6 +203,8 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	s.Approval, s.Promotion = d.decodeGovernance(content.Blocks, r, "A server")
 	d.inferRelease(s, at, ctx)
 	d.constraintRules(s)
+	d.pinLocked(s)
+	d.inferPackage(s)
 	d.serverRollout(s, seen["rollout"], r)
 	d.checkBackupPaths(s)
 	d.checkMetricPorts(s)

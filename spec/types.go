@@ -60,8 +60,22 @@ type Tend struct {
 	// promotion block replaces Promotion; approval rules add up).
 	Approval  *Approval  `json:"approval,omitempty"`
 	Promotion *Promotion `json:"promotion,omitempty"`
+	// Advisories is where the security advisories (OSV) that tend audit
+	// and plans read come from; nil: none.
+	Advisories *Advisories `json:"advisories,omitempty"`
+	// BlockVulnerable refuses a plan that would deploy a version an
+	// advisory affects (a server's block_vulnerable overrides it).
+	BlockVulnerable bool `json:"block_vulnerable"`
 
 	DeclRange hcl.Range `json:"-"`
+}
+
+// Advisories is the tend block's advisories block.
+type Advisories struct {
+	// Source is a folder of OSV .json files (relative to tend's working
+	// directory) or an http(s) URL of a JSON array of OSV records.
+	Source string    `json:"source"`
+	Range  hcl.Range `json:"-"`
 }
 
 // Variable is a `variable "NAME" {}` block and the value it received.
@@ -197,6 +211,19 @@ type Server struct {
 	// Update is the server's update block as written; Config.UpdateOf
 	// gives the settings in effect (with the tend block's).
 	Update *Update `json:"update,omitempty"`
+	// Package is the package URL the server runs (release { package }, or
+	// pkg:oci/… read from its image), for advisories; empty: unknown.
+	Package      string    `json:"package,omitempty"`
+	PackageRange hcl.Range `json:"-"`
+	// Locked is the lock file entry the version was taken from; nil for
+	// an exact version.
+	Locked *LockedServer `json:"-"`
+	// BuildDigest is the locked sha256 of the build the command starts
+	// (a path release source), which the process and systemd providers
+	// check before they start it.
+	BuildDigest string `json:"build_digest,omitempty"`
+	// BlockVulnerable overrides tend.block_vulnerable.
+	BlockVulnerable *bool `json:"block_vulnerable,omitempty"`
 
 	// Artifact: an image (docker, kubernetes), or a command and an optional
 	// downloadable artifact (process, systemd).

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 	"github.com/tendhq/tend/reconcile"
 )
@@ -51,8 +53,9 @@ Exit status: 0 success, 1 error; with -detailed-exitcode 0 no changes,
 			defer closeFn()
 			p, err := e.Plan(cmd.Context(), src)
 			if err != nil {
-				return err
+				return releaseRefused(cmd, src, err, ef.noColor)
 			}
+			printDiags(cmd.ErrOrStderr(), sourceFiles(src), p.Diagnostics, ef.noColor)
 			if err := planCapacity(cmd, e, src, ef.noColor); err != nil {
 				return err
 			}
@@ -94,4 +97,25 @@ func dirArg(args []string) string {
 		return args[0]
 	}
 	return "."
+}
+
+// releaseRefused prints the diagnostics of a plan refused for what it
+// would deploy (a locked digest that moved, a vulnerable version with
+// block_vulnerable), each at its version attribute; other errors pass.
+func releaseRefused(cmd *cobra.Command, src *reconcile.Source, err error, noColor bool) error {
+	var re *reconcile.ReleaseError
+	if !errors.As(err, &re) {
+		return err
+	}
+	files := sourceFiles(src)
+	for _, d := range re.Diags {
+		if d.Subject != nil && files[d.Subject.Filename] == nil {
+			for name, f := range loaderFiles(hcl.Diagnostics{d}) {
+				files[name] = f
+			}
+		}
+	}
+	printDiags(cmd.ErrOrStderr(), files, re.Diags, noColor)
+	n, _ := countDiags(re.Diags)
+	return fmt.Errorf("%d %s in what the plan would deploy; nothing was planned", n, plural(n, "error", "errors"))
 }
