@@ -55,8 +55,9 @@ failed, rolled back or blocked server.`,
 			out := cmd.OutOrStdout()
 			p, res, err := e.ApplySource(cmd.Context(), src, saved)
 			if err != nil {
-				return err
+				return releaseRefused(cmd, src, err, ef.noColor)
 			}
+			printDiags(cmd.ErrOrStderr(), sourceFiles(src), p.Diagnostics, ef.noColor)
 			if output == "json" {
 				return writeJSONResult(cmd, p, res)
 			}

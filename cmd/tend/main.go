@@ -66,7 +66,7 @@ and rolls back by itself when verification fails.`,
 	root.AddCommand(newCapacityCmd())
 	root.AddCommand(newTopCmd())
 	root.AddCommand(newStoreCmd())
-	root.AddCommand(newLockCmd(), newOutdatedCmd())
+	root.AddCommand(newLockCmd(), newOutdatedCmd(), newAuditCmd())
 	root.AddCommand(newLogsCmd())
 	root.AddCommand(newApproveCmd(), newRejectCmd())
 	return root

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -223,6 +224,16 @@ func TestScript(t *testing.T) {
 					ts.Fatalf("no process matches %q", args[0])
 				}
 				ts.Check(syscall.Kill(pids[0], syscall.SIGKILL))
+			},
+			// http-serve DIR: serve the files of DIR over HTTP on loopback
+			// until the script ends; sets $HTTP_URL.
+			"http-serve": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: http-serve DIR")
+				}
+				srv := httptest.NewServer(http.FileServer(http.Dir(ts.MkAbs(args[0]))))
+				ts.Defer(srv.Close)
+				ts.Setenv("HTTP_URL", srv.URL)
 			},
 			// http-get URL [substring]: GET a URL and check the body.
 			"http-get": func(ts *testscript.TestScript, neg bool, args []string) {

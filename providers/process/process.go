@@ -303,6 +303,11 @@ func (l *launch) command(s *spec.Server) error {
 	if err != nil {
 		return l.red.Error(err)
 	}
+	if s.BuildDigest != "" {
+		if err := providers.CheckBuild(prog, s.BuildDigest); err != nil {
+			return err
+		}
+	}
 	argv[0] = prog
 	l.argv = argv
 	return nil

@@ -178,6 +178,11 @@ func (l *launch) command(s *spec.Server, artifact string) error {
 	if err != nil {
 		return err
 	}
+	if s.BuildDigest != "" {
+		if err := providers.CheckBuild(prog, s.BuildDigest); err != nil {
+			return err
+		}
+	}
 	argv[0] = prog
 	l.argv = argv
 	return nil

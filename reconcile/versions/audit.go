@@ -24,6 +24,9 @@ type Finding struct {
 	Aliases  []string   `json:"aliases,omitempty"`
 	Severity []Severity `json:"severity,omitempty"`
 	Summary  string     `json:"summary,omitempty"`
+	// Constraint is the server's version constraint; empty for an exact
+	// version.
+	Constraint string `json:"constraint,omitempty"`
 	// Fixed is the first fixed version above Version that the server's
 	// constraint allows (any, for an exact version); empty when none is.
 	Fixed string `json:"fixed,omitempty"`
@@ -84,7 +87,7 @@ func (db *Advisories) Check(pkg spec.PURL, version *semver.Version, constraint *
 			continue
 		}
 		f := Finding{Package: pkg.String(), Version: version.String(), ID: a.ID, Aliases: a.Aliases,
-			Severity: severities(a, hit), Summary: a.Summary, Where: a.Where}
+			Severity: severities(a, hit), Summary: a.Summary, Constraint: constraintText, Where: a.Where}
 		f.Fixed, f.FixedNote = firstFixed(a, pkg, version, fixes, constraint, constraintText)
 		out = append(out, f)
 	}

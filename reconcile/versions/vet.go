@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -190,7 +191,7 @@ func vetServerAdvisories(cfg *spec.Config, s *spec.Server, db *Advisories) hcl.D
 		if block {
 			d.Severity, d.Summary = hcl.DiagError, "Vulnerable version refused"
 		}
-		d.Detail = fmt.Sprintf("Server %q would deploy %s %s, which %s affects.", s.Name, s.Package, s.Version, DescribeFinding(f))
+		d.Detail = fmt.Sprintf("Server %q would deploy %s of %s, and advisory %s.", s.Name, s.Version, s.Package, DescribeFinding(f))
 		if block {
 			d.Detail += " block_vulnerable = true refuses it."
 		}
@@ -199,24 +200,28 @@ func vetServerAdvisories(cfg *spec.Config, s *spec.Server, db *Advisories) hcl.D
 	return diags
 }
 
-// DescribeFinding says, in one sentence part, what a finding is: the
-// advisory with its aliases and severity, its summary, and the fix.
+// DescribeFinding says what a finding is, after "advisory": its id and
+// aliases, its summary, its severity as given, and the fix.
 func DescribeFinding(f Finding) string {
 	var b strings.Builder
 	b.WriteString(f.ID)
 	if len(f.Aliases) > 0 {
 		b.WriteString(" (" + strings.Join(f.Aliases, ", ") + ")")
 	}
-	if sev := SeverityText(f.Severity); sev != "" {
-		b.WriteString(", severity " + sev + ",")
-	}
+	b.WriteString(" affects it")
 	if f.Summary != "" {
-		b.WriteString(" \"" + f.Summary + "\"")
+		b.WriteString(": " + f.Summary)
 	}
-	if f.Fixed != "" {
-		b.WriteString(" (fixed in " + f.Fixed + ")")
-	} else if f.FixedNote != "" {
-		b.WriteString(" (" + f.FixedNote + ")")
+	if sev := SeverityText(f.Severity); sev != "" {
+		b.WriteString(". Severity: " + sev)
+	}
+	switch {
+	case f.Fixed != "" && f.Constraint != "":
+		b.WriteString(". Fixed in " + f.Fixed + ", which " + strconv.Quote(f.Constraint) + " allows")
+	case f.Fixed != "":
+		b.WriteString(". Fixed in " + f.Fixed)
+	case f.FixedNote != "":
+		b.WriteString(". Not fixed: " + f.FixedNote)
 	}
 	return b.String()
 }
