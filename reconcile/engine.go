@@ -495,9 +495,14 @@ func (e *Engine) vetReleases(ctx context.Context, cfg *spec.Config, p *Plan) err
 	return nil
 }
 
-// deploys reports whether a change starts replicas of a new desired state
-// (not a scale or a heal of what runs).
+// deploys reports whether a change starts replicas of a new desired state:
+// not a scale or a heal of what runs, nor replicas started again on the
+// revision last recorded (its image is pinned to the digest it was
+// verified with; its build is checked by the provider).
 func deploys(c *ServerChange) bool {
+	if c.recorded {
+		return false
+	}
 	switch c.Action {
 	case ActionCreate, ActionUpdate, ActionReplace:
 		return c.Rollout && len(c.Start) > 0

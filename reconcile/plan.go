@@ -135,6 +135,9 @@ type ServerChange struct {
 	// fallback says why a reload fell back to a rolling restart, once the
 	// apply did (for the history and the apply's message).
 	fallback string
+	// recorded: the newest stored revision has this desired state (a
+	// change starts it again, it deploys nothing new).
+	recorded bool
 }
 
 // Plan is what an apply will do, as data: printable, savable as JSON, and
@@ -415,6 +418,8 @@ func planServer(s *spec.Server, fields []spec.Field, insts []providers.Instance,
 		}
 		if rec.fieldsHash() != fieldsHash {
 			c.Changes = spec.DiffFields(rec.fields(), fields)
+		} else {
+			c.recorded = rec.Outcome != state.OutcomeDeleted
 		}
 	}
 	if h, ok := holds[fieldsHash]; ok {
