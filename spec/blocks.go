@@ -98,13 +98,16 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 		}
 		t.Update = d.decodeUpdate(b, r)
 	}
-	r.boolean(content.Attributes, "block_vulnerable", &t.BlockVulnerable)
+	if r.boolean(content.Attributes, "block_vulnerable", &t.BlockVulnerable) {
+		t.BlockVulnerableRange = content.Attributes["block_vulnerable"].Expr.Range()
+	}
 	var advisories []*hcl.Block
 	for _, b := range content.Blocks {
 		if b.Type == "advisories" {
 			advisories = append(advisories, b)
 		}
 	}
+	t.advisoriesBlock = len(advisories) > 0
 	for i, b := range advisories {
 		if i > 0 {
 			d.errorf(b.DefRange.Ptr(), "Duplicate advisories block", "The tend block has at most one advisories block; the first is at %s.", advisories[0].DefRange.String())
@@ -113,9 +116,24 @@ func (d *decoder) decodeTendSettings(blocks []*hcl.Block) {
 		d.decodeAdvisories(b, r)
 	}
 	t.Approval, t.Promotion = d.decodeGovernance(content.Blocks, r, "The tend block")
-	if t.BlockVulnerable && t.Advisories == nil {
-		d.errorf(content.Attributes["block_vulnerable"].Expr.Range().Ptr(), "No advisories",
-			"block_vulnerable = true refuses plans that would deploy a version with a known vulnerability, and the tend block names no advisories: add advisories { source = \"DIR or URL\" }.")
+}
+
+// checkBlockVulnerable refuses block_vulnerable = true (in the tend block
+// or a server) when the tend block names no advisories: nothing could be
+// blocked.
+func (d *decoder) checkBlockVulnerable() {
+	t := &d.cfg.Tend
+	if t.advisoriesBlock {
+		return
+	}
+	const detail = "block_vulnerable = true refuses plans that would deploy a version with a known vulnerability, and the tend block names no advisories: add advisories { source = \"DIR or URL\" } to the tend block."
+	if t.BlockVulnerable {
+		d.errorf(t.BlockVulnerableRange.Ptr(), "No advisories", detail)
+	}
+	for _, n := range sortedKeys(d.cfg.Servers) {
+		if s := d.cfg.Servers[n]; s.BlockVulnerable != nil && *s.BlockVulnerable {
+			d.errorf(s.BlockVulnerableRange.Ptr(), "No advisories", detail)
+		}
 	}
 }
 
@@ -136,7 +154,7 @@ func (d *decoder) decodeAdvisories(b *hcl.Block, r *reader) {
 		d.errorf(rng.Ptr(), "Invalid advisories source", "%q: the source is a folder of OSV .json files, or an http:// or https:// URL.", redactURL(src))
 		return
 	}
-	d.cfg.Tend.Advisories = &Advisories{Source: src, Range: rng}
+	d.cfg.Tend.Advisories = &Advisories{Source: src, Shown: redactURL(src), Range: rng}
 }
 
 // redactURL drops the user information of a URL (https://user:token@host/).

@@ -160,7 +160,7 @@ func (d *decoder) decodeServer(b *hcl.Block) *Server {
 	}
 	var blockVuln bool
 	if r.boolean(at, "block_vulnerable", &blockVuln) {
-		s.BlockVulnerable = &blockVuln
+		s.BlockVulnerable, s.BlockVulnerableRange = &blockVuln, at["block_vulnerable"].Expr.Range()
 	}
 
 	seen := map[string]*hcl.Block{}

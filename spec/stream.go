@@ -256,6 +256,7 @@ func (l *Loader) loadOnce(root string, names []string, ins []input, envFile *hcl
 	d.validate()
 	d.checkUpdates()
 	d.checkLockEntries()
+	d.checkBlockVulnerable()
 	var sites []secretSite
 	for _, s := range st.sites {
 		sites = append(sites, s...)

@@ -65,7 +65,9 @@ type Tend struct {
 	Advisories *Advisories `json:"advisories,omitempty"`
 	// BlockVulnerable refuses a plan that would deploy a version an
 	// advisory affects (a server's block_vulnerable overrides it).
-	BlockVulnerable bool `json:"block_vulnerable"`
+	BlockVulnerable      bool      `json:"block_vulnerable"`
+	BlockVulnerableRange hcl.Range `json:"-"`
+	advisoriesBlock      bool      // an advisories block was written, valid or not
 
 	DeclRange hcl.Range `json:"-"`
 }
@@ -74,8 +76,10 @@ type Tend struct {
 type Advisories struct {
 	// Source is a folder of OSV .json files (relative to tend's working
 	// directory) or an http(s) URL of a JSON array of OSV records.
-	Source string    `json:"source"`
-	Range  hcl.Range `json:"-"`
+	Source string `json:"-"`
+	// Shown is Source without the user information of a URL, for output.
+	Shown string    `json:"source"`
+	Range hcl.Range `json:"-"`
 }
 
 // Variable is a `variable "NAME" {}` block and the value it received.
@@ -223,7 +227,8 @@ type Server struct {
 	// check before they start it.
 	BuildDigest string `json:"build_digest,omitempty"`
 	// BlockVulnerable overrides tend.block_vulnerable.
-	BlockVulnerable *bool `json:"block_vulnerable,omitempty"`
+	BlockVulnerable      *bool     `json:"block_vulnerable,omitempty"`
+	BlockVulnerableRange hcl.Range `json:"-"`
 
 	// Artifact: an image (docker, kubernetes), or a command and an optional
 	// downloadable artifact (process, systemd).
