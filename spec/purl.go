@@ -87,11 +87,20 @@ func (p PURL) String() string {
 
 // ImagePURL is the package URL of an image repository (without tag or
 // digest), as the purl spec writes OCI images:
-// pkg:oci/NAME?repository_url=HOST/PATH/NAME.
+// pkg:oci/NAME?repository_url=HOST/PATH/NAME. An image without a registry
+// host is Docker Hub's: nginx is docker.io/library/nginx.
 func ImagePURL(image string) (PURL, bool) {
 	repo := ImageRepository(image)
 	if repo == "" {
 		return PURL{}, false
+	}
+	first, _, hasSlash := strings.Cut(repo, "/")
+	if !hasSlash || !strings.ContainsAny(first, ".:") && first != "localhost" {
+		// Docker Hub, as its clients name it: docker.io/library/nginx.
+		if !hasSlash {
+			repo = "library/" + repo
+		}
+		repo = "docker.io/" + repo
 	}
 	name := repo[strings.LastIndex(repo, "/")+1:]
 	return PURL{Type: "oci", Name: strings.ToLower(name), Qualifiers: map[string]string{"repository_url": strings.ToLower(repo)}}, true
