@@ -4,11 +4,11 @@ import "testing"
 
 func TestImagePURL(t *testing.T) {
 	cases := map[string]string{
-		"nginx:1.25":                              "pkg:oci/nginx?repository_url=docker.io/library/nginx",
-		"acme/notes:1.0.0":                        "pkg:oci/notes?repository_url=docker.io/acme/notes",
+		"nginx:1.25":       "pkg:oci/nginx?repository_url=docker.io/library/nginx",
+		"acme/notes:1.0.0": "pkg:oci/notes?repository_url=docker.io/acme/notes",
 		"127.0.0.1:5000/mcp/Notes:1.2.0@sha256:ab": "pkg:oci/notes?repository_url=127.0.0.1:5000/mcp/notes",
-		"registry.example.com/mcp/search":         "pkg:oci/search?repository_url=registry.example.com/mcp/search",
-		"localhost/search:2":                      "pkg:oci/search?repository_url=localhost/search",
+		"registry.example.com/mcp/search":          "pkg:oci/search?repository_url=registry.example.com/mcp/search",
+		"localhost/search:2":                       "pkg:oci/search?repository_url=localhost/search",
 	}
 	for img, want := range cases {
 		p, ok := ImagePURL(img)
