@@ -25,17 +25,28 @@ type CopyReport struct {
 	Elapsed  time.Duration
 }
 
-// copyOrder is the order CopyTo copies tables in: revisions before the
-// tables whose rows refer to them.
-var copyOrder = []string{"revisions", "holds", "contracts", "sources", "backups", "drills",
-	"scale_targets", "scale_decisions", "usage_samples", "approvals", "store_identity"}
+// copyOrder is the order CopyTo copies the tables of a store in:
+// revisions before the tables whose rows refer to them, the identity last;
+// not the schema's own record (schema_migrations) nor the apply lock.
+func copyOrder(tables []string) []string {
+	out := []string{"revisions"}
+	for _, t := range tables {
+		switch t {
+		case "revisions", "schema_migrations", "lock", "store_identity":
+		default:
+			out = append(out, t)
+		}
+	}
+	return append(out, "store_identity")
+}
 
 // CopyTo copies every record of this store (a SQLite one) into the
 // PostgreSQL store at dsn, for tend store migrate: revisions (with their
 // IDs), holds, source snapshots, contracts, the backup catalog and drills,
-// scaling targets and decisions, usage samples, approvals and the store's
-// identity, all in one transaction; then it counts the rows of each table
-// on both sides and fails if any differ. The apply lock is not copied, and a store
+// scaling targets and decisions, usage samples, approvals (every table the
+// store has) and the store's identity,
+// all in one transaction; then it counts the rows of each table on both
+// sides and fails if any differ. The apply lock is not copied, and a store
 // whose lock is held (an apply is running) is refused. The target must be
 // empty: no table but schema_migrations and store_identity may hold a row
 // (ErrTargetNotEmpty). The target's identity becomes the source's, so that
@@ -68,12 +79,17 @@ func (s *Store) CopyTo(ctx context.Context, dsn string) (*CopyReport, error) {
 	if err != nil {
 		return fail(err)
 	}
-	for _, t := range srcTables {
-		if t != "schema_migrations" && t != "lock" && !slices.Contains(copyOrder, t) {
-			return fail(fmt.Errorf("table %s is not known to the copy", t))
+	dstTables, err := to.tableNames(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	order := copyOrder(srcTables)
+	for _, t := range order {
+		if !slices.Contains(dstTables, t) {
+			return fail(fmt.Errorf("the target has no table %s: is this tend older than the one that wrote the store?", t))
 		}
 	}
-	before, err := to.countRows(ctx, copyOrder)
+	before, err := to.countRows(ctx, order)
 	if err != nil {
 		return fail(err)
 	}
@@ -91,13 +107,18 @@ func (s *Store) CopyTo(ctx context.Context, dsn string) (*CopyReport, error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM store_identity`); err != nil {
 			return err
 		}
-		for _, table := range copyOrder {
+		for _, table := range order {
 			if err := copyTable(ctx, s, tx, table); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}
 		}
 		// The next IDs follow the copied ones.
-		for _, table := range []string{"revisions", "drills", "scale_decisions", "approvals"} {
+		identities, err := pragmaList(ctx, to.db, `SELECT table_name FROM information_schema.columns
+			WHERE table_schema = current_schema() AND column_name = 'id' AND is_identity = 'YES' ORDER BY table_name`)
+		if err != nil {
+			return err
+		}
+		for _, table := range identities {
 			if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'),
 				(SELECT coalesce(max(id), 0) + 1 FROM `+table+`), false)`); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
@@ -109,11 +130,11 @@ func (s *Store) CopyTo(ctx context.Context, dsn string) (*CopyReport, error) {
 		return fail(err)
 	}
 
-	want, err := s.countRows(ctx, copyOrder)
+	want, err := s.countRows(ctx, order)
 	if err != nil {
 		return fail(err)
 	}
-	got, err := to.countRows(ctx, copyOrder)
+	got, err := to.countRows(ctx, order)
 	if err != nil {
 		return fail(err)
 	}

@@ -113,6 +113,9 @@ func TestCopyToPostgres(t *testing.T) {
 	u1, e1 := src.UsageSince(time.Time{})
 	u2, e2 := dst.UsageSince(time.Time{})
 	same("usage", u1, u2, e1, e2)
+	a1, e1 := src.Approvals("", 0)
+	a2, e2 := dst.Approvals("", 0)
+	same("approvals", a1, a2, e1, e2)
 
 	// The next IDs follow the copied ones.
 	next, err := dst.BeginRevision(Revision{Server: "web"})
@@ -121,6 +124,9 @@ func TestCopyToPostgres(t *testing.T) {
 	}
 	if _, err := dst.PutDrill(Drill{Server: "web", BackupID: "b1", Outcome: DrillFailed}); err != nil {
 		t.Errorf("next drill: %v", err)
+	}
+	if _, err := dst.RecordApproval(Approval{Server: "web", ChangeHash: "c2", Decision: "rejected", Action: "delete"}); err != nil {
+		t.Errorf("next approval: %v", err)
 	}
 
 	// Into a store that is not empty: refused, and nothing changes.
