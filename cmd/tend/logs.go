@@ -35,6 +35,17 @@ as (sensitive). The process provider keeps no time for each line, so it
 refuses --since.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// An interrupt ends -f (and nothing else); caught from the
+			// start, so that one sent early ends it the same way.
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			if follow {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
 			var sinceT time.Time
 			if since != "" {
 				t, err := parseSince(since, time.Now())
@@ -55,15 +66,6 @@ refuses --since.`,
 				return err
 			}
 			defer closeFn()
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			if follow {
-				var stop context.CancelFunc
-				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-				defer stop()
-			}
 			return e.Logs(ctx, src.Config, reconcile.LogsRequest{
 				Server: args[0], Replica: replica, Tail: tail, Since: sinceT, Follow: follow, Out: cmd.OutOrStdout(),
 			})

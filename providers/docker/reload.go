@@ -129,17 +129,19 @@ func (p *Provider) ReloadConfig(ctx context.Context, req providers.ReloadRequest
 	if err := p.copyFiles(ctx, c.ID, b.files); err != nil {
 		return fail(b.red.Error(err))
 	}
+	// The signal first: a tend that dies before the record is written
+	// leaves a container that a plan reloads again.
+	if req.Signal != "" {
+		if err := p.cli.ContainerKill(ctx, c.ID, "SIG"+req.Signal); err != nil {
+			return fail(p.engineErr("send SIG"+req.Signal+" to container "+shortID(c.ID), err))
+		}
+	}
 	rec := reloadRecord{SpecHash: d.SpecHash, Revision: d.Revision, Version: s.Version, Expect: b.exp}
 	if err := os.MkdirAll(filepath.Dir(p.reloadPath(c.ID)), 0o700); err != nil {
 		return fail(err)
 	}
 	if err := hostfs.WriteJSON(p.reloadPath(c.ID), rec, 0o600); err != nil {
 		return fail(err)
-	}
-	if req.Signal != "" {
-		if err := p.cli.ContainerKill(ctx, c.ID, "SIG"+req.Signal); err != nil {
-			return fail(p.engineErr("send SIG"+req.Signal+" to container "+shortID(c.ID), err))
-		}
 	}
 	inst, err := p.inspect(ctx, c.ID)
 	if err != nil {

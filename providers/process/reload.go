@@ -88,16 +88,19 @@ func (p *Provider) ReloadConfig(ctx context.Context, req providers.ReloadRequest
 			}
 		}
 	}
+	// The signal first: a tend that dies before the record is written
+	// leaves a replica that a plan reloads again, not one that is taken
+	// to run files it never read.
+	if sig != 0 {
+		if err := syscall.Kill(st.ChildPID, sig); err != nil {
+			return fail(fmt.Errorf("send SIG%s to pid %d: %w", req.Signal, st.ChildPID, err))
+		}
+	}
 	id := d.Identity(replica)
 	id.ManagedBy = managedBy
 	rec.Identity, rec.ConfigFiles = id, digests
 	if err := hostfs.WriteJSON(filepath.Join(dir, identityFile), rec, 0o644); err != nil {
 		return fail(err)
-	}
-	if sig != 0 {
-		if err := syscall.Kill(st.ChildPID, sig); err != nil {
-			return fail(fmt.Errorf("send SIG%s to pid %d: %w", req.Signal, st.ChildPID, err))
-		}
 	}
 	return p.observeInstance(dir, managedBy, s.Name, replica), nil
 }

@@ -114,6 +114,13 @@ func (p *Provider) ReloadConfig(ctx context.Context, req providers.ReloadRequest
 			}
 		}
 	}
+	// The signal first: a tend that dies before the record is written
+	// leaves a replica that a plan reloads again.
+	if sig != 0 {
+		if err := conn.KillUnitWithTarget(ctx, l.unit, sdbus.Main, int32(sig)); err != nil {
+			return fail(p.busErr("send SIG"+req.Signal+" to "+l.unit, err))
+		}
+	}
 	digests := configDigests(l.configs)
 	for _, was := range rec.ConfigFiles {
 		if !slices.ContainsFunc(digests, func(n fileDigest) bool { return n.Path == was.Path }) {
@@ -132,11 +139,6 @@ func (p *Provider) ReloadConfig(ctx context.Context, req providers.ReloadRequest
 	}
 	if err := conn.ReloadContext(ctx); err != nil {
 		return fail(p.busErr("daemon-reload", err))
-	}
-	if sig != 0 {
-		if err := conn.KillUnitWithTarget(ctx, l.unit, sdbus.Main, int32(sig)); err != nil {
-			return fail(p.busErr("send SIG"+req.Signal+" to "+l.unit, err))
-		}
 	}
 	// The unit is as it was: its process runs on.
 	p.waitUnit(ctx, conn, l.unit, time.Second, func(u unitProps) bool { return !u.NeedReload })
