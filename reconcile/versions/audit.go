@@ -65,7 +65,7 @@ func severities(a *Advisory, af *Affected) []Severity {
 func (db *Advisories) Check(pkg spec.PURL, version *semver.Version, constraint *semver.Constraints, constraintText string) ([]Finding, []error) {
 	var out []Finding
 	var errs []error
-	for _, a := range db.Records {
+	for _, a := range db.candidates(pkg) {
 		var hit *Affected
 		var fixes []*semver.Version
 		for i := range a.Affected {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -86,6 +87,73 @@ type Event struct {
 type Advisories struct {
 	Source  string
 	Records []*Advisory
+
+	once  sync.Once
+	index map[string][]*Advisory // packageKey → the records that name it
+}
+
+// candidates are the records with an affected package that may be pkg
+// (Package.Matches decides), in their order.
+func (db *Advisories) candidates(pkg spec.PURL) []*Advisory {
+	db.once.Do(func() {
+		db.index = map[string][]*Advisory{}
+		for _, a := range db.Records {
+			seen := map[string]bool{}
+			for _, af := range a.Affected {
+				k := af.Package.key()
+				if !seen[k] {
+					seen[k] = true
+					db.index[k] = append(db.index[k], a)
+				}
+			}
+		}
+	})
+	keys := []string{purlKey(pkg)}
+	if eco, name, ok := ecosystemOf(pkg); ok {
+		keys = append(keys, ecoKey(eco, name))
+	}
+	if len(keys) == 1 {
+		return db.index[keys[0]]
+	}
+	a, b := db.index[keys[0]], db.index[keys[1]]
+	if len(a) == 0 || len(b) == 0 {
+		return append(a[:len(a):len(a)], b...)
+	}
+	in := map[*Advisory]bool{}
+	for _, r := range append(a[:len(a):len(a)], b...) {
+		in[r] = true
+	}
+	var out []*Advisory
+	for _, r := range db.Records {
+		if in[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func purlKey(p spec.PURL) string {
+	return "purl|" + strings.ToLower(p.Type+"/"+p.Namespace+"/"+p.Name)
+}
+
+func ecoKey(eco, name string) string {
+	eco, _, _ = strings.Cut(eco, ":")
+	if eco == "PyPI" {
+		name = normPyPI(name)
+	}
+	return "eco|" + eco + "|" + name
+}
+
+// key is where an affected package is indexed: its purl's, else its
+// ecosystem and name.
+func (p Package) key() string {
+	if p.PURL != "" {
+		if ap, err := spec.ParsePURL(p.PURL); err == nil {
+			return purlKey(ap)
+		}
+		return "bad-purl"
+	}
+	return ecoKey(p.Ecosystem, p.Name)
 }
 
 // maxAdvisories bounds an advisory document (a file or the URL's answer).

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,7 +137,7 @@ const advWithdrawn = `[{"id": "TEND-2026-0002", "withdrawn": "2026-01-01T00:00:0
   "affected": [{"package": {"ecosystem": "Go", "name": "github.com/acme/notes"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"last_affected": "1.4.9"}]}]}]}]
 `
 
-func writeAdvisories(t *testing.T, files map[string]string) string {
+func writeAdvisories(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
@@ -260,3 +261,31 @@ func TestAuditFindings(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAudit: 1,000 servers, each its own Go package, against 2,000
+// advisories (two per package) read from a folder.
+func BenchmarkAudit(b *testing.B) {
+	files := map[string]string{}
+	cfg := &spec.Config{Servers: map[string]*spec.Server{}}
+	for i := range 1000 {
+		name := "example.com/svc" + strconvItoa(i)
+		files["a"+strconvItoa(i)+".json"] = `[{"id": "A-` + strconvItoa(i) + `", "affected": [{"package": {"ecosystem": "Go", "name": "` + name + `"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.2.0"}]}]}]},
+ {"id": "B-` + strconvItoa(i) + `", "affected": [{"package": {"ecosystem": "Go", "name": "` + name + `"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0.0"}, {"last_affected": "2.3.0"}]}], "versions": ["2.0.0", "2.1.0"]}]}]`
+		s := "svc" + strconvItoa(i)
+		cfg.Servers[s] = &spec.Server{Name: s, Version: "1.1.0", Package: "pkg:golang/" + name}
+	}
+	dir := writeAdvisories(b, files)
+	b.ResetTimer()
+	for b.Loop() {
+		db, err := LoadAdvisories(context.Background(), dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fs, errs := Audit(AuditInput{Config: cfg, Advisories: db})
+		if len(fs) != 1000 || len(errs) > 0 {
+			b.Fatalf("%d findings, %v", len(fs), errs)
+		}
+	}
+}
+
+func strconvItoa(i int) string { return strconv.Itoa(i) }
