@@ -212,12 +212,28 @@ func waitCounts(p *Plan) map[string]int {
 func (c *ServerChange) waitsFor(w string) bool { return slices.Contains(c.WaitsFor, w) }
 
 // useApproval marks the approval a change went with as used, by the
-// revision the apply recorded: an approved change is applied once. A change
-// that recorded no revision (the backend was unreachable before anything
-// was done) keeps its approval for the next pass.
+// revision the apply recorded: an approved change is applied once. It is
+// used when the change ended: verified, deleted, rolled back, or failed and
+// held. A change the apply did not finish (skipped, cancelled, or stopped
+// by a provider that failed, which is not held and is tried again) keeps
+// its approval for the next pass.
 func (e *Engine) useApproval(c *ServerChange, r ServerResult) {
 	d := c.Decision
 	if d == nil || d.Decision != state.Approved || r.RevisionID == 0 {
+		return
+	}
+	switch r.Outcome {
+	case ResultVerified, ResultDeleted, ResultRolledBack:
+	case ResultFailed:
+		holds, err := e.Store.Holds()
+		if err != nil {
+			e.log().WithError(err).WithField("server", c.Server).Error("cannot read the holds")
+			return
+		}
+		if _, held := holds[c.Server][c.FieldsHash]; !held {
+			return
+		}
+	default:
 		return
 	}
 	ok, err := e.Store.UseApproval(d.ID, r.RevisionID, e.now())
