@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tendhq/tend/providers"
+	"github.com/tendhq/tend/providers/internal/hostfs"
 )
 
 // TestLockedBuildChecked: a replica whose server carries the locked
@@ -29,6 +31,14 @@ func TestLockedBuildChecked(t *testing.T) {
 	d := testDesired(t, "locked", freePorts(t, 1), "h1", nil)
 	d.Server.BuildDigest = good
 	startTest(t, p, d, 0)
+	dir, err := p.instanceDir(testManagedBy, "locked", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls launchSpec
+	if err := hostfs.ReadJSON(filepath.Join(dir, specFile), &ls); err != nil || ls.ProgramSHA256 != good {
+		t.Fatalf("the supervisor is not given the locked digest: %q %v", ls.ProgramSHA256, err)
+	}
 
 	bad := "sha256:" + strings.Repeat("ab", 32)
 	d2 := testDesired(t, "moved", freePorts(t, 1), "h2", nil)

@@ -537,6 +537,7 @@ func (p *Provider) create(ctx context.Context, dir string, id providers.Identity
 			Protocol: supervisor.Protocol,
 			Argv:     slices.Clone(l.argv), EnvFile: envFile,
 			WorkDir: workDir, StopTimeout: duration(p.stopTimeout),
+			ProgramSHA256: s.BuildDigest,
 		},
 	}
 	if len(l.sensitiveArgs) > 0 {

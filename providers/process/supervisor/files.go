@@ -50,6 +50,9 @@ type Spec struct {
 	SensitiveEnv []string `json:"sensitive_env,omitempty"`
 	WorkDir      string   `json:"work_dir"`
 	StopTimeout  Duration `json:"stop_timeout"`
+	// ProgramSHA256 ("sha256:…"), when set, is the digest the program must
+	// have: the locked build. Every start, restarts too, checks it.
+	ProgramSHA256 string `json:"program_sha256,omitempty"`
 }
 
 // Status is status.json, written by the supervisor (temporary file and

@@ -1,8 +1,11 @@
 package supervisor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/exec"
@@ -244,6 +247,11 @@ func (s *supervisor) run() int {
 // start starts the child in its own process group; done receives how it
 // ended, once its leftovers in the group are killed too.
 func (s *supervisor) start() (*exec.Cmd, <-chan ChildExit, error) {
+	if want := s.ls.ProgramSHA256; want != "" {
+		if err := checkProgram(s.argv[0], want); err != nil {
+			return nil, nil, err
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:        s.argv[0],
 		Args:        s.argv,
@@ -499,4 +507,22 @@ func signalGroup(pgid int, sig syscall.Signal) {
 	if pgid > 1 {
 		_ = syscall.Kill(-pgid, sig)
 	}
+}
+
+// checkProgram refuses a program whose sha256 is not the locked one (a
+// build replaced under its version since tend started the replica).
+func checkProgram(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("the build %s has %s, and the lock file records %s: the build was replaced under its version", path, got, want)
+	}
+	return nil
 }
