@@ -188,7 +188,9 @@ func (d *decoder) decodePromotion(b *hcl.Block, r *reader) *Promotion {
 	switch {
 	case hasTok && hasStore && !hasURL:
 		d.errorf(tok.Expr.Range().Ptr(), "Token without url", "token is the other tend's API token, sent to url; a store is read from disk and needs none.")
-	case hasTok && p.Token.IsKnown() && !p.Token.IsSensitive():
+	case hasTok && p.Token.IsKnown() && !p.Token.IsSensitive() && p.Token.Reveal() != "":
+		// (An unset secret, in a strict load, is reported as such and
+		// leaves an empty value: it is not a token in plain text.)
 		d.errorf(tok.Expr.Range().Ptr(), "Token in plain text", "An API token must not be in the repository: use token = secret(\"NAME\") (from TEND_SECRET_NAME), or a sensitive variable.")
 	case hasURL && !hasTok:
 		d.errorf(at["url"].Expr.Range().Ptr(), "Missing token", "The API of tend run answers only with its token: add token = secret(\"NAME\"), the TEND_API_TOKEN of the tend at %s.", p.URL)

@@ -89,6 +89,7 @@ func TestDockerFleet(t *testing.T) {
 	t.Setenv("TEND_SECRET_NOTES_API_TOKEN", "notes-s3cret-e2e")
 	t.Setenv("TEND_SECRET_BACKUP_KEY", "backup-s3cret-e2e")
 	t.Setenv("TEND_SECRET_BACKUP_S3_SECRET", "backup-s3-s3cret-e2e")
+	t.Setenv("TEND_SECRET_STAGING_API_TOKEN", "staging-s3cret-e2e")
 	stateDir := t.TempDir()
 
 	// The example's change windows (business hours for the data tier, a
