@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tendhq/tend/providers"
 )
@@ -16,8 +17,9 @@ import (
 // reloadReplicas applies a config-files-only change (ActionReload): for
 // each replica in turn, the provider writes the files and records the new
 // spec, the replica is told to reload (the signal, command or request of
-// the server's reload block), and its checks must pass before the next;
-// then every replica is verified for rollout.verify_for. It returns ""
+// the server's reload block), and its checks must pass before the next
+// (after a signal, for rollout.verify_for: the replica handles it in its
+// own time); then every replica is verified for rollout.verify_for. It returns ""
 // when that all passed, else why not, for a fallback to a rolling restart.
 func (e *Engine) reloadReplicas(ctx context.Context, prov providers.Provider, d *providers.Desired, c *ServerChange) string {
 	s := d.Server
@@ -47,7 +49,15 @@ func (e *Engine) reloadReplicas(ctx context.Context, prov providers.Provider, d 
 		if err := e.triggerReload(ctx, prov, d, got); err != nil {
 			return fmt.Sprintf("the reload of replica %d failed: %s", i, redact(s, err.Error()))
 		}
-		if err := e.verifyReplicas(ctx, prov, d, []int{i}, 0); err != nil {
+		// A command or request returns once the replica has reloaded; a
+		// signal returns at once, and the replica may still answer from
+		// its old config for a moment, so its checks are held for
+		// verify_for before the next replica is told.
+		var hold time.Duration
+		if s.Reload.Signal != "" {
+			hold = s.Rollout.VerifyFor
+		}
+		if err := e.verifyReplicas(ctx, prov, d, []int{i}, hold); err != nil {
 			return fmt.Sprintf("replica %d failed its checks after the reload: %s", i, redact(s, err.Error()))
 		}
 	}
