@@ -105,7 +105,8 @@ type LoopNotifier interface {
 const (
 	PassApplied    = "applied"
 	PassNoChange   = "no-change"
-	PassHeld       = "held" // nothing applied: the revision's changes are held, blocked behind a hold, or kept (not pruned)
+	PassHeld       = "held"    // nothing applied: the revision's changes are held, blocked behind a hold, or kept (not pruned)
+	PassWaiting    = "waiting" // nothing applied: the revision's changes wait (a window, an approval, a promotion), none is held
 	PassFailed     = "failed"
 	PassStalled    = "stalled"
 	PassFetchError = "fetch-error"
@@ -575,11 +576,14 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 	l.mu.Unlock()
 	l.noteWaiting(src, p)
 	// The revision counts as applied only when nothing of it is held back:
-	// a held (rolled back) or kept (not pruned) change means the fleet
-	// does not run it.
-	stuck := false
+	// a held (rolled back), kept (not pruned) or waiting change means the
+	// fleet does not run it.
+	stuck, held := false, false
 	for _, c := range p.Changes {
-		if c.Action == ActionHeld || c.Action == ActionBlocked || c.Action == ActionKept {
+		switch c.Action {
+		case ActionHeld, ActionBlocked, ActionKept:
+			stuck, held = true, true
+		case ActionWaiting:
 			stuck = true
 		}
 	}
@@ -596,8 +600,10 @@ func (l *Loop) reconcile(ctx context.Context, src *Source, reason, resultIfOK st
 		switch {
 		case resultIfOK != "":
 			return resultIfOK
-		case stuck:
+		case held:
 			return PassHeld
+		case stuck:
+			return PassWaiting
 		}
 		return PassNoChange
 	}

@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -73,5 +75,31 @@ func TestLoopReportsHeldInThePassThatHeldIt(t *testing.T) {
 	}
 	if m.isHeld("api") {
 		t.Error("tend_server_held of api is still 1 after 2.0.1 was verified")
+	}
+}
+
+// TestLoopPassThatWaits: a revision whose changes wait (here in a deny
+// window) ends its pass "waiting", not "no-change", and is not reported as
+// the revision the fleet runs.
+func TestLoopPassThatWaits(t *testing.T) {
+	h := newLoopHarness(t)
+	h.waitPasses(1)
+	good := h.loop.Status().Applied
+	if good == "" {
+		t.Fatal("the first revision is not applied")
+	}
+	h.write("2.0.0", false)
+	freeze := "\nwindow \"freeze\" {\n  schedule = \"* * * * *\"\n  duration = \"2m\"\n}\n"
+	f, err := os.OpenFile(filepath.Join(h.dir, "main.hcl"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(freeze); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st := h.pass()
+	if st.LastResult != PassWaiting || st.Applied != good || st.Revision == good {
+		t.Fatalf("a pass whose changes wait: %+v; want result %q, applied still %s", st, PassWaiting, good)
 	}
 }

@@ -15,14 +15,15 @@ import (
 const (
 	ResultApplied    = "applied"
 	ResultNoChange   = "no-change"
-	ResultHeld       = "held" // nothing to apply, but a change is held or kept (not pruned)
+	ResultHeld       = "held"    // nothing to apply, but a change is held or kept (not pruned)
+	ResultWaiting    = "waiting" // nothing to apply, but a change waits for a window, an approval or a promotion
 	ResultFailed     = "failed"
 	ResultStalled    = "stalled"
 	ResultFetchError = "fetch-error"
 )
 
 // PassResults lists the pass results NewMetrics initialises.
-var PassResults = []string{ResultApplied, ResultNoChange, ResultHeld, ResultFailed, ResultStalled, ResultFetchError}
+var PassResults = []string{ResultApplied, ResultNoChange, ResultHeld, ResultWaiting, ResultFailed, ResultStalled, ResultFetchError}
 
 // Webhook results, the values of the "result" label of tend_webhooks_total
 // as the webhook handlers count them.
