@@ -521,3 +521,41 @@ func TestEngineContractFirstOnAProviderThatRollsAll(t *testing.T) {
 		}
 	}
 }
+
+// startsSlowly is the memory provider as the process provider is: a
+// replica that answers its checks is still "starting" until it has been up
+// for a while (here: always).
+type startsSlowly struct{ *startLog }
+
+func (p *startsSlowly) Observe(ctx context.Context, req providers.ObserveRequest) providers.ObserveResponse {
+	resp := p.startLog.Observe(ctx, req)
+	for i := range resp.Instances {
+		if resp.Instances[i].State == providers.StateRunning {
+			resp.Instances[i].State = providers.StateStarting
+		}
+	}
+	return resp
+}
+
+// The contract of the first replica changed is read even while its
+// provider calls it starting: it has passed its checks. (Read only from
+// running replicas, the early check failed with "no replica is running to
+// ask for its contract" on a replica that passed its checks within the
+// process provider's first second.)
+func TestEngineContractOfAStartingReplica(t *testing.T) {
+	h, _, log := newNotesHarness(t, 2, "enforce", rolling+`
+    verify_for        = "0s"
+    progress_deadline = "30s"`)
+	reg := providers.NewRegistry()
+	reg.Add("process.mem", &startsSlowly{log})
+	h.eng.Registry = reg
+	if _, res := h.apply(); outcome(res, "notes") != ResultVerified {
+		t.Fatalf("create: %+v", res.Servers)
+	}
+	h.vars["v"] = "1.3.0"
+	_, res := h.apply()
+	msg := messageOf(res, "notes")
+	if outcome(res, "notes") != ResultRolledBack || !strings.Contains(msg, "broke the API contract") || !strings.Contains(msg, `tool "delete_note" was removed`) {
+		t.Fatalf("1.3.0: outcome %s: %s; want it rolled back for breaking the contract", outcome(res, "notes"), msg)
+	}
+}

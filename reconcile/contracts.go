@@ -73,10 +73,19 @@ func (e *Engine) fetchContract(ctx context.Context, prov providers.Provider, s *
 	if resp.Err != nil {
 		return nil, backendError{resp.Err}
 	}
+	// A running replica first; else one the provider still calls
+	// starting: a replica that has just passed its checks may be one (the
+	// process provider calls a replica running once it is up for 1s), and
+	// it answers as well.
 	var in *providers.Instance
-	for i := range resp.Instances {
-		if resp.Instances[i].Server == s.Name && resp.Instances[i].State == providers.StateRunning && pick(resp.Instances[i]) {
-			in = &resp.Instances[i]
+	for _, want := range []providers.State{providers.StateRunning, providers.StateStarting} {
+		for i := range resp.Instances {
+			if resp.Instances[i].Server == s.Name && resp.Instances[i].State == want && pick(resp.Instances[i]) {
+				in = &resp.Instances[i]
+				break
+			}
+		}
+		if in != nil {
 			break
 		}
 	}
