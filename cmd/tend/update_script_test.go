@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -32,8 +33,10 @@ func cmdPGPKey(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(e.Serialize(w))
 	ts.Check(w.Close())
 	ts.Setenv(args[0], priv.String())
-	// A line of the key's body ($PGP_KEY_LINE), for scripts to assert it never shows.
-	ts.Setenv("PGP_KEY_LINE", strings.Split(priv.String(), "\n")[3][:40])
+	// A line of the key's body ($PGP_KEY_LINE), for scripts to assert it
+	// never shows; quoted, since stdout and stderr take a regexp and base64
+	// has + and /.
+	ts.Setenv("PGP_KEY_LINE", regexp.QuoteMeta(strings.Split(priv.String(), "\n")[3][:40]))
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), pub.Bytes(), 0o644))
 }
 
