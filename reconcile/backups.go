@@ -100,7 +100,7 @@ func (e *Engine) Backup(ctx context.Context, cfg *spec.Config, req BackupRequest
 		return &row, fmt.Errorf("recording backup %s: %w", m.ID, err)
 	}
 	log.WithFields(logrus.Fields{"size": row.Size, "duration_ms": row.Duration().Milliseconds()}).Info("backup done")
-	e.say(s.Name, "backup %s done: %s in %s", m.ID, humanBytes(row.Size), roundDur(row.Duration()))
+	e.say(s.Name, "backup %s done: %s in %s", m.ID, HumanBytes(row.Size), roundDur(row.Duration()))
 	if removed, err := e.retain(ctx, s, dest, req.Keep); err != nil {
 		log.WithError(err).Warn("retention failed")
 		e.say(s.Name, "warning: retention failed: %s", redactBackup(s, err.Error()))
@@ -298,7 +298,7 @@ func (e *Engine) Restore(ctx context.Context, cfg *spec.Config, req RestoreReque
 		return nil, err
 	}
 	res.RevisionID = rev
-	e.say(s.Name, "restoring backup %s (%s, %s) into %d %s (revision %d)", b.ID, b.Version, humanBytes(b.Size), len(insts), replicaWord(len(insts)), rev)
+	e.say(s.Name, "restoring backup %s (%s, %s) into %d %s (revision %d)", b.ID, b.Version, HumanBytes(b.Size), len(insts), replicaWord(len(insts)), rev)
 	d := desiredOf(e.specAt(insts[0].Revision, s), insts[0], e.ManagedBy)
 	err = e.putData(ctx, prov, s, d, insts, local)
 	if err == nil {
@@ -386,7 +386,7 @@ func (e *Engine) fetchBackup(ctx context.Context, s *spec.Server, id string) (*s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	e.say(s.Name, "checking backup %s (%s) at %s", b.ID, humanBytes(b.Size), dest.URL())
+	e.say(s.Name, "checking backup %s (%s) at %s", b.ID, HumanBytes(b.Size), dest.URL())
 	local, err := backup.Fetch(ctx, dest, m, s.Backup.EncryptionKey.Reveal())
 	var damaged *backup.DamagedError
 	if errors.As(err, &damaged) {
@@ -707,7 +707,8 @@ func tail(s string, n int) string {
 	return s
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes a size for a person: "12.3 MiB", "512 B".
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))

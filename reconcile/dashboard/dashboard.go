@@ -63,7 +63,7 @@ func New(d Data, opts Options) *Handler {
 	h.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"ago":        func(t time.Time) string { return ago(t, h.now()) },
 		"stamp":      stamp,
-		"size":       size,
+		"size":       reconcile.HumanBytes,
 		"dur":        func(a, b time.Time) string { return durText(a, b) },
 		"dash":       orDash,
 		"redact":     func(s string) string { return h.data.Redact(s) },

@@ -164,7 +164,7 @@ func (v *serverView) contract(d *Detail) {
 func (v *serverView) backups(d *Detail, redact func(string) string, now time.Time) {
 	for _, b := range d.Backups {
 		v.Backups = append(v.Backups, backupRow{ID: b.ID, Trigger: b.Trigger, Outcome: b.Outcome, Class: outcomeClass(b.Outcome),
-			Version: b.Version, Size: size(b.Size), Took: durText(b.StartedAt, b.FinishedAt),
+			Version: b.Version, Size: reconcile.HumanBytes(b.Size), Took: durText(b.StartedAt, b.FinishedAt),
 			When: ago(b.FinishedAt, now), At: stamp(b.FinishedAt), Error: redact(b.Error)})
 	}
 	if dr := d.LastDrill; dr != nil {
