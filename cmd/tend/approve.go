@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/user"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -140,37 +138,6 @@ func remoteDecide(cmd *cobra.Command, remote string, d reconcile.Decision) error
 	}
 	printDecision(cmd.OutOrStdout(), &a)
 	return nil
-}
-
-// remoteCallBody is remoteCall with a JSON body.
-func remoteCallBody(ctx context.Context, method, base, path string, body []byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if tok := getenv("TEND_API_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach tend at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(out, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(out))
-		}
-		return nil, fmt.Errorf("tend at %s answered %s: %s", base, resp.Status, e.Error)
-	}
-	return out, nil
 }
 
 // printApprovals lists the recorded decisions, newest first.

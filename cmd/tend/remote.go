@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,11 +15,26 @@ import (
 
 // remoteCall calls the API of a running tend, with $TEND_API_TOKEN.
 func remoteCall(ctx context.Context, method, base, path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return remoteCallBody(ctx, method, base, path, nil)
+}
+
+// remoteCallBody is remoteCall with a JSON body (none when body is nil).
+// A call with a body may wait for the daemon's queue: it gets 45 s, one
+// without 30 s.
+func remoteCallBody(ctx context.Context, method, base, path string, body []byte) ([]byte, error) {
+	timeout := 30 * time.Second
+	var rd io.Reader
+	if body != nil {
+		timeout, rd = 45*time.Second, bytes.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if tok := getenv("TEND_API_TOKEN"); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -28,18 +44,18 @@ func remoteCall(ctx context.Context, method, base, path string) ([]byte, error) 
 		return nil, fmt.Errorf("cannot reach tend at %s: %w", base, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
 		}
-		_ = json.Unmarshal(body, &e)
+		_ = json.Unmarshal(out, &e)
 		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(body))
+			e.Error = strings.TrimSpace(string(out))
 		}
 		return nil, fmt.Errorf("tend at %s answered %s: %s", base, resp.Status, e.Error)
 	}
-	return body, nil
+	return out, nil
 }
 
 func newSyncCmd() *cobra.Command {
